@@ -1,0 +1,26 @@
+# Two commands do everything on a fresh machine:
+#   make demo   set up .venv (first time only) and run the whole WIML chain on the synthetic demo set
+#   make test   set up .venv (first time only) and run the test suite
+VENV ?= .venv
+PY := $(VENV)/bin/python
+RUN ?= runs/demo
+
+.PHONY: setup demo test test-fast gui clean-venv
+
+setup:
+	@bash scripts/bootstrap.sh
+
+demo: setup
+	$(PY) -m wiml.cli.main pipeline --config configs/demo.yaml --out $(RUN)
+
+test: setup
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q tests
+
+test-fast: setup
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow" tests
+
+gui: setup
+	$(PY) WIA/main.py
+
+clean-venv:
+	rm -rf $(VENV)

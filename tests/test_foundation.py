@@ -1,0 +1,109 @@
+"""Config loading, atomic writes, manifest format, CLI dispatch."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from wiml.cli.main import main as wiml_main
+from wiml.config import load_config, save_config
+from wiml.data.slices import load_slice, read_manifest, save_slice, write_manifest
+from wiml.errors import ConfigError, InputError
+from wiml.evaluation.metrics import dice_score, iou_score
+from wiml.utils import atomic_path, keep_previous_version
+
+
+@dataclasses.dataclass
+class _Optim:
+    lr: float = 1e-3
+    epochs: int = 2
+
+
+@dataclasses.dataclass
+class _Cfg:
+    name: str = "x"
+    optim: _Optim = dataclasses.field(default_factory=_Optim)
+    out: Path | None = None
+
+
+def test_config_yaml_and_overrides(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text("name: run\noptim:\n  lr: 0.5\n")
+    cfg = load_config(_Cfg, p, ["optim.epochs=7"])
+    assert cfg.name == "run" and cfg.optim.lr == 0.5 and cfg.optim.epochs == 7
+    save_config(cfg, tmp_path / "out.yaml")
+    again = load_config(_Cfg, tmp_path / "out.yaml")
+    assert again == cfg
+
+
+@pytest.mark.parametrize("text, match", [("optim:\n  lr: abc\n", "expected float"),
+                                         ("bogus: 1\n", "unknown key"),
+                                         ("optim: [\n", "not valid YAML")])
+def test_config_errors_name_file(tmp_path, text, match):
+    p = tmp_path / "bad.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError, match=match) as info:
+        load_config(_Cfg, p)
+    assert "bad.yaml" in str(info.value)
+
+
+def test_atomic_path_keeps_old_file_on_error(tmp_path):
+    target = tmp_path / "a.txt"
+    target.write_text("old")
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("crash")
+    assert target.read_text() == "old"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_keep_previous_version(tmp_path):
+    target = tmp_path / "m.nii.gz"
+    target.write_text("1")
+    assert keep_previous_version(target).name == "m.v1.nii.gz"
+    assert keep_previous_version(target).name == "m.v2.nii.gz"
+    assert keep_previous_version(tmp_path / "none.png") is None
+
+
+def test_manifest_round_trip(tmp_path):
+    img = np.random.default_rng(0).random((1, 8, 8), dtype=np.float32)
+    mask = np.zeros((8, 8), np.uint8)
+    mask[2:4, 2:4] = 1
+    save_slice(tmp_path / "slices" / "p1_0003.npz", img, mask)
+    write_manifest(tmp_path / "manifest.csv", [dict(
+        patient_id="p1", slice_index=3, file="slices/p1_0003.npz", tag=1, has_mask=1, split="train",
+        spacing_mm="0.5,0.5,2", source="x.nii")])
+    (rec,) = read_manifest(tmp_path)
+    assert rec.spacing_mm == (0.5, 0.5, 2.0) and rec.tag == 1 and rec.has_mask
+    image, m = load_slice(rec)
+    np.testing.assert_array_equal(image, img)
+    np.testing.assert_array_equal(m, mask)
+
+
+def test_manifest_missing_and_corrupt(tmp_path):
+    with pytest.raises(InputError, match="manifest not found"):
+        read_manifest(tmp_path)
+    bad = tmp_path / "bad.npz"
+    bad.write_bytes(b"not an npz")
+    with pytest.raises(InputError, match="bad.npz"):
+        load_slice(bad)
+
+
+def test_metrics_known_values():
+    a = np.zeros((4, 4), np.uint8)
+    b = np.zeros((4, 4), np.uint8)
+    assert dice_score(a, b) == 1.0 and iou_score(a, b) == 1.0
+    a[0, :2] = 1
+    assert dice_score(a, b) == 0.0
+    b[0, 1:3] = 1
+    assert dice_score(a, b) == pytest.approx(0.5)
+    assert iou_score(a, b) == pytest.approx(1 / 3)
+
+
+def test_cli_unknown_subcommand(capsys):
+    assert wiml_main(["nope"]) == 2
+    assert "unknown subcommand" in capsys.readouterr().err

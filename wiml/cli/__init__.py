@@ -1,0 +1,1 @@
+"""Command-line interface: ``wiml <subcommand>``; every subcommand module has ``main(argv) -> int``."""

@@ -1,0 +1,97 @@
+"""``wiml`` console entry point: dispatches to ``wiml.cli.<subcommand>``.
+
+Each subcommand module defines ``add_arguments(parser)`` and ``run(args) -> int`` (and, through
+:func:`make_main`, a ``main(argv) -> int``). Errors raised on purpose (:class:`wiml.errors.WimlError`)
+are printed as one line and exit with status 2; ``--debug`` shows the traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import logging
+import sys
+import traceback
+from collections.abc import Callable, Sequence
+
+from wiml.errors import WimlError
+
+#: subcommand -> (module, one-line help). Modules are imported lazily so that ``wiml --help`` is fast.
+SUBCOMMANDS: dict[str, tuple[str, str]] = {
+    "make-demo": ("wiml.cli.make_demo", "write the synthetic abdominal CT phantom (LiTS layout)"),
+    "prepare": ("wiml.cli.prepare", "volumes / slice folders -> 2-D slices, image tags, manifest.csv, split"),
+    "train-weak": ("wiml.cli.train_weak", "train FPSNet on image tags only (weak checkpoint)"),
+    "cam": ("wiml.cli.cam", "Grad-CAM overlays, initial masks and CAM quality"),
+    "wia-sim": ("wiml.cli.wia_sim", "robot-user WIA simulation: NoC@85/90, strong labels + records"),
+    "train-msl": ("wiml.cli.train_msl", "mixed-supervised FPSNet training on tags + K strong labels"),
+    "test": ("wiml.cli.test", "predict test patients; per-slice and per-patient metrics"),
+    "baselines": ("wiml.cli.baselines", "strong-only / full / weak-only baselines and ablations"),
+    "report": ("wiml.cli.report", "markdown + PNG report of a run folder"),
+    "pipeline": ("wiml.cli.pipeline", "prepare -> train-weak -> WIA -> train-msl -> test -> report"),
+}
+
+
+def add_common_arguments(parser: argparse.ArgumentParser) -> None:
+    """Options every subcommand accepts: ``--debug`` and ``--quiet``."""
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and debug logging")
+    parser.add_argument("--quiet", action="store_true", help="only warnings and errors in the log")
+
+
+def setup_logging(debug: bool = False, quiet: bool = False) -> None:
+    level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
+
+
+def run_guarded(run: Callable[[argparse.Namespace], int], args: argparse.Namespace, prog: str) -> int:
+    """Call ``run(args)``; print WIML errors as one line (traceback with ``--debug``)."""
+    setup_logging(getattr(args, "debug", False), getattr(args, "quiet", False))
+    try:
+        return int(run(args) or 0)
+    except WimlError as exc:
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
+
+
+def make_main(prog: str, description: str, add_arguments: Callable[[argparse.ArgumentParser], None],
+              run: Callable[[argparse.Namespace], int]) -> Callable[[Sequence[str] | None], int]:
+    """Build a ``main(argv) -> int`` for a subcommand module."""
+
+    def main(argv: Sequence[str] | None = None) -> int:
+        parser = argparse.ArgumentParser(prog=prog, description=description)
+        add_arguments(parser)
+        add_common_arguments(parser)
+        args = parser.parse_args(argv)
+        return run_guarded(run, args, prog)
+
+    return main
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        lines = ["usage: wiml <subcommand> [options]   (wiml <subcommand> --help for its options)", "",
+                 "subcommands:"]
+        lines += [f"  {name:<11} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
+        print("\n".join(lines))
+        return 0 if argv else 2
+    if argv[0] in ("--version", "-V"):
+        from wiml import __version__
+
+        print(f"wiml {__version__}")
+        return 0
+    name = argv[0]
+    if name not in SUBCOMMANDS:
+        print(f"wiml: error: unknown subcommand {name!r}; expected one of {', '.join(SUBCOMMANDS)}",
+              file=sys.stderr)
+        return 2
+    module = importlib.import_module(SUBCOMMANDS[name][0])
+    return int(module.main(argv[1:]) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,1 @@
+"""Interactive refinement: geodesic distances, graph cut, the headless RefinementSession, the robot user."""

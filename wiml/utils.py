@@ -1,0 +1,123 @@
+"""Small shared helpers: atomic writes, device resolution, seeding, file versioning."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import random
+import shutil
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+
+logger = logging.getLogger(__name__)
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | Path) -> Iterator[Path]:
+    """Yield a temporary path in the destination folder; rename it onto ``path`` on success.
+
+    The destination is only replaced once the block finishes without an exception, so a crash never
+    leaves a half-written file behind. The suffix of ``path`` is kept (``.nii.gz`` included) so that
+    writers that choose a format from the extension work.
+
+    Args:
+        path: final destination.
+
+    Yields:
+        Path: the temporary file to write.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    suffix = "".join(path.suffixes) or ".tmp"
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, path)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def atomic_write_text(path: str | Path, text: str) -> Path:
+    """Write ``text`` to ``path`` atomically (UTF-8). Returns the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(path)
+
+
+def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically. Returns the path."""
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+    return Path(path)
+
+
+def keep_previous_version(path: str | Path) -> Path | None:
+    """Move an existing file aside before it is replaced, so nothing saved is lost.
+
+    ``mask.png`` becomes ``mask.v1.png`` (then ``.v2`` ...), next to the original.
+
+    Returns:
+        The path the previous version was moved to, or None when ``path`` did not exist.
+    """
+    path = Path(path)
+    if not path.exists():
+        return None
+    name = path.name
+    stem, dot, ext = name.partition(".")
+    n = 1
+    while True:
+        candidate = path.with_name(f"{stem}.v{n}{dot}{ext}")
+        if not candidate.exists():
+            break
+        n += 1
+    shutil.copy2(path, candidate)
+    return candidate
+
+
+def resolve_device(device: str = "auto"):
+    """Resolve ``auto`` / ``cpu`` / ``cuda`` / ``cuda:N`` to a ``torch.device`` once.
+
+    Raises:
+        InputError: ``cuda`` was requested but no CUDA device is present, or the name is unknown.
+    """
+    import torch
+
+    from wiml.errors import InputError
+
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise InputError(f"device {device!r} requested but CUDA is not available (use --device cpu)")
+    try:
+        return torch.device(device)
+    except RuntimeError as exc:
+        raise InputError(f"unknown device {device!r}; expected auto, cpu or cuda[:N]") from exc
+
+
+def seed_everything(seed: int) -> None:
+    """Seed Python, NumPy and torch so that the same seed on the same machine gives the same numbers."""
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+class Timer:
+    """Context manager measuring wall time in seconds (``.seconds``)."""
+
+    def __enter__(self) -> "Timer":
+        self._t0 = time.perf_counter()
+        self.seconds = 0.0
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self._t0
