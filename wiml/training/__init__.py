@@ -1,0 +1,1 @@
+"""Training: configs, losses, checkpoints, the generic trainer, weak (tags-only) training, DDP helpers."""
