@@ -1,0 +1,402 @@
+"""Headless click refinement: the engine behind the WIA annotator and the robot-user simulation.
+
+Each click re-runs the refinement of the original WIML release (Nie et al., IEEE JBHI 2023) from all
+clicks so far:
+
+1. geodesic distance maps of the foreground and the background click disks on the standardised image
+   (:func:`wiml.interactive.geodesic.geodesic_distance`),
+2. click likelihoods ``exp(-(d / scale)^2)`` (:func:`wiml.interactive.geodesic.click_likelihood`),
+3. combined with the prior (the CAM, or a constant when there is none) by a per-pixel maximum
+   (:func:`combine_probabilities`),
+4. an interactive graph cut with the click disks as hard constraints
+   (:func:`wiml.interactive.graphcut.graph_cut`; Boykov & Jolly, ICCV 2001),
+5. post-processing that keeps the components of the foreground clicks
+   (:func:`wiml.interactive.postprocess.postprocess_mask`).
+
+Speed: the graph cut and the post-processing run only inside a region of interest (ROI), the bounding
+box of every pixel that could turn foreground (combined probability >= ``roi_threshold``, foreground
+clicks) grown by ``roi_margin_px``. Outside it the combined probability is low, so the whole-image cut
+labels it background too; ``roi_margin_px=None`` runs the cut on the whole image (the original's way).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+
+import numpy as np
+
+from wiml.errors import InputError
+from wiml.interactive.geodesic import BACKENDS, click_likelihood, geodesic_distance
+from wiml.interactive.graphcut import graph_cut
+from wiml.interactive.postprocess import postprocess_mask
+
+logger = logging.getLogger(__name__)
+
+
+@dataclasses.dataclass(frozen=True)
+class Click:
+    """One click.
+
+    Attributes:
+        row: row in pixels (0 = top).
+        col: column in pixels (0 = left).
+        label: 1 foreground (left click), 0 background (right click).
+        t_s: seconds since the image was set when the click was made.
+    """
+
+    row: int
+    col: int
+    label: int
+    t_s: float = 0.0
+
+    def to_dict(self) -> dict:
+        """``{"row", "col", "label", "t_s"}`` as in the interaction records of docs/architecture.md."""
+        return {"row": int(self.row), "col": int(self.col), "label": int(self.label), "t_s": round(self.t_s, 4)}
+
+
+def normalize_image(image: np.ndarray, value_range: tuple[float, float] | None = None) -> np.ndarray:
+    """Scale any grey image to float32 in [0, 1].
+
+    Args:
+        image: (H, W) of any numeric dtype (uint8, uint16, int16 HU, float), or (H, W, 3|4) RGB(A), which is
+            averaged over its colour channels.
+        value_range: (low, high) in the input's units (e.g. a CT window in HU) mapped to [0, 1] and clipped;
+            default: the image's own minimum and maximum.
+
+    Returns:
+        (H, W) float32 in [0, 1]; all zeros for a constant image.
+
+    Raises:
+        InputError: not 2-D (or 2-D + colour), empty, non-finite values, or ``high <= low``.
+    """
+    arr = np.asarray(image)
+    if arr.ndim == 3 and arr.shape[-1] in (3, 4):
+        arr = arr[..., :3].astype(np.float32).mean(axis=-1)
+    if arr.ndim != 2 or arr.size == 0:
+        raise InputError(f"image must be a non-empty 2-D (H, W) array (or (H, W, 3) RGB), got shape {arr.shape}")
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise InputError(f"image must be real-valued, got dtype {arr.dtype}")
+    arr = arr.astype(np.float32)
+    if not np.isfinite(arr).all():
+        raise InputError("image has NaN or infinite values")
+    lo, hi = (float(arr.min()), float(arr.max())) if value_range is None else map(float, value_range)
+    if value_range is not None and hi <= lo:
+        raise InputError(f"value_range must be (low, high) with high > low, got {value_range}")
+    if hi <= lo:
+        return np.zeros(arr.shape, np.float32)
+    return np.clip((arr - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
+
+
+def standardize(image: np.ndarray) -> np.ndarray:
+    """Zero-mean, unit-variance copy of ``image`` (float32); a constant image gives zeros."""
+    image = np.asarray(image, dtype=np.float32)
+    std = float(image.std())
+    return ((image - float(image.mean())) / (std if std > 0 else 1.0)).astype(np.float32)
+
+
+def _disk(radius_px: int) -> np.ndarray:
+    r = int(radius_px)
+    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    return (yy * yy + xx * xx) <= r * r
+
+
+def click_disks(shape: tuple[int, int], clicks: list[Click], radius_px: int = 2) -> tuple[np.ndarray, np.ndarray]:
+    """Draw the clicks as disks.
+
+    Args:
+        shape: (H, W) of the image.
+        clicks: clicks (row, col in px, label 1/0).
+        radius_px: disk radius in pixels (0 = the clicked pixel only).
+
+    Returns:
+        (fg_seeds, bg_seeds): two (H, W) bool masks. A pixel in both (overlapping disks) goes to the most
+        recent click.
+    """
+    h, w = shape
+    r = int(radius_px)
+    disk = _disk(r)
+    fg = np.zeros(shape, bool)
+    bg = np.zeros(shape, bool)
+    for c in clicks:
+        r0, r1 = max(c.row - r, 0), min(c.row + r + 1, h)
+        c0, c1 = max(c.col - r, 0), min(c.col + r + 1, w)
+        d = disk[r0 - (c.row - r):r1 - (c.row - r), c0 - (c.col - r):c1 - (c.col - r)]
+        (fg if c.label else bg)[r0:r1, c0:c1] |= d
+        (bg if c.label else fg)[r0:r1, c0:c1] &= ~d
+    return fg, bg
+
+
+def combine_probabilities(prior: np.ndarray, fg_likelihood: np.ndarray | None = None,
+                          bg_likelihood: np.ndarray | None = None) -> np.ndarray:
+    """Foreground probability from the prior and the click likelihoods (per-pixel maximum).
+
+    Where the foreground clicks are at least as likely as the background clicks, foreground evidence can only
+    raise the prior: ``max(prior, L_fg)``; elsewhere the background clicks can only lower it:
+    ``min(prior, 1 - L_bg)``. Far from every click (both likelihoods 0) the prior stays.
+
+    Args:
+        prior: (H, W) foreground probability before the clicks (CAM in [0, 1], or a constant).
+        fg_likelihood: (H, W) in [0, 1] from the foreground clicks, or None when there are none.
+        bg_likelihood: (H, W) in [0, 1] from the background clicks, or None.
+
+    Returns:
+        (H, W) float32 foreground probability in [0, 1].
+    """
+    prior = np.asarray(prior, dtype=np.float32)
+    zeros = np.zeros_like(prior)
+    lf = zeros if fg_likelihood is None else np.asarray(fg_likelihood, np.float32)
+    lb = zeros if bg_likelihood is None else np.asarray(bg_likelihood, np.float32)
+    return np.where(lf >= lb, np.maximum(prior, lf), np.minimum(prior, 1.0 - lb)).astype(np.float32)
+
+
+def region_of_interest(candidates: np.ndarray, margin_px: int) -> tuple[slice, slice] | None:
+    """Bounding box of the non-zero pixels of ``candidates`` grown by ``margin_px`` (clipped to the image).
+
+    Returns:
+        (row slice, column slice), or None when ``candidates`` is empty.
+    """
+    rows = np.flatnonzero(candidates.any(axis=1))
+    if rows.size == 0:
+        return None
+    cols = np.flatnonzero(candidates.any(axis=0))
+    h, w = candidates.shape
+    m = int(margin_px)
+    return (slice(max(rows[0] - m, 0), min(rows[-1] + m + 1, h)),
+            slice(max(cols[0] - m, 0), min(cols[-1] + m + 1, w)))
+
+
+def refine_mask(image: np.ndarray, prior: np.ndarray, clicks: list[Click], *, std_image: np.ndarray | None = None,
+                lam: float = 5.0, sigma: float = 0.1, click_radius_px: int = 2, backend: str = "fastgeodis",
+                likelihood_scale: float = 1.0, roi_margin_px: int | None = 16, roi_threshold: float = 0.3,
+                postprocess: bool = True) -> np.ndarray:
+    """One refinement from scratch: geodesic likelihoods + prior -> interactive graph cut -> post-processing.
+
+    Args:
+        image: (H, W) float32 in [0, 1] (the graph cut's ``sigma`` is in these units).
+        prior: (H, W) float32 foreground probability before any click (CAM, or a constant).
+        clicks: all clicks so far (may be empty: then this is the initial mask of the prior).
+        std_image: (H, W) standardised image for the geodesic distances; computed from ``image`` when None.
+        lam: graph-cut pairwise weight (5.0 in the original).
+        sigma: graph-cut intensity scale on the [0, 1] image (0.1 in the original).
+        click_radius_px: radius of the click disks (hard constraints), px.
+        backend: geodesic backend, ``"fastgeodis"`` or ``"geodistk"``.
+        likelihood_scale: the geodesic distance (in intensity standard deviations) at which a click's
+            likelihood is 1/e: ``exp(-(d / scale)^2)``.
+        roi_margin_px: margin of the region of interest around the possible foreground, px; None = whole image.
+        roi_threshold: combined probability from which a pixel counts as possible foreground for the ROI.
+        postprocess: apply :func:`wiml.interactive.postprocess.postprocess_mask` (keeping the foreground clicks'
+            components) and force the background click disks to background.
+
+    Returns:
+        (H, W) uint8 mask in {0, 1}.
+
+    Raises:
+        InputError: shapes do not match, or a parameter is out of range.
+    """
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim != 2:
+        raise InputError(f"image must be (H, W), got shape {image.shape}")
+    prior = np.asarray(prior, dtype=np.float32)
+    if prior.shape != image.shape:
+        raise InputError(f"prior shape {prior.shape} does not match the image {image.shape}")
+    fg_seeds, bg_seeds = click_disks(image.shape, clicks, click_radius_px)
+    lf = lb = None
+    if fg_seeds.any() or bg_seeds.any():
+        std_image = standardize(image) if std_image is None else std_image
+        if fg_seeds.any():
+            lf = click_likelihood(geodesic_distance(std_image, fg_seeds, backend), likelihood_scale)
+        if bg_seeds.any():
+            lb = click_likelihood(geodesic_distance(std_image, bg_seeds, backend), likelihood_scale)
+    prob = combine_probabilities(prior, lf, lb)
+    prob[fg_seeds] = 1.0
+    prob[bg_seeds] = 0.0
+    if roi_margin_px is None:
+        roi = (slice(0, image.shape[0]), slice(0, image.shape[1]))
+    else:
+        roi = region_of_interest((prob >= roi_threshold) | fg_seeds, roi_margin_px)
+    out = np.zeros(image.shape, np.uint8)
+    if roi is None:
+        return out
+    cut = graph_cut(image[roi], prob[roi], lam=lam, sigma=sigma, fg_seeds=fg_seeds[roi], bg_seeds=bg_seeds[roi])
+    if postprocess:
+        cut = postprocess_mask(cut, keep=fg_seeds[roi])
+        cut[bg_seeds[roi]] = 0
+    out[roi] = cut
+    return out
+
+
+class RefinementSession:
+    """Click-by-click refinement of one image (no GUI toolkit; the GUI and the robot user drive it).
+
+    Example:
+        >>> s = RefinementSession()
+        >>> s.set_image(image, cam=cam)          # image (H, W) any dtype; cam (H, W) in [0, 1] or None
+        >>> mask = s.initial_mask()              # CAM -> graph cut -> post-processing (zeros without CAM)
+        >>> mask = s.add_click(40, 52, foreground=True)
+        >>> mask = s.undo()
+
+    Args:
+        lam: graph-cut pairwise weight (5.0, the original's).
+        sigma: graph-cut intensity scale on the image normalised to [0, 1] (0.1).
+        click_radius_px: radius of a click disk, px (hard constraint).
+        backend: geodesic backend, ``"fastgeodis"`` (default) or ``"geodistk"``.
+        likelihood_scale: distance scale of the click likelihood ``exp(-(d / scale)^2)``, in intensity standard
+            deviations of the image (1.0 = the original's ``exp(-d^2)``).
+        roi_margin_px: margin of the region of interest the graph cut runs in, px; None = whole image.
+        roi_threshold: combined probability from which a pixel belongs to the ROI's core.
+        empty_prior: constant foreground prior when there is no CAM (< 0.5: background unless clicked).
+
+    Raises:
+        InputError: a parameter is out of range.
+    """
+
+    def __init__(self, lam: float = 5.0, sigma: float = 0.1, click_radius_px: int = 2, backend: str = "fastgeodis",
+                 likelihood_scale: float = 1.0, roi_margin_px: int | None = 16, roi_threshold: float = 0.3,
+                 empty_prior: float = 0.3) -> None:
+        if backend not in BACKENDS:
+            raise InputError(f"unknown geodesic backend {backend!r}; expected one of {BACKENDS}")
+        if lam < 0 or sigma <= 0 or click_radius_px < 0 or likelihood_scale <= 0:
+            raise InputError(f"need lam >= 0, sigma > 0, click_radius_px >= 0, likelihood_scale > 0; got lam={lam}, "
+                             f"sigma={sigma}, click_radius_px={click_radius_px}, likelihood_scale={likelihood_scale}")
+        if roi_margin_px is not None and roi_margin_px < 0:
+            raise InputError(f"roi_margin_px must be >= 0 or None, got {roi_margin_px}")
+        if not 0.0 <= empty_prior < 0.5:
+            raise InputError(f"empty_prior must be in [0, 0.5), got {empty_prior}")
+        self.lam = float(lam)
+        self.sigma = float(sigma)
+        self.click_radius_px = int(click_radius_px)
+        self.backend = backend
+        self.likelihood_scale = float(likelihood_scale)
+        self.roi_margin_px = roi_margin_px
+        self.roi_threshold = float(roi_threshold)
+        self.empty_prior = float(empty_prior)
+        self._image: np.ndarray | None = None
+        self._std: np.ndarray | None = None
+        self._prior: np.ndarray | None = None
+        self._initial: np.ndarray | None = None
+        self._history: list[np.ndarray] = []
+        self._clicks: list[Click] = []
+        self._t0 = time.perf_counter()
+        self.cam: np.ndarray | None = None
+        self.last_seconds = 0.0
+
+    # ------------------------------------------------------------------ image
+    def set_image(self, image: np.ndarray, cam: np.ndarray | None = None,
+                  value_range: tuple[float, float] | None = None) -> None:
+        """Start a new annotation; the current mask becomes the initial mask.
+
+        Args:
+            image: (H, W) of any size and numeric dtype (8/16-bit, HU, float) or (H, W, 3) RGB; scaled to [0, 1]
+                by :func:`normalize_image`.
+            cam: optional (H, W) class activation map in [0, 1] at the image's resolution (the prior).
+            value_range: optional (low, high) intensity window (e.g. HU) mapped to [0, 1].
+
+        Raises:
+            InputError: a malformed image, or a CAM of another shape / with values outside [0, 1].
+        """
+        img = normalize_image(image, value_range)
+        if cam is not None:
+            cam = np.asarray(cam, dtype=np.float32)
+            if cam.shape != img.shape:
+                raise InputError(f"CAM shape {cam.shape} does not match the image {img.shape}")
+            if not np.isfinite(cam).all() or cam.min() < -1e-3 or cam.max() > 1 + 1e-3:
+                raise InputError("CAM values must be finite and in [0, 1]")
+            cam = np.clip(cam, 0.0, 1.0)
+        self._image = img
+        self._std = standardize(img)
+        self.cam = cam
+        self._prior = cam if cam is not None else np.full(img.shape, self.empty_prior, np.float32)
+        self._clicks = []
+        self._history = []
+        self._t0 = time.perf_counter()
+        self._initial = self._refine([]) if cam is not None else np.zeros(img.shape, np.uint8)
+        self._mask = self._initial.copy()
+
+    @property
+    def image(self) -> np.ndarray:
+        """(H, W) float32 image in [0, 1] as the refinement sees it."""
+        self._require_image()
+        return self._image
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        return self.image.shape
+
+    @property
+    def mask(self) -> np.ndarray:
+        """(H, W) uint8 current mask in {0, 1} (a copy)."""
+        self._require_image()
+        return self._mask.copy()
+
+    @property
+    def clicks(self) -> list[Click]:
+        """Clicks so far, in order (row, col, label, t_s)."""
+        return list(self._clicks)
+
+    def _require_image(self) -> None:
+        if self._image is None:
+            raise InputError("no image set: call set_image(image, cam) first")
+
+    def _refine(self, clicks: list[Click]) -> np.ndarray:
+        t0 = time.perf_counter()
+        out = refine_mask(self._image, self._prior, clicks, std_image=self._std, lam=self.lam, sigma=self.sigma,
+                          click_radius_px=self.click_radius_px, backend=self.backend,
+                          likelihood_scale=self.likelihood_scale, roi_margin_px=self.roi_margin_px,
+                          roi_threshold=self.roi_threshold)
+        self.last_seconds = time.perf_counter() - t0
+        logger.debug("refinement with %d click(s): %.1f ms", len(clicks), 1000 * self.last_seconds)
+        return out
+
+    # ------------------------------------------------------------------ interaction
+    def initial_mask(self) -> np.ndarray:
+        """The initial mask: CAM -> graph cut -> post-processing (all zeros without a CAM). (H, W) uint8."""
+        self._require_image()
+        return self._initial.copy()
+
+    def add_click(self, row: int, col: int, foreground: bool) -> np.ndarray:
+        """Add a click and refine the mask from all clicks so far.
+
+        Args:
+            row: row in px, 0 <= row < H.
+            col: column in px, 0 <= col < W.
+            foreground: True for a foreground (left) click, False for background (right).
+
+        Returns:
+            (H, W) uint8 refined mask (also in :attr:`mask`).
+
+        Raises:
+            InputError: no image set, or the click lies outside the image.
+        """
+        self._require_image()
+        h, w = self._image.shape
+        if isinstance(row, bool) or isinstance(col, bool) or not (float(row).is_integer()
+                                                                   and float(col).is_integer()):
+            raise InputError(f"click position must be integer pixels, got ({row}, {col})")
+        row, col = int(row), int(col)
+        if not (0 <= row < h and 0 <= col < w):
+            raise InputError(f"click ({row}, {col}) lies outside the image of {h} x {w} px")
+        click = Click(row, col, 1 if foreground else 0, time.perf_counter() - self._t0)
+        clicks = self._clicks + [click]
+        mask = self._refine(clicks)
+        self._history.append(self._mask)
+        self._clicks = clicks
+        self._mask = mask
+        return mask.copy()
+
+    def undo(self) -> np.ndarray:
+        """Remove the last click and restore the mask before it (no-op without clicks). Returns the mask."""
+        self._require_image()
+        if self._clicks:
+            self._clicks.pop()
+            self._mask = self._history.pop()
+        return self._mask.copy()
+
+    def reset(self) -> np.ndarray:
+        """Remove every click and return to the initial mask. Returns the mask."""
+        self._require_image()
+        self._clicks = []
+        self._history = []
+        self._mask = self._initial.copy()
+        return self._mask.copy()
