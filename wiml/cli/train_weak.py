@@ -1,0 +1,54 @@
+"""``wiml train-weak``: train FPSNet on image tags only and write the weak checkpoint.
+
+Example::
+
+    wiml train-weak --config configs/weak_default.yaml --data RUN/data --out RUN/weak
+    torchrun --nproc_per_node 2 -m wiml.cli.train_weak --config ... --data ... --out ...   # data-parallel
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from wiml.cli.main import make_main
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, default=None, help="YAML config (configs/weak_*.yaml)")
+    parser.add_argument("--data", type=Path, required=True, help="prepared folder holding manifest.csv")
+    parser.add_argument("--out", type=Path, required=True, help="output run folder")
+    parser.add_argument("--device", default=None, help="auto | cpu | cuda (overrides trainer.device)")
+    parser.add_argument("--seed", type=int, default=None, help="seed (overrides trainer.seed)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs (overrides trainer.epochs)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/state.pt")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="config override, e.g. --set optim.lr=3e-4 (repeatable)")
+
+
+def run(args: argparse.Namespace) -> int:
+    from wiml.config import load_config
+    from wiml.training.config import WeakConfig
+    from wiml.training.weak import train_weak
+
+    overrides = list(args.overrides)
+    for key, value in (("trainer.device", args.device), ("trainer.seed", args.seed), ("trainer.epochs", args.epochs)):
+        if value is not None:
+            overrides.append(f"{key}={value}")
+    config = load_config(WeakConfig, args.config, overrides)
+    summary = train_weak(config, args.data, args.out, resume=args.resume)
+    if summary.get("world_size", 1) > 1 and int(__import__("os").environ.get("RANK", "0")) != 0:
+        return 0
+    last = summary["last"]
+    print(f"train-weak: {summary['epochs_done']} epochs, {summary['n_train']} train / {summary['n_val']} val slices, "
+          f"best epoch {summary['best_epoch']} ({config.trainer.monitor}={summary.get('best_' + config.trainer.monitor)}), "
+          f"last val auc={last.get('val_auc', float('nan')):.4f} acc={last.get('val_accuracy', float('nan')):.4f}, "
+          f"{summary['mean_epoch_s']:.1f} s/epoch -> {args.out}")
+    return 0
+
+
+main = make_main("wiml train-weak", "train FPSNet on image tags only (weak checkpoint)", add_arguments, run)
+
+if __name__ == "__main__":
+    sys.exit(main())
