@@ -1,0 +1,89 @@
+"""``python WIA/main.py``: start the annotator.
+
+Example:
+    python WIA/main.py                                   # data_source/ + runs/demo/weak/best.safetensors
+    python WIA/main.py scan.nii.gz --checkpoint runs/real/liver/weak/best.safetensors --result-dir out/
+    python WIA/main.py ../shared/data/ircadb_patient1/PATIENT_DICOM   # a DICOM series
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from wiml.errors import WimlError
+from wiml.gui.loading import list_images
+
+logger = logging.getLogger(__name__)
+
+
+def build_parser(default_image: Path | None = None, default_checkpoint: Path | None = None) -> argparse.ArgumentParser:
+    """Arguments of the annotator; the defaults come from the entry point (WIA/main.py)."""
+    parser = argparse.ArgumentParser(
+        prog="WIA/main.py", description="WIA annotator: CAM initial mask + click refinement -> strong labels")
+    parser.add_argument("image", nargs="?", type=Path, default=default_image,
+                        help="image, volume, DICOM folder, or a folder of slices (its first image opens) "
+                             f"(default: {default_image})")
+    parser.add_argument("--checkpoint", type=Path, default=default_checkpoint,
+                        help=f"weak checkpoint (.safetensors) for the CAM (default: {default_checkpoint})")
+    parser.add_argument("--result-dir", type=Path, default=None,
+                        help="where result/{CAM,initial_mask,strong_label,recording} go "
+                             "(default: result/ beside the image's folder)")
+    parser.add_argument("--device", default="cpu", help="device of the weak model: cpu, cuda, auto (default cpu)")
+    parser.add_argument("--lam", type=float, default=5.0, help="graph-cut pairwise weight (default 5.0)")
+    parser.add_argument("--sigma", type=float, default=0.1, help="graph-cut intensity scale (default 0.1)")
+    parser.add_argument("--click-radius", type=int, default=2, help="click disk radius in px (default 2)")
+    parser.add_argument("--backend", choices=("fastgeodis", "geodistk"), default="fastgeodis",
+                        help="geodesic distance backend (default fastgeodis)")
+    parser.add_argument("--debug", action="store_true", help="debug logging")
+    return parser
+
+
+def resolve_start_image(path: Path | None) -> Path | None:
+    """A file stays; a folder of slices gives its first image; any other folder (a DICOM series) stays."""
+    if path is None:
+        return None
+    path = Path(path).expanduser()
+    if path.is_dir():
+        images = list_images(path)
+        return images[0] if images else path
+    return path
+
+
+def main(argv: Sequence[str] | None = None, default_image: Path | None = None,
+         default_checkpoint: Path | None = None) -> int:
+    """Parse arguments, build the window, run the Qt event loop. Returns the exit status."""
+    args = build_parser(default_image, default_checkpoint).parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        from PyQt5.QtWidgets import QApplication
+    except ImportError:
+        print("WIA/main.py: error: PyQt5 is not installed (pip install 'wiml[gui]')", file=sys.stderr)
+        return 2
+
+    from wiml.gui.controller import AnnotationController
+    from wiml.gui.window import AnnotatorWindow
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("WIML annotator")
+    controller = AnnotationController(result_dir=args.result_dir, device=args.device, lam=args.lam,
+                                      sigma=args.sigma, click_radius_px=args.click_radius, backend=args.backend)
+    if args.checkpoint is not None:
+        try:
+            controller.load_checkpoint(args.checkpoint)
+        except WimlError as exc:
+            logger.warning("%s", exc)
+    start = resolve_start_image(args.image)
+    folder = start if (start is not None and start.is_dir()) else (start.parent if start is not None else None)
+    window = AnnotatorWindow(controller, start_folder=folder)
+    window.show()
+    if start is not None:
+        if start.exists():
+            window.open_path(start)
+        else:
+            window.show_error(f"{start}: not found; use File > Open Image")
+    return int(app.exec_())

@@ -1,0 +1,249 @@
+"""The image canvas: a slice with mask, ground-truth and CAM overlays, clicks, zoom and pan.
+
+Left click = foreground, right click = background (signal ``clicked(row, col, foreground)``). The wheel zooms
+around the cursor; the middle button, or Ctrl + left button, drags to pan. Scene coordinates are pixels:
+pixel (row, col) covers [col, col + 1) x [row, row + 1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PyQt5.QtCore import QPointF, QRectF, Qt, pyqtSignal
+from PyQt5.QtGui import QBrush, QColor, QImage, QPainter, QPainterPath, QPen, QPixmap
+from PyQt5.QtWidgets import QGraphicsEllipseItem, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
+
+from wiml.gui.overlay import cam_rgba, mask_contours, mask_rgba
+
+#: overlay colours (RGB).
+MASK_RGB = (40, 220, 60)
+GT_RGB = (40, 120, 255)
+FG_CLICK_RGB = (255, 40, 40)
+BG_CLICK_RGB = (255, 220, 0)
+#: radius of a click marker on screen, px (independent of the zoom).
+CLICK_MARKER_PX = 4.5
+
+
+def gray_to_qimage(gray: np.ndarray) -> QImage:
+    """(H, W) uint8 -> QImage (the array is copied, so it may be freed afterwards)."""
+    gray = np.ascontiguousarray(gray, np.uint8)
+    h, w = gray.shape
+    return QImage(gray.data, w, h, w, QImage.Format_Grayscale8).copy()
+
+
+def rgba_to_qimage(rgba: np.ndarray) -> QImage:
+    """(H, W, 4) uint8 RGBA -> QImage (copied)."""
+    rgba = np.ascontiguousarray(rgba, np.uint8)
+    h, w = rgba.shape[:2]
+    return QImage(rgba.data, w, h, 4 * w, QImage.Format_RGBA8888).copy()
+
+
+def contour_path(mask: np.ndarray) -> QPainterPath:
+    """Outline of a binary mask as a QPainterPath in scene (pixel) coordinates."""
+    path = QPainterPath()
+    for xy in mask_contours(mask):
+        path.moveTo(QPointF(float(xy[0, 0]), float(xy[0, 1])))
+        for x, y in xy[1:]:
+            path.lineTo(QPointF(float(x), float(y)))
+        path.closeSubpath()
+    return path
+
+
+def _cosmetic_pen(rgb: tuple[int, int, int], width: float, style=Qt.SolidLine) -> QPen:
+    pen = QPen(QColor(*rgb), width, style)
+    pen.setCosmetic(True)  # width in screen pixels at any zoom
+    return pen
+
+
+class ImageCanvas(QGraphicsView):
+    """Zoomable, pannable slice view with overlays.
+
+    Signals:
+        clicked(int row, int col, bool foreground): a left (True) or right (False) click on the image.
+        hovered(int row, int col): the cursor is over pixel (row, col) (-1, -1 when outside the image).
+        zoom_changed(float): the new scale (screen px per image px).
+    """
+
+    clicked = pyqtSignal(int, int, bool)
+    hovered = pyqtSignal(int, int)
+    zoom_changed = pyqtSignal(float)
+
+    def __init__(self, parent=None) -> None:
+        super().__init__(parent)
+        self.setScene(QGraphicsScene(self))
+        self.setRenderHint(QPainter.Antialiasing, True)
+        self.setTransformationAnchor(QGraphicsView.AnchorUnderMouse)
+        self.setResizeAnchor(QGraphicsView.AnchorViewCenter)
+        self.setBackgroundBrush(QBrush(QColor(20, 20, 20)))
+        self.setMouseTracking(True)
+        self.setFocusPolicy(Qt.StrongFocus)
+        self.setMinimumSize(320, 320)
+        self._image_item = QGraphicsPixmapItem()
+        self._image_item.setTransformationMode(Qt.FastTransformation)  # show pixels, not blur, when zoomed
+        self._cam_item = QGraphicsPixmapItem()
+        self._fill_item = QGraphicsPixmapItem()
+        self._mask_path = self.scene().addPath(QPainterPath(), _cosmetic_pen(MASK_RGB, 2.0))
+        self._gt_path = self.scene().addPath(QPainterPath(), _cosmetic_pen(GT_RGB, 2.0))
+        for z, item in enumerate([self._image_item, self._cam_item, self._fill_item]):
+            item.setZValue(z)
+            self.scene().addItem(item)
+        self._gt_path.setZValue(3)
+        self._mask_path.setZValue(4)
+        self._click_items: list[QGraphicsEllipseItem] = []
+        self._shape: tuple[int, int] | None = None
+        self._pan_from: QPointF | None = None
+        self._press_pos = None
+        self.opacity = 0.3
+        self.show_mask = True
+        self.show_gt = True
+        self.show_cam = False
+        self._mask = self._gt = self._cam = None
+
+    # ------------------------------------------------------------------ content
+    @property
+    def image_shape(self) -> tuple[int, int] | None:
+        """(H, W) of the shown slice, or None."""
+        return self._shape
+
+    def set_image(self, gray: np.ndarray) -> None:
+        """Show an (H, W) uint8 slice; a new size resets the view to fit the window."""
+        new_shape = tuple(gray.shape)
+        self._image_item.setPixmap(QPixmap.fromImage(gray_to_qimage(gray)))
+        if new_shape != self._shape:
+            self._shape = new_shape
+            self.scene().setSceneRect(QRectF(0, 0, new_shape[1], new_shape[0]))
+            self.fit()
+
+    def set_overlays(self, mask: np.ndarray | None, ground_truth: np.ndarray | None, cam: np.ndarray | None,
+                     clicks=()) -> None:
+        """Draw the current mask (green fill + contour), the ground truth (blue contour), the CAM and clicks."""
+        self._mask, self._gt, self._cam = mask, ground_truth, cam
+        self._refresh_overlays()
+        for item in self._click_items:
+            self.scene().removeItem(item)
+        self._click_items = []
+        r = CLICK_MARKER_PX
+        for click in clicks:
+            rgb = FG_CLICK_RGB if click.label else BG_CLICK_RGB
+            # a marker of constant screen size centred on the clicked pixel, visible at any zoom
+            item = QGraphicsEllipseItem(-r, -r, 2 * r, 2 * r)
+            item.setPos(click.col + 0.5, click.row + 0.5)
+            item.setFlag(QGraphicsEllipseItem.ItemIgnoresTransformations, True)
+            item.setBrush(QBrush(QColor(*rgb)))
+            item.setPen(_cosmetic_pen((0, 0, 0), 1.0))
+            item.setZValue(5)
+            self.scene().addItem(item)
+            self._click_items.append(item)
+
+    def _refresh_overlays(self) -> None:
+        show_mask = self.show_mask and self._mask is not None
+        self._mask_path.setPath(contour_path(self._mask) if show_mask else QPainterPath())
+        if show_mask:
+            self._fill_item.setPixmap(QPixmap.fromImage(rgba_to_qimage(mask_rgba(self._mask, MASK_RGB))))
+        self._fill_item.setVisible(show_mask)
+        self._fill_item.setOpacity(self.opacity)
+        show_gt = self.show_gt and self._gt is not None
+        self._gt_path.setPath(contour_path(self._gt) if show_gt else QPainterPath())
+        show_cam = self.show_cam and self._cam is not None
+        if show_cam:
+            self._cam_item.setPixmap(QPixmap.fromImage(rgba_to_qimage(cam_rgba(self._cam))))
+        self._cam_item.setVisible(show_cam)
+        self._cam_item.setOpacity(max(self.opacity, 0.35))
+
+    def set_opacity(self, opacity: float) -> None:
+        """Opacity of the mask fill and the CAM, in [0, 1]."""
+        self.opacity = float(np.clip(opacity, 0.0, 1.0))
+        self._fill_item.setOpacity(self.opacity)
+        self._cam_item.setOpacity(max(self.opacity, 0.35))
+
+    def set_visibility(self, mask: bool | None = None, gt: bool | None = None, cam: bool | None = None) -> None:
+        """Show or hide the mask, the ground truth or the CAM."""
+        if mask is not None:
+            self.show_mask = mask
+        if gt is not None:
+            self.show_gt = gt
+        if cam is not None:
+            self.show_cam = cam
+        self._refresh_overlays()
+
+    # ------------------------------------------------------------------ zoom and pan
+    @property
+    def scale_factor(self) -> float:
+        return float(self.transform().m11())
+
+    def fit(self) -> None:
+        """Fit the whole slice into the view."""
+        if self._shape is not None:
+            self.fitInView(self.scene().sceneRect(), Qt.KeepAspectRatio)
+            self.zoom_changed.emit(self.scale_factor)
+
+    def zoom(self, factor: float) -> None:
+        """Multiply the scale by ``factor`` (kept between 0.05 and 64 screen px per image px)."""
+        new = self.scale_factor * factor
+        if 0.05 <= new <= 64.0:
+            self.scale(factor, factor)
+            self.zoom_changed.emit(self.scale_factor)
+
+    def pan(self, dx: int, dy: int) -> None:
+        """Scroll the view by (dx, dy) screen pixels."""
+        self.horizontalScrollBar().setValue(self.horizontalScrollBar().value() + int(dx))
+        self.verticalScrollBar().setValue(self.verticalScrollBar().value() + int(dy))
+
+    def wheelEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        steps = event.angleDelta().y() / 120.0
+        if steps:
+            self.zoom(1.25 ** steps)
+        event.accept()
+
+    def pixel_at(self, view_pos) -> tuple[int, int] | None:
+        """(row, col) of the image pixel under a view position, or None outside the image."""
+        if self._shape is None:
+            return None
+        p = self.mapToScene(view_pos)
+        row, col = int(np.floor(p.y())), int(np.floor(p.x()))
+        if 0 <= row < self._shape[0] and 0 <= col < self._shape[1]:
+            return row, col
+        return None
+
+    def mousePressEvent(self, event) -> None:  # noqa: N802
+        pan = event.button() == Qt.MiddleButton or (
+            event.button() == Qt.LeftButton and event.modifiers() & Qt.ControlModifier)
+        if pan:
+            self._pan_from = event.pos()
+            self.setCursor(Qt.ClosedHandCursor)
+            event.accept()
+            return
+        if event.button() in (Qt.LeftButton, Qt.RightButton):
+            self._press_pos = event.pos()
+            event.accept()
+            return
+        super().mousePressEvent(event)
+
+    def mouseMoveEvent(self, event) -> None:  # noqa: N802
+        if self._pan_from is not None:
+            delta = event.pos() - self._pan_from
+            self._pan_from = event.pos()
+            self.pan(-delta.x(), -delta.y())
+            event.accept()
+            return
+        pix = self.pixel_at(event.pos())
+        self.hovered.emit(*(pix if pix is not None else (-1, -1)))
+        super().mouseMoveEvent(event)
+
+    def mouseReleaseEvent(self, event) -> None:  # noqa: N802
+        if self._pan_from is not None:
+            self._pan_from = None
+            self.unsetCursor()
+            event.accept()
+            return
+        if self._press_pos is not None and event.button() in (Qt.LeftButton, Qt.RightButton):
+            moved = (event.pos() - self._press_pos).manhattanLength()
+            self._press_pos = None
+            pix = self.pixel_at(event.pos())
+            if pix is not None and moved <= 4:  # a click, not an accidental drag
+                self.clicked.emit(pix[0], pix[1], event.button() == Qt.LeftButton)
+            event.accept()
+            return
+        super().mouseReleaseEvent(event)
+
+    def contextMenuEvent(self, event) -> None:  # noqa: N802 - right button is a background click, no menu
+        event.accept()

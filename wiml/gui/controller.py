@@ -1,0 +1,462 @@
+"""The annotator's state and actions, without Qt: :class:`AnnotationController`.
+
+The widgets (:mod:`wiml.gui.window`) only draw :class:`Snapshot` objects that the controller returns after each
+action, and run every action on one worker thread (:mod:`wiml.gui.worker`), in the order the user gave them.
+Everything here is therefore testable headless, and the controller is never touched by two threads at once.
+
+Workflow (WIA, Nie et al., IEEE JBHI 2023): open an image -> Segment (Grad-CAM of the weak model -> graph cut
+-> initial mask) -> clicks (left = foreground, right = background), each re-running the geodesic + graph-cut
+refinement of :class:`wiml.interactive.RefinementSession` -> Save (strong label + recording). Without a weak
+checkpoint the annotator still works: Segment gives an empty initial mask and the clicks do the rest.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import logging
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from wiml.errors import CheckpointError, InputError
+from wiml.evaluation.metrics import dice_score, iou_score
+from wiml.gui.loading import AnnotationImage, normalise, open_image
+from wiml.gui.results import default_result_dir, slice_name, write_json, write_mask_volume, write_png
+from wiml.interactive.session import Click, RefinementSession
+
+logger = logging.getLogger(__name__)
+
+#: the message shown while no weak checkpoint is loaded.
+NO_CHECKPOINT_MESSAGE = ("no weak checkpoint loaded: Segment gives an empty initial mask, clicks still work "
+                         "(File > Load Checkpoint, or --checkpoint)")
+
+
+@dataclasses.dataclass(frozen=True)
+class Snapshot:
+    """Everything the window draws after an action (arrays are copies; the worker may go on).
+
+    Attributes:
+        name: result name of the current slice (``1``, or ``volume-3_0042`` for a volume slice).
+        image_path: the opened file or DICOM folder (None before anything is opened).
+        slice_index: index of the shown slice; depth: number of slices.
+        raw: (H, W) float32 slice in source units (HU for CT), or None.
+        window: default (level, width) of the image; is_ct: whether the values are HU.
+        mask: (H, W) uint8 current mask, or None before Segment / the first click.
+        initial: (H, W) uint8 initial mask, or None; cam: (H, W) float32 in [0, 1], or None.
+        ground_truth: (H, W) uint8 ground truth of the slice, or None.
+        clicks: clicks so far, in order.
+        dice, iou: of the current mask against the ground truth (None without one).
+        message: one line for the status bar about what just happened.
+        saved: paths written by the last Save, else empty.
+    """
+
+    name: str = ""
+    image_path: Path | None = None
+    slice_index: int = 0
+    depth: int = 0
+    raw: np.ndarray | None = None
+    window: tuple[float, float] = (127.5, 255.0)
+    is_ct: bool = False
+    mask: np.ndarray | None = None
+    initial: np.ndarray | None = None
+    cam: np.ndarray | None = None
+    ground_truth: np.ndarray | None = None
+    clicks: tuple[Click, ...] = ()
+    dice: float | None = None
+    iou: float | None = None
+    message: str = ""
+    saved: tuple[Path, ...] = ()
+
+
+def first_conv_in_channels(model) -> int:
+    """Input channels C of the first 2-D convolution of ``model`` (1 when there is none)."""
+    import torch
+
+    for module in model.modules():
+        if isinstance(module, torch.nn.Conv2d):
+            return int(module.in_channels)
+    return 1
+
+
+def compute_cam(model, image: np.ndarray, input_size_px: int | None = 256, device=None) -> np.ndarray:
+    """Grad-CAM of the weak model for one slice, at the slice's resolution.
+
+    The slice is resized to ``input_size_px`` (the prepared-slice size the model was trained on), repeated to
+    the model's input channels, passed to :func:`wiml.cam.grad_cam`, and the CAM is resized back.
+
+    Args:
+        model: the weak FPSNet (eval mode).
+        image: (H, W) float32 in [0, 1].
+        input_size_px: side of the square network input; None keeps (H, W) (must suit the network's strides).
+        device: torch device of the model (default: the device of its first parameter).
+
+    Returns:
+        (H, W) float32 CAM in [0, 1].
+    """
+    import torch
+    import torch.nn.functional as F
+
+    from wiml.cam import grad_cam
+
+    h, w = image.shape
+    if device is None:
+        device = next(model.parameters()).device
+    x = torch.from_numpy(np.ascontiguousarray(image, np.float32))[None, None].to(device)
+    if input_size_px:
+        x = F.interpolate(x, size=(int(input_size_px), int(input_size_px)), mode="bilinear", align_corners=False)
+    x = x.repeat(1, first_conv_in_channels(model), 1, 1)
+    cam = np.asarray(grad_cam(model, x))[0].astype(np.float32)
+    if cam.shape != (h, w):
+        t = torch.from_numpy(cam)[None, None]
+        cam = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
+    return np.clip(cam, 0.0, 1.0).astype(np.float32)
+
+
+class AnnotationController:
+    """State of one annotation session: the image, the slice, CAM, masks, clicks, timing, saving.
+
+    Args:
+        result_dir: where ``result/`` files go; None = ``result/`` beside the image's folder.
+        device: torch device for the weak model (``cpu`` keeps the UI responsive on small machines).
+        lam, sigma: graph-cut weight and intensity scale (DESIGN.md defaults 5.0, 0.1).
+        click_radius_px: radius of the disk a click marks as a hard constraint.
+        backend: geodesic-distance backend of the refinement, ``fastgeodis`` or ``geodistk``.
+        cam_input_px: side of the square network input for Grad-CAM (the prepared-slice size; 256).
+        session_factory: callable returning a fresh refinement session (tests inject one); default
+            :class:`wiml.interactive.RefinementSession`.
+        clock: time source in seconds (tests inject a fake one).
+    """
+
+    def __init__(self, result_dir: str | Path | None = None, device: str = "cpu", lam: float = 5.0,
+                 sigma: float = 0.1, click_radius_px: int = 2, backend: str = "fastgeodis",
+                 cam_input_px: int | None = 256, session_factory: Callable[[], object] | None = None,
+                 clock: Callable[[], float] = time.perf_counter) -> None:
+        self.result_dir = Path(result_dir) if result_dir is not None else None
+        self.device = device
+        self.cam_input_px = cam_input_px
+        self._session_factory = session_factory or functools.partial(
+            RefinementSession, lam=lam, sigma=sigma, click_radius_px=click_radius_px, backend=backend)
+        self._clock = clock
+        self.model = None
+        self.checkpoint_path: Path | None = None
+        self.checkpoint_error: str | None = None
+        self.image: AnnotationImage | None = None
+        self.slice_index = 0
+        self._annotated: dict[int, np.ndarray] = {}
+        self._reset_slice_state()
+
+    # ------------------------------------------------------------------ checkpoint
+    def load_checkpoint(self, path: str | Path) -> str:
+        """Load the weak checkpoint used for Grad-CAM.
+
+        Returns:
+            a one-line description for the status bar.
+
+        Raises:
+            CheckpointError: missing, truncated or foreign file (the previous model, if any, is kept).
+        """
+        path = Path(path).expanduser()
+        if not path.is_file():
+            self.checkpoint_error = f"weak checkpoint not found: {path}"
+            raise CheckpointError("weak checkpoint not found (train one with the README's main command, "
+                                  "or pick one with File > Load Checkpoint)", path)
+        from wiml.training.checkpoint import load_model
+        from wiml.utils import resolve_device
+
+        device = resolve_device(self.device)
+        try:
+            model, _sidecar = load_model(path, device)
+        except CheckpointError as exc:
+            self.checkpoint_error = str(exc)
+            raise
+        model.eval()
+        self.model = model
+        self.checkpoint_path = path
+        self.checkpoint_error = None
+        logger.info("weak checkpoint %s loaded on %s", path, device)
+        return f"weak checkpoint loaded: {path.name}"
+
+    @property
+    def checkpoint_status(self) -> str:
+        """One line: the loaded checkpoint, or why there is none."""
+        if self.model is not None:
+            return f"checkpoint: {self.checkpoint_path.name}"
+        if self.checkpoint_error:
+            return f"{self.checkpoint_error} - clicks only"
+        return NO_CHECKPOINT_MESSAGE
+
+    # ------------------------------------------------------------------ image and slice
+    def open(self, path: str | Path) -> Snapshot:
+        """Open a PNG/JPEG slice, a NIfTI volume or a DICOM series; show its first (or most labelled) slice.
+
+        Raises:
+            InputError: unreadable or unsupported input (the previous image stays open).
+        """
+        image = open_image(path)
+        self.image = image
+        self._annotated = {}
+        index = image.depth // 2
+        if image.ground_truth is not None and image.depth > 1:
+            areas = image.ground_truth.reshape(image.depth, -1).sum(axis=1)
+            if areas.max() > 0:
+                index = int(areas.argmax())
+        self.slice_index = index
+        self._reset_slice_state()
+        where = f"slice {index + 1}/{image.depth}, " if image.depth > 1 else ""
+        gt = "ground truth found" if image.ground_truth is not None else "no ground truth"
+        return self.snapshot(f"opened {image.path.name} ({where}{image.shape[0]} x {image.shape[1]} px, {gt})")
+
+    def set_slice(self, index: int) -> Snapshot:
+        """Show slice ``index`` of a volume (the current slice's mask is kept for the volume's strong label).
+
+        Raises:
+            InputError: no image is open or the index is out of range.
+        """
+        image = self._require_image()
+        index = int(index)
+        if not 0 <= index < image.depth:
+            raise InputError(f"slice index {index} out of range [0, {image.depth - 1}]", image.path)
+        if index != self.slice_index:
+            self._keep_current_mask()
+            self.slice_index = index
+            self._reset_slice_state()
+            if index in self._annotated:
+                self.mask = self._annotated[index].copy()
+        return self.snapshot(f"slice {index + 1}/{image.depth}")
+
+    def _reset_slice_state(self) -> None:
+        self._session = None
+        self.cam: np.ndarray | None = None
+        self.initial: np.ndarray | None = None
+        self.mask: np.ndarray | None = None
+        self.clicks: list[Click] = []
+        self._dice_steps: list[float] = []
+        self._iou_steps: list[float] = []
+        self._t0 = self._clock()
+        self.dirty = False
+
+    def _keep_current_mask(self) -> None:
+        if self.mask is not None and self.image is not None and self.image.is_volume:
+            self._annotated[self.slice_index] = self.mask.copy()
+
+    def _require_image(self) -> AnnotationImage:
+        if self.image is None:
+            raise InputError("no image is open (File > Open Image)")
+        return self.image
+
+    @property
+    def raw_slice(self) -> np.ndarray:
+        """(H, W) float32 current slice in source units."""
+        return self._require_image().volume[self.slice_index]
+
+    @property
+    def analysis_image(self) -> np.ndarray:
+        """(H, W) float32 in [0, 1]: the current slice through the image's default window (network input,
+        refinement input); independent of the display window so results do not depend on the view."""
+        image = self._require_image()
+        return normalise(image.volume[self.slice_index], image.window)
+
+    @property
+    def ground_truth(self) -> np.ndarray | None:
+        """(H, W) uint8 ground truth of the current slice, or None."""
+        if self.image is None or self.image.ground_truth is None:
+            return None
+        return self.image.ground_truth[self.slice_index]
+
+    @property
+    def name(self) -> str:
+        """Result name of the current slice."""
+        image = self._require_image()
+        return slice_name(image.name, self.slice_index, image.is_volume)
+
+    @property
+    def elapsed_s(self) -> float:
+        """Seconds since the current slice was shown."""
+        return self._clock() - self._t0
+
+    # ------------------------------------------------------------------ annotation
+    def segment(self) -> Snapshot:
+        """Compute the CAM (when a weak model is loaded) and the initial mask; drops any clicks.
+
+        Raises:
+            InputError: no image is open.
+        """
+        image = self._require_analysis()
+        cam = None
+        if self.model is not None:
+            cam = compute_cam(self.model, image, self.cam_input_px)
+        session = self._session_factory()
+        session.set_image(image, cam=cam)
+        initial = np.asarray(session.initial_mask(), np.uint8)
+        self._session = session
+        self.cam = cam
+        self.initial = initial.copy()
+        self.mask = initial.copy()
+        self.clicks = []
+        self._dice_steps, self._iou_steps = [], []
+        self._record_metrics()
+        self.dirty = True
+        what = "CAM initial mask" if cam is not None else "no checkpoint: empty initial mask, click to segment"
+        return self.snapshot(f"segmented ({what}, {int(initial.sum())} px)")
+
+    def _require_analysis(self) -> np.ndarray:
+        self._require_image()
+        return self.analysis_image
+
+    def add_click(self, row: int, col: int, foreground: bool) -> Snapshot:
+        """Add a click and re-run the refinement (Segment runs first when it has not yet).
+
+        Args:
+            row, col: pixel position in the slice.
+            foreground: True for a foreground (left) click, False for background (right).
+
+        Raises:
+            InputError: no image is open or the click lies outside the image.
+        """
+        image = self._require_image()
+        h, w = image.shape
+        row, col = int(row), int(col)
+        if not (0 <= row < h and 0 <= col < w):
+            raise InputError(f"click ({row}, {col}) lies outside the {h} x {w} image")
+        if self._session is None:
+            self.segment()
+        t_s = self._clock() - self._t0
+        mask = self._session.add_click(row, col, bool(foreground))
+        self.mask = np.asarray(mask, np.uint8).copy()
+        self.clicks.append(Click(row, col, int(bool(foreground)), t_s))
+        self._record_metrics()
+        self.dirty = True
+        kind = "foreground" if foreground else "background"
+        return self.snapshot(f"{kind} click at ({row}, {col})")
+
+    def undo(self) -> Snapshot:
+        """Remove the last click and restore the mask before it (nothing to undo: unchanged)."""
+        if self._session is None or not self.clicks:
+            return self.snapshot("nothing to undo")
+        mask = self._session.undo()
+        if mask is None:
+            mask = self._session.mask
+        self.mask = np.asarray(mask, np.uint8).copy()
+        self.clicks.pop()
+        self._dice_steps = self._dice_steps[:-1]
+        self._iou_steps = self._iou_steps[:-1]
+        self.dirty = True
+        return self.snapshot(f"undid a click ({len(self.clicks)} left)")
+
+    def clear(self) -> Snapshot:
+        """Remove every click and go back to the initial mask (the timer keeps running)."""
+        if self._session is None:
+            self.mask = None
+            self._annotated.pop(self.slice_index, None)
+            return self.snapshot("cleared")
+        mask = self._session.reset()
+        if mask is None:
+            mask = self._session.mask
+        self.mask = np.asarray(mask, np.uint8).copy()
+        self.clicks = []
+        self._dice_steps = self._dice_steps[:1]
+        self._iou_steps = self._iou_steps[:1]
+        self.dirty = True
+        return self.snapshot("cleared the clicks (back to the initial mask)")
+
+    def _record_metrics(self) -> None:
+        gt = self.ground_truth
+        if gt is None or self.mask is None:
+            return
+        self._dice_steps.append(float(dice_score(self.mask, gt)))
+        self._iou_steps.append(float(iou_score(self.mask, gt)))
+
+    def metrics(self) -> tuple[float | None, float | None]:
+        """(Dice, IoU) of the current mask against the ground truth, or (None, None)."""
+        gt = self.ground_truth
+        if gt is None or self.mask is None:
+            return None, None
+        return float(dice_score(self.mask, gt)), float(iou_score(self.mask, gt))
+
+    # ------------------------------------------------------------------ saving
+    def resolved_result_dir(self) -> Path:
+        """``--result-dir`` when given, else ``result/`` beside the image's folder."""
+        return self.result_dir if self.result_dir is not None else default_result_dir(self._require_image().path)
+
+    def recording(self) -> dict:
+        """The interaction record of the current slice (docs/architecture.md, "WIA results")."""
+        image = self._require_image()
+        dice, iou = self.metrics()
+        return {
+            "image": str(image.path),
+            "patient_id": image.name,
+            "slice_index": int(self.slice_index),
+            "shape": list(image.shape),
+            "ground_truth": str(image.ground_truth_path) if image.ground_truth_path else None,
+            "checkpoint": str(self.checkpoint_path) if self.checkpoint_path else None,
+            "clicks": [c.to_dict() for c in self.clicks],
+            "dice_per_step": [round(d, 6) for d in self._dice_steps],
+            "iou_per_step": [round(d, 6) for d in self._iou_steps],
+            "initial_dice": self._dice_steps[0] if self._dice_steps else None,
+            "initial_iou": self._iou_steps[0] if self._iou_steps else None,
+            "final_dice": dice,
+            "final_iou": iou,
+            "foreground_px": int(self.mask.sum()) if self.mask is not None else 0,
+            "total_time_s": round(self.elapsed_s, 3),
+        }
+
+    def save(self) -> Snapshot:
+        """Write CAM, initial mask, strong label and recording under ``result/``.
+
+        A 2-D image gives PNGs; a NIfTI/DICOM volume gives ``strong_label/<name>.nii.gz`` with the source
+        geometry, holding every slice annotated so far. Existing files are kept as ``.v1``, ``.v2``, ...
+
+        Returns:
+            a snapshot whose ``saved`` lists the written files.
+
+        Raises:
+            InputError: nothing to save yet, or the result folder cannot be written.
+        """
+        image = self._require_image()
+        if self.mask is None:
+            raise InputError("nothing to save yet: press Segment or click on the image first")
+        root = self.resolved_result_dir()
+        name = self.name
+        written: list[Path] = []
+        try:
+            if self.cam is not None:
+                written.append(write_png(root / "CAM" / f"{name}.png",
+                                         np.round(self.cam * 255.0).astype(np.uint8)))
+            if self.initial is not None:
+                written.append(write_png(root / "initial_mask" / f"{name}.png", self.initial * np.uint8(255)))
+            if image.is_volume:
+                self._keep_current_mask()
+                volume = np.zeros(image.volume.shape, np.uint8)
+                for index, mask in self._annotated.items():
+                    volume[index] = mask
+                written.append(write_mask_volume(root / "strong_label" / f"{image.name}.nii.gz", volume,
+                                                 image.reference))
+            else:
+                written.append(write_png(root / "strong_label" / f"{name}.png", self.mask * np.uint8(255)))
+            written.append(write_json(root / "recording" / f"{name}.json", self.recording()))
+        except OSError as exc:
+            raise InputError(f"cannot write results ({exc.strerror or exc}); choose another folder with "
+                             "--result-dir or File > Result Folder", root) from exc
+        self.dirty = False
+        logger.info("saved %d file(s) under %s", len(written), root)
+        snap = self.snapshot(f"saved {name} under {root}")
+        return dataclasses.replace(snap, saved=tuple(written))
+
+    # ------------------------------------------------------------------ view
+    def snapshot(self, message: str = "") -> Snapshot:
+        """Copy of what the widgets need to draw the current state."""
+        if self.image is None:
+            return Snapshot(message=message)
+        dice, iou = self.metrics()
+        gt = self.ground_truth
+        return Snapshot(
+            name=self.name, image_path=self.image.path, slice_index=self.slice_index, depth=self.image.depth,
+            raw=self.raw_slice.copy(), window=self.image.window, is_ct=self.image.is_ct,
+            mask=None if self.mask is None else self.mask.copy(),
+            initial=None if self.initial is None else self.initial.copy(),
+            cam=None if self.cam is None else self.cam.copy(),
+            ground_truth=None if gt is None else gt.copy(),
+            clicks=tuple(self.clicks), dice=dice, iou=iou, message=message)

@@ -1,0 +1,219 @@
+"""Open an image for annotation: a PNG/JPEG slice, a NIfTI volume or a DICOM series (Qt-free).
+
+Every input becomes an :class:`AnnotationImage`: a (D, H, W) float32 stack of slices in the source units
+(HU for CT, grey values for PNG/JPEG), the source geometry for writing the strong label back as NIfTI, the
+ground truth when a mask of the same name sits in a ``label/`` folder beside the image (``<dir>/label/`` or
+``<dir>/../label/``), and the intensity window used for display and for the network / refinement input.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+from pathlib import Path
+
+import numpy as np
+
+from wiml.data.io import SLICE_SUFFIXES, Geometry, read_slice, read_volume, strip_suffix
+from wiml.data.io import VOLUME_SUFFIXES as IO_VOLUME_SUFFIXES
+from wiml.errors import InputError
+
+logger = logging.getLogger(__name__)
+
+#: file suffixes the annotator opens as 2-D slices / as volumes (wiml.data.io reads both).
+RASTER_SUFFIXES = SLICE_SUFFIXES
+VOLUME_SUFFIXES = tuple(s for s in IO_VOLUME_SUFFIXES if s != ".npz")
+#: folder names searched for a ground-truth mask of the same name, beside the image and one level up.
+LABEL_FOLDERS = ("label", "labels", "masks")
+#: default CT window (level, width) in HU: the abdominal soft-tissue window used for liver CT.
+CT_WINDOW_HU = (40.0, 400.0)
+
+
+@dataclasses.dataclass
+class AnnotationImage:
+    """An image opened for annotation.
+
+    Attributes:
+        path: the file (or the DICOM series folder) that was opened.
+        name: stem of the result files (``1`` for ``1.png``, ``volume-3`` for ``volume-3.nii.gz``).
+        volume: (D, H, W) float32 slices in source units (D = 1 for a 2-D image).
+        is_volume: True for NIfTI / DICOM input (strong labels are then written as NIfTI).
+        is_ct: True when the values are Hounsfield units (a CT window is offered).
+        reference: the source geometry (:class:`wiml.data.io.Geometry`) of a volume, or None.
+        spacing_mm: (row, col) pixel spacing in mm, or None when the source has no physical geometry.
+        window: default (level, width) in source units; also the normalisation of the analysis image.
+        ground_truth: (D, H, W) uint8 {0, 1} mask, or None.
+        ground_truth_path: where the ground truth came from, or None.
+    """
+
+    path: Path
+    name: str
+    volume: np.ndarray
+    is_volume: bool
+    is_ct: bool
+    reference: Geometry | None
+    spacing_mm: tuple[float, float] | None
+    window: tuple[float, float]
+    ground_truth: np.ndarray | None = None
+    ground_truth_path: Path | None = None
+
+    @property
+    def depth(self) -> int:
+        """Number of slices D."""
+        return int(self.volume.shape[0])
+
+    @property
+    def shape(self) -> tuple[int, int]:
+        """(H, W) of one slice in px."""
+        return int(self.volume.shape[1]), int(self.volume.shape[2])
+
+
+def image_stem(path: Path) -> str:
+    """File name without its (possibly double, ``.nii.gz``) suffix; a folder keeps its name."""
+    path = Path(path)
+    return path.name if path.is_dir() else strip_suffix(path)
+
+
+def is_openable(path: Path) -> bool:
+    """Whether ``path`` looks like something :func:`open_image` reads (by suffix; folders count)."""
+    path = Path(path)
+    if path.is_dir():
+        return True
+    name = path.name.lower()
+    return name.endswith(RASTER_SUFFIXES + VOLUME_SUFFIXES + (".dcm",))
+
+
+def list_images(folder: Path) -> list[Path]:
+    """Openable files directly inside ``folder`` (PNG/JPEG/NIfTI/...), in natural order (2 before 10)."""
+    import re
+
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
+             and p.name.lower().endswith(RASTER_SUFFIXES + VOLUME_SUFFIXES)]
+
+    def key(p: Path):
+        return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]
+
+    return sorted(files, key=key)
+
+
+def _as_stack(arr: np.ndarray, path: Path) -> np.ndarray:
+    """(H, W) or (D, H, W) array -> (D, H, W) float32."""
+    arr = np.asarray(arr)
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3:
+        raise InputError(f"expected a 2-D slice or a 3-D volume, got an array of shape {arr.shape}", path)
+    if arr.shape[1] < 2 or arr.shape[2] < 2:
+        raise InputError(f"slice of {arr.shape[1]} x {arr.shape[2]} px is too small to annotate", path)
+    return np.ascontiguousarray(arr, dtype=np.float32)
+
+
+def _read(path: Path, volume: bool) -> tuple[np.ndarray, np.dtype, Geometry | None]:
+    """(D, H, W) float32 stack, the file's dtype, and the geometry of a volume (None for a 2-D slice)."""
+    if volume:
+        vol = read_volume(path)
+        return _as_stack(vol.array, path), vol.array.dtype, vol.geometry
+    arr = read_slice(path)
+    return _as_stack(arr, path), arr.dtype, None
+
+
+def _default_window(volume: np.ndarray, is_ct: bool, raw_dtype: np.dtype) -> tuple[float, float]:
+    if is_ct:
+        return CT_WINDOW_HU
+    if raw_dtype == np.uint8:
+        return 127.5, 255.0
+    lo, hi = np.percentile(volume, [0.5, 99.5])
+    if hi <= lo:
+        lo, hi = float(volume.min()), float(volume.max()) + 1.0
+    return float((lo + hi) / 2), float(hi - lo)
+
+
+def find_ground_truth(path: Path) -> Path | None:
+    """A mask of the same name in ``<dir>/label/`` or ``<dir>/../label/`` (also ``labels/``, ``masks/``).
+
+    The same file name is preferred; a file with the same stem and another image suffix is accepted (a JPEG
+    slice with a PNG mask).
+    """
+    path = Path(path)
+    stem = image_stem(path)
+    parents = [path.parent, path.parent.parent]
+    for parent in parents:
+        for folder in LABEL_FOLDERS:
+            cand_dir = parent / folder
+            if not cand_dir.is_dir() or cand_dir == path.parent:
+                continue
+            same = cand_dir / path.name
+            if same.exists():
+                return same
+            for cand in sorted(cand_dir.iterdir()):
+                if image_stem(cand) == stem and is_openable(cand):
+                    return cand
+    return None
+
+
+def _read_ground_truth(gt_path: Path, shape: tuple[int, int, int], volume: bool) -> np.ndarray | None:
+    arr, _dtype, _geometry = _read(gt_path, volume and not gt_path.name.lower().endswith(RASTER_SUFFIXES))
+    if arr.shape != shape:
+        logger.warning("ignoring ground truth %s: shape %s does not match the image %s", gt_path, arr.shape, shape)
+        return None
+    # 8-bit raster masks are 0/255 (JPEG adds noise near edges): threshold at half; label maps: > 0.
+    threshold = 127.0 if (not volume and arr.max() > 1) else 0.0
+    return (arr > threshold).astype(np.uint8)
+
+
+def open_image(path: str | Path) -> AnnotationImage:
+    """Open a slice or a volume for annotation.
+
+    Args:
+        path: a PNG/JPEG/BMP/TIFF slice, a NIfTI (``.nii``/``.nii.gz``) / MHA / NRRD volume, or a folder holding
+            one DICOM series (a single ``.dcm`` file opens its folder's series).
+
+    Returns:
+        The :class:`AnnotationImage`, with the ground truth when one is found (:func:`find_ground_truth`).
+
+    Raises:
+        InputError: the path does not exist, is not an image, or cannot be read.
+    """
+    path = Path(path).expanduser().resolve()
+    if not path.exists():
+        raise InputError("no such file or folder", path)
+    if path.is_file() and path.name.lower().endswith(".dcm"):
+        path = path.parent
+    if path.is_file() and not is_openable(path):
+        raise InputError("unsupported file type; expected PNG/JPEG, NIfTI (.nii/.nii.gz) or a DICOM folder", path)
+    volume = path.is_dir() or path.name.lower().endswith(VOLUME_SUFFIXES)
+
+    stack, dtype, geometry = _read(path, volume)
+    is_ct = bool(volume and stack.min() < -500.0)
+    spacing = (float(geometry.spacing[1]), float(geometry.spacing[0])) if geometry is not None else None
+    window = _default_window(stack, is_ct, dtype)
+    result = AnnotationImage(path=path, name=image_stem(path), volume=stack, is_volume=volume, is_ct=is_ct,
+                             reference=geometry, spacing_mm=spacing, window=window)
+    gt_path = find_ground_truth(path)
+    if gt_path is not None:
+        try:
+            result.ground_truth = _read_ground_truth(gt_path, stack.shape, volume)
+            result.ground_truth_path = gt_path if result.ground_truth is not None else None
+        except InputError as exc:
+            logger.warning("ignoring unreadable ground truth: %s", exc)
+    logger.info("opened %s: %d slice(s) of %d x %d px%s", path, stack.shape[0], stack.shape[1], stack.shape[2],
+                f", ground truth {gt_path}" if result.ground_truth is not None else "")
+    return result
+
+
+def normalise(slice_: np.ndarray, window: tuple[float, float]) -> np.ndarray:
+    """Map source values through a (level, width) window to float32 in [0, 1].
+
+    Args:
+        slice_: (H, W) values in source units (HU for CT).
+        window: (level, width) in the same units; width > 0.
+
+    Returns:
+        (H, W) float32 in [0, 1].
+    """
+    level, width = float(window[0]), max(float(window[1]), 1e-6)
+    lo = level - width / 2.0
+    return np.clip((np.asarray(slice_, np.float32) - lo) / width, 0.0, 1.0).astype(np.float32)

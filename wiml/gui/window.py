@@ -1,0 +1,463 @@
+"""The annotator's main window: menus, tool bar, canvas, slice slider, window/level, status bar.
+
+Every action that touches the annotation state runs on the :class:`~wiml.gui.worker.ActionWorker` thread, in
+the order it was given; the window only draws the :class:`~wiml.gui.controller.Snapshot` each action returns.
+No modal dialog opens on its own (errors go to a banner and the status bar), so the window can be driven
+by tests offscreen.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from pathlib import Path
+
+from PyQt5.QtCore import Qt, QTimer, pyqtSignal
+from PyQt5.QtGui import QKeySequence
+from PyQt5.QtWidgets import (QAction, QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QLabel, QMainWindow,
+                             QMessageBox, QSizePolicy, QSlider, QStyle, QToolBar, QVBoxLayout, QWidget)
+
+from wiml.gui.canvas import ImageCanvas
+from wiml.gui.controller import AnnotationController, Snapshot
+from wiml.gui.loading import list_images
+from wiml.gui.overlay import CT_PRESETS, window_to_uint8
+from wiml.gui.worker import ActionWorker
+
+logger = logging.getLogger(__name__)
+
+_SHORTCUTS = [
+    ("Left click", "foreground click"), ("Right click", "background click"),
+    ("Wheel", "zoom at the cursor"), ("Middle drag / Ctrl + left drag", "pan"),
+    ("S", "Segment (CAM initial mask)"), ("Ctrl+Z", "Undo the last click"), ("Delete", "Clear the clicks"),
+    ("Ctrl+S", "Save Segmentation"), ("Ctrl+O", "Open Image"), ("Ctrl+Shift+O", "Open DICOM Folder"),
+    ("N / P", "next / previous image in the folder"), ("PgUp / PgDn", "next / previous slice"),
+    ("+ / - / F", "zoom in / out / fit"), ("M / G / C", "show mask / ground truth / CAM"),
+    ("[ / ]", "overlay opacity down / up"), ("W", "reset the window/level"), ("Ctrl+K", "Load Checkpoint"),
+]
+
+
+class AnnotatorWindow(QMainWindow):
+    """Main window of the WIA annotator.
+
+    Args:
+        controller: the Qt-free annotation state (:class:`AnnotationController`).
+        start_folder: folder the Open dialog starts in (``data_source/`` by default).
+        ask_to_save: ask before unsaved work is dropped (opening another image, closing); tests turn it off.
+
+    Signals:
+        snapshot_shown(object): a :class:`Snapshot` was drawn (tests wait on it).
+        action_failed(str): an action failed; the message is in the banner and the status bar.
+    """
+
+    snapshot_shown = pyqtSignal(object)
+    action_failed = pyqtSignal(str)
+
+    def __init__(self, controller: AnnotationController, start_folder: Path | None = None,
+                 ask_to_save: bool = True) -> None:
+        super().__init__()
+        self.controller = controller
+        self.start_folder = Path(start_folder) if start_folder is not None else None
+        self.ask_to_save = ask_to_save
+        self.snapshot = Snapshot()
+        self.worker = ActionWorker(self)
+        self.worker.finished.connect(self._on_finished)
+        self.worker.failed.connect(self._on_failed)
+        self.worker.busy_changed.connect(self._on_busy)
+        self._level, self._width = 127.5, 255.0
+        self.setWindowTitle("WIML annotator (WIA)")
+        self.resize(1100, 860)
+        self._build_widgets()
+        self._build_actions()
+        self._slice_timer = QTimer(self, singleShot=True, interval=120)
+        self._slice_timer.timeout.connect(self._submit_slice)
+        self._clock_timer = QTimer(self, interval=500)
+        self._clock_timer.timeout.connect(self._update_status)
+        self._clock_timer.start()
+        self._update_checkpoint_banner()
+        self._update_status()
+
+    # ------------------------------------------------------------------ layout
+    def _build_widgets(self) -> None:
+        central = QWidget(self)
+        layout = QVBoxLayout(central)
+        layout.setContentsMargins(4, 4, 4, 4)
+        self.banner = QLabel(central)
+        self.banner.setWordWrap(True)
+        self.banner.setVisible(False)
+        self.banner.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        layout.addWidget(self.banner)
+        self.canvas = ImageCanvas(central)
+        self.canvas.set_opacity(0.3)
+        self.canvas.clicked.connect(self.click)
+        self.canvas.hovered.connect(self._on_hover)
+        layout.addWidget(self.canvas, 1)
+        row = QHBoxLayout()
+        self.slice_label = QLabel("slice -", central)
+        self.slice_slider = QSlider(Qt.Horizontal, central)
+        self.slice_slider.setRange(0, 0)
+        self.slice_slider.valueChanged.connect(self._on_slice_slider)
+        row.addWidget(self.slice_label)
+        row.addWidget(self.slice_slider, 1)
+        self.slice_row = QWidget(central)
+        self.slice_row.setLayout(row)
+        self.slice_row.setVisible(False)
+        layout.addWidget(self.slice_row)
+        self.setCentralWidget(central)
+
+        bar = QToolBar("View", self)
+        bar.setObjectName("view_toolbar")
+        self.addToolBar(Qt.BottomToolBarArea, bar)
+        bar.addWidget(QLabel(" Window level ", self))
+        self.level_box = QDoubleSpinBox(self, decimals=1, minimum=-5000, maximum=70000, singleStep=10)
+        self.level_box.setToolTip("window level (centre), in image units (HU for CT)")
+        bar.addWidget(self.level_box)
+        bar.addWidget(QLabel(" width ", self))
+        self.width_box = QDoubleSpinBox(self, decimals=1, minimum=1, maximum=70000, singleStep=10)
+        self.width_box.setToolTip("window width, in image units (HU for CT)")
+        bar.addWidget(self.width_box)
+        self.preset_box = QComboBox(self)
+        self.preset_box.addItem("Window presets")
+        self.preset_box.addItems(list(CT_PRESETS))
+        self.preset_box.setToolTip("CT window presets (HU)")
+        self.preset_box.activated.connect(self._on_preset)
+        bar.addWidget(self.preset_box)
+        self.level_box.valueChanged.connect(self._on_window_changed)
+        self.width_box.valueChanged.connect(self._on_window_changed)
+        bar.addSeparator()
+        bar.addWidget(QLabel(" Overlay opacity ", self))
+        self.opacity_slider = QSlider(Qt.Horizontal, self)
+        self.opacity_slider.setRange(0, 100)
+        self.opacity_slider.setValue(30)
+        self.opacity_slider.setFixedWidth(140)
+        self.opacity_slider.setToolTip("opacity of the mask fill and the CAM ([ and ])")
+        self.opacity_slider.valueChanged.connect(lambda v: self.canvas.set_opacity(v / 100.0))
+        bar.addWidget(self.opacity_slider)
+        spacer = QWidget(self)
+        spacer.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Preferred)
+        bar.addWidget(spacer)
+        self.zoom_label = QLabel("zoom 100%", self)
+        self.canvas.zoom_changed.connect(lambda s: self.zoom_label.setText(f"zoom {100 * s:.0f}% "))
+        bar.addWidget(self.zoom_label)
+
+        status = self.statusBar()
+        self.clicks_label = QLabel(self)
+        self.time_label = QLabel(self)
+        self.metrics_label = QLabel(self)
+        self.pixel_label = QLabel(self)
+        self.busy_label = QLabel(self)
+        self.checkpoint_label = QLabel(self)
+        for w in (self.busy_label, self.clicks_label, self.time_label, self.metrics_label, self.pixel_label,
+                  self.checkpoint_label):
+            status.addPermanentWidget(w)
+
+    def _action(self, text: str, slot, shortcut=None, tip: str = "", icon=None, checkable: bool = False,
+                checked: bool = False) -> QAction:
+        action = QAction(text, self)
+        if shortcut is not None:
+            keys = shortcut if isinstance(shortcut, list) else [shortcut]
+            action.setShortcuts([QKeySequence(k) for k in keys])
+        if icon is not None:
+            action.setIcon(self.style().standardIcon(icon))
+        if tip:
+            action.setStatusTip(tip)
+            action.setToolTip(f"{text} ({action.shortcut().toString()})" if shortcut else text)
+        if checkable:
+            action.setCheckable(True)
+            action.setChecked(checked)
+            action.toggled.connect(slot)
+        else:
+            action.triggered.connect(lambda _checked=False: slot())
+        self.addAction(action)
+        return action
+
+    def _build_actions(self) -> None:
+        a = self._action
+        self.act_open = a("&Open Image...", self.open_dialog, QKeySequence.Open,
+                          "open a PNG/JPEG slice or a NIfTI volume", QStyle.SP_DialogOpenButton)
+        self.act_open_dicom = a("Open &DICOM Folder...", self.open_dicom_dialog, "Ctrl+Shift+O",
+                                "open a folder holding one DICOM series", QStyle.SP_DirOpenIcon)
+        self.act_next = a("&Next Image", lambda: self.step_image(1), "N", "next image in the folder",
+                          QStyle.SP_ArrowForward)
+        self.act_prev = a("&Previous Image", lambda: self.step_image(-1), "P", "previous image in the folder",
+                          QStyle.SP_ArrowBack)
+        self.act_checkpoint = a("Load &Checkpoint...", self.checkpoint_dialog, "Ctrl+K",
+                                "choose the weak checkpoint (.safetensors) used for the CAM")
+        self.act_result_dir = a("&Result Folder...", self.result_dir_dialog, None,
+                                "choose where result/ files are written")
+        self.act_save = a("&Save Segmentation", self.save, QKeySequence.Save,
+                          "write the strong label, CAM, initial mask and recording", QStyle.SP_DialogSaveButton)
+        self.act_quit = a("&Quit", self.close, QKeySequence.Quit, "quit")
+        self.act_segment = a("Se&gment", self.segment, "S", "CAM of the weak model -> initial mask",
+                             QStyle.SP_MediaPlay)
+        self.act_undo = a("&Undo", self.undo, QKeySequence.Undo, "undo the last click", QStyle.SP_ArrowLeft)
+        self.act_clear = a("&Clear", self.clear, ["Delete", "Backspace"], "remove every click",
+                           QStyle.SP_DialogResetButton)
+        self.act_zoom_in = a("Zoom &In", lambda: self.canvas.zoom(1.25), ["+", "=", "Ctrl++"], "zoom in")
+        self.act_zoom_out = a("Zoom &Out", lambda: self.canvas.zoom(0.8), ["-", "Ctrl+-"], "zoom out")
+        self.act_fit = a("&Fit", self.canvas.fit, "F", "fit the image to the window")
+        self.act_show_mask = a("Show &Mask", lambda on: self.canvas.set_visibility(mask=on), "M",
+                               "show the current mask (green)", checkable=True, checked=True)
+        self.act_show_gt = a("Show &Ground Truth", lambda on: self.canvas.set_visibility(gt=on), "G",
+                             "show the ground truth (blue) when a label/ mask exists", checkable=True, checked=True)
+        self.act_show_cam = a("Show C&AM", lambda on: self.canvas.set_visibility(cam=on), "C",
+                              "show the class activation map", checkable=True, checked=False)
+        self.act_opacity_down = a("Opacity -", lambda: self.opacity_slider.setValue(self.opacity_slider.value() - 10),
+                                  "[", "overlay opacity down")
+        self.act_opacity_up = a("Opacity +", lambda: self.opacity_slider.setValue(self.opacity_slider.value() + 10),
+                                "]", "overlay opacity up")
+        self.act_reset_window = a("Reset &Window", self.reset_window, "W", "default window/level of the image")
+        self.act_next_slice = a("Next Slice", lambda: self.step_slice(1), ["PgUp", "Up"], "next slice")
+        self.act_prev_slice = a("Previous Slice", lambda: self.step_slice(-1), ["PgDown", "Down"], "previous slice")
+        self.act_shortcuts = a("&Keyboard Shortcuts", self.show_shortcuts, "F1", "list the shortcuts")
+
+        menu = self.menuBar()
+        file_menu = menu.addMenu("&File")
+        for act in (self.act_open, self.act_open_dicom, self.act_next, self.act_prev, None, self.act_checkpoint,
+                    self.act_result_dir, None, self.act_save, None, self.act_quit):
+            file_menu.addSeparator() if act is None else file_menu.addAction(act)
+        edit_menu = menu.addMenu("&Annotate")
+        for act in (self.act_segment, self.act_undo, self.act_clear):
+            edit_menu.addAction(act)
+        view_menu = menu.addMenu("&View")
+        for act in (self.act_zoom_in, self.act_zoom_out, self.act_fit, None, self.act_show_mask, self.act_show_gt,
+                    self.act_show_cam, None, self.act_opacity_down, self.act_opacity_up, self.act_reset_window,
+                    None, self.act_next_slice, self.act_prev_slice):
+            view_menu.addSeparator() if act is None else view_menu.addAction(act)
+        menu.addMenu("&Help").addAction(self.act_shortcuts)
+
+        tools = QToolBar("Annotate", self)
+        tools.setObjectName("annotate_toolbar")
+        tools.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
+        for act in (self.act_open, self.act_prev, self.act_next, None, self.act_segment, self.act_undo,
+                    self.act_clear, self.act_save, None, self.act_fit):
+            tools.addSeparator() if act is None else tools.addAction(act)
+        self.addToolBar(Qt.TopToolBarArea, tools)
+
+    # ------------------------------------------------------------------ actions (queued on the worker)
+    def _submit(self, fn, *args, **kwargs) -> int:
+        return self.worker.submit(functools.partial(fn, *args, **kwargs))
+
+    def open_path(self, path: str | Path) -> None:
+        """Open an image, a volume or a DICOM folder (asks to save unsaved work first)."""
+        if not self._confirm_discard():
+            return
+        self._submit(self.controller.open, Path(path))
+
+    def segment(self) -> None:
+        self._submit(self.controller.segment)
+
+    def click(self, row: int, col: int, foreground: bool) -> None:
+        """A foreground (left) or background (right) click at pixel (row, col)."""
+        if self.snapshot.raw is None:
+            self.show_error("open an image first (File > Open Image)")
+            return
+        self._submit(self.controller.add_click, row, col, foreground)
+
+    def undo(self) -> None:
+        self._submit(self.controller.undo)
+
+    def clear(self) -> None:
+        self._submit(self.controller.clear)
+
+    def save(self) -> None:
+        self._submit(self.controller.save)
+
+    def load_checkpoint(self, path: str | Path) -> None:
+        """Load a weak checkpoint (on the worker; the banner says whether it worked)."""
+        self._submit(self.controller.load_checkpoint, Path(path))
+
+    def set_slice(self, index: int) -> None:
+        self.slice_slider.setValue(int(index))
+        self._slice_timer.stop()
+        self._submit_slice()
+
+    def _submit_slice(self) -> None:
+        if self.snapshot.depth > 1 and self.slice_slider.value() != self.snapshot.slice_index:
+            self._submit(self.controller.set_slice, self.slice_slider.value())
+
+    def step_slice(self, delta: int) -> None:
+        if self.snapshot.depth > 1:
+            self.slice_slider.setValue(self.slice_slider.value() + delta)
+
+    def step_image(self, delta: int) -> None:
+        """Open the next (delta=1) or previous (-1) image of the current image's folder."""
+        path = self.snapshot.image_path
+        if path is None or path.is_dir():
+            return
+        files = list_images(path.parent)
+        if path not in files:
+            return
+        index = files.index(path) + delta
+        if 0 <= index < len(files):
+            self.open_path(files[index])
+        else:
+            self.statusBar().showMessage("no more images in this folder", 3000)
+
+    # ------------------------------------------------------------------ dialogs
+    def _dialog_folder(self) -> str:
+        if self.snapshot.image_path is not None:
+            return str(self.snapshot.image_path.parent)
+        return str(self.start_folder or Path.home())
+
+    def open_dialog(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Open image", self._dialog_folder(),
+            "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.nii *.nii.gz *.mha *.mhd *.nrrd *.dcm);;All files (*)")
+        if path:
+            self.open_path(path)
+
+    def open_dicom_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Open DICOM series folder", self._dialog_folder())
+        if path:
+            self.open_path(path)
+
+    def checkpoint_dialog(self) -> None:
+        start = str(self.controller.checkpoint_path.parent) if self.controller.checkpoint_path else self._dialog_folder()
+        path, _ = QFileDialog.getOpenFileName(self, "Load weak checkpoint", start,
+                                              "WIML checkpoints (*.safetensors);;All files (*)")
+        if path:
+            self.load_checkpoint(path)
+
+    def result_dir_dialog(self) -> None:
+        path = QFileDialog.getExistingDirectory(self, "Result folder", str(self.controller.result_dir or
+                                                                           self._dialog_folder()))
+        if path:
+            self._submit(setattr, self.controller, "result_dir", Path(path))
+            self.statusBar().showMessage(f"results will be written under {path}", 5000)
+
+    def show_shortcuts(self) -> None:
+        rows = "".join(f"<tr><td><b>{k}</b></td><td>&nbsp;{v}</td></tr>" for k, v in _SHORTCUTS)
+        QMessageBox.information(self, "Keyboard shortcuts", f"<table>{rows}</table>")
+
+    def _confirm_discard(self) -> bool:
+        if not self.ask_to_save or not self.controller.dirty or self.worker.pending:
+            return True
+        answer = QMessageBox.question(self, "Unsaved annotation",
+                                      f"Save the annotation of {self.snapshot.name} first?",
+                                      QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, QMessageBox.Save)
+        if answer == QMessageBox.Save:
+            self.save()
+        return answer != QMessageBox.Cancel
+
+    # ------------------------------------------------------------------ results from the worker
+    def _on_finished(self, _job_id: int, result: object) -> None:
+        if isinstance(result, Snapshot):
+            self.show_snapshot(result)
+        elif isinstance(result, str):
+            self.statusBar().showMessage(result, 5000)
+            self._update_checkpoint_banner()
+
+    def _on_failed(self, _job_id: int, message: str) -> None:
+        self.show_error(message)
+        self._update_status()
+        self.action_failed.emit(message)
+
+    def _on_busy(self, busy: bool) -> None:
+        self.busy_label.setText("refining..." if busy else "")
+
+    def show_snapshot(self, snap: Snapshot) -> None:
+        """Draw a snapshot: slice, overlays, clicks, slider, status."""
+        previous = self.snapshot
+        self.snapshot = snap
+        if snap.raw is not None:
+            new_image = previous.image_path != snap.image_path
+            if new_image:
+                self._set_window(*snap.window)
+                self.slice_slider.blockSignals(True)
+                self.slice_slider.setRange(0, max(snap.depth - 1, 0))
+                self.slice_slider.setValue(snap.slice_index)
+                self.slice_slider.blockSignals(False)
+                self.slice_row.setVisible(snap.depth > 1)
+                self.preset_box.setEnabled(snap.is_ct)
+                self.setWindowTitle(f"WIML annotator - {snap.image_path.name}")
+            self.slice_label.setText(f"slice {snap.slice_index + 1}/{snap.depth} ")
+            self._render_image()
+            self.canvas.set_overlays(snap.mask, snap.ground_truth, snap.cam, snap.clicks)
+        if snap.message:
+            self.statusBar().showMessage(snap.message, 6000)
+        if snap.saved:
+            self.banner.setVisible(False)
+        self._update_status()
+        self.snapshot_shown.emit(snap)
+
+    # ------------------------------------------------------------------ view state
+    def _set_window(self, level: float, width: float) -> None:
+        for box, value in ((self.level_box, level), (self.width_box, width)):
+            box.blockSignals(True)
+            box.setValue(value)
+            box.blockSignals(False)
+        self._level, self._width = float(level), float(width)
+
+    def _on_window_changed(self) -> None:
+        self._level, self._width = self.level_box.value(), self.width_box.value()
+        self._render_image()
+
+    def _on_preset(self, index: int) -> None:
+        if index > 0:
+            level, width = CT_PRESETS[self.preset_box.itemText(index)]
+            self._set_window(level, width)
+            self._render_image()
+        self.preset_box.setCurrentIndex(0)
+
+    def reset_window(self) -> None:
+        if self.snapshot.raw is not None:
+            self._set_window(*self.snapshot.window)
+            self._render_image()
+
+    def _render_image(self) -> None:
+        if self.snapshot.raw is not None:
+            self.canvas.set_image(window_to_uint8(self.snapshot.raw, self._level, self._width))
+
+    def _on_slice_slider(self, value: int) -> None:
+        self.slice_label.setText(f"slice {value + 1}/{self.snapshot.depth} ")
+        self._slice_timer.start()
+
+    def _on_hover(self, row: int, col: int) -> None:
+        raw = self.snapshot.raw
+        if raw is None or row < 0:
+            self.pixel_label.setText("")
+            return
+        unit = " HU" if self.snapshot.is_ct else ""
+        self.pixel_label.setText(f"({row}, {col}) = {raw[row, col]:.0f}{unit}")
+
+    def _update_status(self) -> None:
+        snap = self.snapshot
+        n_fg = sum(1 for c in snap.clicks if c.label)
+        self.clicks_label.setText(f"clicks: {len(snap.clicks)} ({n_fg} fg, {len(snap.clicks) - n_fg} bg)")
+        self.time_label.setText(f"time: {self.controller.elapsed_s:.1f} s" if snap.raw is not None else "time: -")
+        if snap.dice is not None:
+            self.metrics_label.setText(f"Dice {snap.dice:.3f}  IoU {snap.iou:.3f}")
+        elif snap.raw is not None and snap.ground_truth is None:
+            self.metrics_label.setText("no ground truth")
+        else:
+            self.metrics_label.setText("")
+        if self.controller.model is not None:
+            self.checkpoint_label.setText(f"CAM: {self.controller.checkpoint_path.name}")
+        else:
+            self.checkpoint_label.setText("CAM: none (clicks only)")
+
+    def _update_checkpoint_banner(self) -> None:
+        if self.controller.model is None:
+            self._show_banner(self.controller.checkpoint_status, "#fff3cd", "#664d03")
+        else:
+            self.banner.setVisible(False)
+            self.statusBar().showMessage(self.controller.checkpoint_status, 5000)
+
+    def _show_banner(self, text: str, background: str, colour: str) -> None:
+        self.banner.setText(text)
+        self.banner.setStyleSheet(f"QLabel {{ background: {background}; color: {colour}; padding: 6px; "
+                                  "border-radius: 3px; }")
+        self.banner.setVisible(True)
+
+    def show_error(self, message: str) -> None:
+        logger.warning("%s", message)
+        self._show_banner(message, "#f8d7da", "#58151c")
+        self.statusBar().showMessage(message, 8000)
+
+    def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
+        if not self._confirm_discard():
+            event.ignore()
+            return
+        self._clock_timer.stop()
+        self.worker.shutdown()
+        event.accept()
