@@ -1,0 +1,142 @@
+"""Grad-CAM of FPSNet and CAM -> initial mask (the first proposal of weakly-interactive annotation).
+
+Grad-CAM: Selvaraju et al., "Grad-CAM: Visual Explanations from Deep Networks via Gradient-based
+Localization", ICCV 2017. For a layer with activations A (B, K, h, w) and the tag score y (the "present"
+logit), ``CAM = ReLU(sum_k mean_xy(dy/dA_k) * A_k)``, resized to the input and normalised per slice by its
+maximum to [0, 1]. As in the original WIML release (Nie et al., IEEE JBHI 2023) the default layer is the
+classification path's 1x1 convolution (``cls_conv``) of the FPS head; parameter-free poolings use the
+segmentation head and the separate-head variant its bottleneck (``FPSNet.default_cam_layer``).
+
+The initial mask is a graph cut with the CAM as foreground probability (no threshold), then the largest
+connected component, opening, closing and hole filling (:mod:`wiml.interactive.graphcut`,
+:mod:`wiml.interactive.postprocess`).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from wiml.errors import InputError
+from wiml.interactive.graphcut import graph_cut
+from wiml.interactive.postprocess import postprocess_mask
+from wiml.interactive.session import normalize_image
+from wiml.networks.fpsnet import FPSNetOutput, tag_score
+from wiml.training.checkpoint import unwrap
+
+
+def find_layer(model: nn.Module, name: str) -> nn.Module:
+    """The sub-module called ``name`` (as in ``model.named_modules()``).
+
+    Raises:
+        InputError: no such layer (the message lists the candidates' first names).
+    """
+    modules = dict(unwrap(model).named_modules())
+    if name not in modules or modules[name] is None:
+        top = sorted({n.split(".")[0] for n in modules if n})
+        raise InputError(f"layer {name!r} not found in {type(unwrap(model)).__name__}; top-level layers: {top}")
+    return modules[name]
+
+
+def normalise_cam(cam: torch.Tensor) -> torch.Tensor:
+    """Scale each (H, W) map of a (B, H, W) batch by its maximum to [0, 1]; an all-zero map stays zero."""
+    peak = cam.flatten(1).amax(dim=1).clamp_min(1e-12)[:, None, None]
+    return torch.where(peak > 1e-12, cam / peak, torch.zeros_like(cam)).clamp(0.0, 1.0)
+
+
+def compute_grad_cam(model: nn.Module, images: torch.Tensor, layer: str | None = None
+                     ) -> tuple[np.ndarray, FPSNetOutput]:
+    """Grad-CAM of the "target present" score and the network's outputs, for a batch.
+
+    The model is run in eval mode (restored afterwards); slices do not interact, so the batch gives the same
+    maps as one slice at a time.
+
+    Args:
+        model: an FPSNet (possibly wrapped).
+        images: (B, C, H, W) float32 tensor on the model's device.
+        layer: name of the layer (default ``model.default_cam_layer``).
+
+    Returns:
+        cams: (B, H, W) float32 in [0, 1] at input size.
+        output: the detached ``FPSNetOutput`` of the same forward pass.
+
+    Raises:
+        InputError: unknown layer, or ``images`` not (B, C, H, W).
+    """
+    net = unwrap(model)
+    if images.ndim != 4:
+        raise InputError(f"images must be (B, C, H, W), got {tuple(images.shape)}")
+    target = find_layer(net, layer or net.default_cam_layer)
+    store: dict[str, torch.Tensor] = {}
+
+    def hook(_module, _inputs, output):
+        store["a"] = output
+
+    handle = target.register_forward_hook(hook)
+    was_training = net.training
+    net.eval()
+    try:
+        with torch.enable_grad():
+            out = net(images)
+            act = store["a"]
+            grads = torch.autograd.grad(tag_score(out.cls).sum(), act)[0]
+    finally:
+        handle.remove()
+        net.train(was_training)
+    weights = grads.mean(dim=(2, 3), keepdim=True)
+    cam = F.relu((weights * act).sum(dim=1, keepdim=True)).detach()
+    cam = F.interpolate(cam, size=images.shape[2:], mode="bilinear", align_corners=False)[:, 0]
+    cam = normalise_cam(cam)
+    return cam.float().cpu().numpy(), FPSNetOutput(out.seg.detach(), out.cls.detach())
+
+
+def grad_cam(model: nn.Module, images: torch.Tensor, layer: str | None = None) -> np.ndarray:
+    """Grad-CAM maps of a batch: (B, C, H, W) tensor -> (B, H, W) float32 in [0, 1]. See :func:`compute_grad_cam`."""
+    return compute_grad_cam(model, images, layer)[0]
+
+
+def graph_cut_image(image: np.ndarray, percentiles: tuple[float, float] = (0.5, 99.5)) -> np.ndarray:
+    """The (H, W) image in [0, 1] that the graph cut's contrast term sees: channel 0, percentile-windowed.
+
+    Args:
+        image: (C, H, W) or (H, W) prepared slice (z-scored MR, [0, 1] CT, ...).
+        percentiles: intensity percentiles mapped to 0 and 1 (robust to outliers).
+
+    Returns:
+        (H, W) float32 in [0, 1].
+    """
+    arr = np.asarray(image, dtype=np.float32)
+    arr = arr[0] if arr.ndim == 3 else arr
+    lo, hi = np.percentile(arr, percentiles)
+    return normalize_image(arr, (float(lo), float(hi)) if hi > lo else None)
+
+
+def cam_to_initial_mask(image: np.ndarray, cam: np.ndarray, lam: float = 5.0, sigma: float = 0.1,
+                        open_radius_px: int = 1, close_radius_px: int = 1) -> np.ndarray:
+    """Initial mask from a CAM: graph cut with ``fg_prob = cam`` (threshold-free), then post-processing.
+
+    Args:
+        image: (H, W) float32 in [0, 1] (see :func:`graph_cut_image`) or (C, H, W) prepared slice.
+        cam: (H, W) float in [0, 1].
+        lam: pairwise weight (5.0 in the original release).
+        sigma: intensity scale of the pairwise term (0.1 in the original release).
+        open_radius_px: opening radius of the post-processing.
+        close_radius_px: closing radius of the post-processing.
+
+    Returns:
+        (H, W) uint8 in {0, 1}: largest component, opened, closed, holes filled.
+
+    Raises:
+        InputError: shapes differ or values are not finite (from ``graph_cut``).
+    """
+    image = np.asarray(image, dtype=np.float32)
+    if image.ndim == 3:
+        image = graph_cut_image(image)
+    cam = np.clip(np.asarray(cam, dtype=np.float32), 0.0, 1.0)
+    mask = graph_cut(image, cam, lam=lam, sigma=sigma)
+    if not mask.any():
+        return mask
+    return postprocess_mask(mask, largest=True, open_radius_px=open_radius_px, close_radius_px=close_radius_px,
+                            fill_holes=True)
