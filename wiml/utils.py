@@ -17,6 +17,16 @@ import numpy as np
 logger = logging.getLogger(__name__)
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+#: mode of files written through :func:`atomic_path` (``mkstemp`` alone would leave them 0600).
+_FILE_MODE = 0o666 & ~_current_umask()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path) -> Iterator[Path]:
     """Yield a temporary path in the destination folder; rename it onto ``path`` on success.
@@ -39,6 +49,8 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
     tmp_path = Path(tmp)
     try:
         yield tmp_path
+        if tmp_path.exists():
+            os.chmod(tmp_path, _FILE_MODE)
         os.replace(tmp_path, path)
     finally:
         if tmp_path.exists():
