@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 
-from wiml.training.mixed import (MixedBatchSampler, MixedLossConfig, mixed_batches, mixed_loss, segmentation_loss,
-                                 tag_loss)
+from wiml.training.losses import tag_loss
+from wiml.training.mixed import (MixedLossConfig, MixedSampler, make_mixed_loss, mixed_batches, mixed_loss,
+                                 segmentation_loss)
 
 LN2 = math.log(2.0)
 
@@ -28,6 +29,11 @@ def test_mixed_loss_hand_computed():
     # the paper's recipe: cross-entropy only on the strong slice
     paper = mixed_loss(seg, cls, tags, masks, strong, MixedLossConfig(seg_loss="bce"))
     assert paper.seg.item() == pytest.approx(LN2, abs=1e-6)
+    # trainer form: strong flag from the batch's has_mask
+    output = type("Out", (), {"seg": seg, "cls": cls})()
+    loss, logs = make_mixed_loss()(output,
+                                   {"tag": tags, "mask": masks, "has_mask": strong})
+    assert loss.item() == pytest.approx(LN2 + LN2 + 0.5, abs=1e-4) and set(logs) == {"tag_loss", "seg_loss"}
 
 
 def test_two_class_tags_use_cross_entropy_and_no_strong_slice_gives_zero_seg():
@@ -52,10 +58,13 @@ def test_segmentation_loss_two_channels_and_validation():
 def test_every_batch_holds_a_strong_slice_and_every_weak_slice_appears_once():
     strong = [3, 7]
     batches = mixed_batches(20, strong, batch_size=4, strong_per_batch=1, seed=0, epoch=0)
-    assert all(len(b) <= 4 and sum(i in strong for i in b) == 1 for b in batches)
+    assert all(len(b) == 4 and sum(i in strong for i in b) == 1 for b in batches)
     weak = sorted(i for b in batches for i in b if i not in strong)
     assert weak == [i for i in range(20) if i not in strong]
     assert len(batches) == math.ceil(18 / 3)
+    padded = mixed_batches(21, strong, batch_size=4, strong_per_batch=1)   # 19 weak: last chunk filled up
+    assert all(len(b) == 4 for b in padded) and len(padded) == 7
+    assert set(i for b in padded for i in b) == set(range(21))
     assert batches == mixed_batches(20, strong, 4, 1, seed=0, epoch=0)      # deterministic
     assert batches != mixed_batches(20, strong, 4, 1, seed=0, epoch=1)      # reshuffled per epoch
 
@@ -65,7 +74,7 @@ def test_ddp_ranks_get_disjoint_equal_shares_and_sampler_len():
     r0 = mixed_batches(21, [0], 4, 1, seed=1, rank=0, world_size=2)
     r1 = mixed_batches(21, [0], 4, 1, seed=1, rank=1, world_size=2)
     assert len(r0) == len(r1) == math.ceil(len(full) / 2)
-    sampler = MixedBatchSampler(21, [0], 4, 1, seed=1)
-    assert len(sampler) == len(full) and list(sampler) == full
+    sampler = MixedSampler(21, [0], 4, 1, seed=1)
+    assert len(sampler) == 4 * len(full) and list(sampler) == [i for b in full for i in b]
     with pytest.raises(ValueError):
         mixed_batches(5, [9], 4, 1)

@@ -60,8 +60,9 @@ def run(args: argparse.Namespace) -> int:
     data, ckpt, out = resolve_paths(args)
     device = resolve_device(config.device)
     model, meta = load_model(ckpt, device)  # CheckpointError for another architecture / not safetensors
-    if config.size is None and meta.get("image_size"):
-        config.size = int(meta["image_size"])
+    trained_size = meta.get("image_size") or (meta.get("run_config") or {}).get("image_size")
+    if config.size is None and trained_size:
+        config.size = int(trained_size)
     cases, kind = load_cases(data, config.split)
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.yaml")

@@ -20,7 +20,8 @@ from typing import Literal, NamedTuple
 import numpy as np
 import torch
 import torch.nn.functional as F
-from torch import nn
+
+from wiml.training.losses import tag_loss
 
 
 @dataclasses.dataclass
@@ -44,21 +45,6 @@ class MixedLossTerms(NamedTuple):
     total: torch.Tensor
     tag: torch.Tensor
     seg: torch.Tensor
-
-
-def tag_loss(cls_logits: torch.Tensor, tags: torch.Tensor) -> torch.Tensor:
-    """Image-tag loss: BCE for 1 logit per slice, cross-entropy for >= 2 class logits.
-
-    Args:
-        cls_logits: (B, C) float logits; C = 1 (sigmoid tag) or C >= 2 (softmax, index 1 = present).
-        tags: (B,) 0/1 (any int or float dtype).
-
-    Returns:
-        0-d tensor, mean over the batch.
-    """
-    if cls_logits.shape[1] == 1:
-        return F.binary_cross_entropy_with_logits(cls_logits[:, 0], tags.to(cls_logits.dtype))
-    return F.cross_entropy(cls_logits, tags.long())
 
 
 def segmentation_loss(seg_logits: torch.Tensor, masks: torch.Tensor, kind: str = "dice_ce") -> torch.Tensor:
@@ -121,26 +107,26 @@ def mixed_loss(seg_logits: torch.Tensor, cls_logits: torch.Tensor, tags: torch.T
     return MixedLossTerms(config.tag_weight * t + config.seg_weight * s, t, s)
 
 
-class MixedLoss(nn.Module):
-    """Module form of :func:`mixed_loss` for trainers that take a loss object.
+def make_mixed_loss(config: MixedLossConfig | None = None):
+    """A trainer loss ``(output, batch) -> (loss, logs)`` (see :mod:`wiml.training.trainer`) for MSL.
 
-    ``forward(output, batch)`` takes an FPSNet output (``.seg``, ``.cls``) and a batch dict with ``tag`` (B,),
-    ``mask`` (B, H, W) and ``strong`` (B,), and returns :class:`MixedLossTerms`.
+    The batch needs ``tag`` (B,), ``mask`` (B, H, W) and ``has_mask`` (B,) bool (True on strong slices).
     """
+    config = config or MixedLossConfig()
 
-    def __init__(self, config: MixedLossConfig | None = None) -> None:
-        super().__init__()
-        self.config = config or MixedLossConfig()
+    def loss_fn(output, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
+        terms = mixed_loss(output.seg, output.cls, batch["tag"], batch["mask"], batch["has_mask"], config)
+        return terms.total, {"tag_loss": float(terms.tag.detach()), "seg_loss": float(terms.seg.detach())}
 
-    def forward(self, output, batch: dict) -> MixedLossTerms:  # noqa: D102
-        return mixed_loss(output.seg, output.cls, batch["tag"], batch["mask"], batch["strong"], self.config)
+    return loss_fn
 
 
 def mixed_batches(n_items: int, strong_indices: Sequence[int], batch_size: int, strong_per_batch: int = 1,
                   seed: int = 0, epoch: int = 0, rank: int = 0, world_size: int = 1) -> list[list[int]]:
     """Batches of dataset indices in which every batch holds ``strong_per_batch`` strong slices.
 
-    The weak (non-strong) slices are shuffled and cut into chunks of ``batch_size - strong_per_batch``;
+    The weak (non-strong) slices are shuffled and cut into chunks of ``batch_size - strong_per_batch`` (the
+    last chunk is filled up with randomly drawn weak slices, so every batch has ``batch_size`` slices);
     each chunk is completed with strong slices drawn in turn from a shuffled cycle of ``strong_indices``,
     so the few strong slices are over-sampled evenly (the original release paired a strong and a weak
     slice in every batch). One epoch covers every weak slice once. Deterministic in (seed, epoch).
@@ -182,6 +168,8 @@ def mixed_batches(n_items: int, strong_indices: Sequence[int], batch_size: int, 
             chunks = [[] for _ in range(n_batches)]
         else:
             chunks = [weak[i:i + per_weak].tolist() for i in range(0, len(weak), per_weak)]
+            if len(chunks[-1]) < per_weak:  # fill the last chunk so that every batch is full
+                chunks[-1] += rng.choice(weak, per_weak - len(chunks[-1])).tolist()
         cycle: list[int] = []
         batches = []
         for chunk in chunks:
@@ -198,13 +186,16 @@ def mixed_batches(n_items: int, strong_indices: Sequence[int], batch_size: int, 
     return batches
 
 
-class MixedBatchSampler(torch.utils.data.Sampler):
-    """Batch sampler over :func:`mixed_batches`; call :meth:`set_epoch` each epoch (like DistributedSampler).
+class MixedSampler(torch.utils.data.Sampler):
+    """Index sampler that yields :func:`mixed_batches` flattened: use it with ``DataLoader(batch_size=...)``
+    and the same ``batch_size`` so that every loader batch is one mixed batch.
+
+    The trainer calls :meth:`set_epoch` every epoch (like ``DistributedSampler``).
 
     Args:
         n_items: dataset length.
         strong_indices: indices of the strong slices.
-        batch_size: slices per batch.
+        batch_size: slices per batch (must equal the DataLoader's).
         strong_per_batch: strong slices per batch.
         seed: base seed.
         rank: process rank (DDP).
@@ -226,12 +217,13 @@ class MixedBatchSampler(torch.utils.data.Sampler):
         """Choose the epoch whose shuffle :meth:`__iter__` yields."""
         self.epoch = int(epoch)
 
-    def _batches(self) -> list[list[int]]:
+    def batches(self) -> list[list[int]]:
+        """This epoch's batches for this rank."""
         return mixed_batches(self.n_items, self.strong_indices, self.batch_size, self.strong_per_batch,
                              self.seed, self.epoch, self.rank, self.world_size)
 
-    def __iter__(self) -> Iterator[list[int]]:
-        return iter(self._batches())
+    def __iter__(self) -> Iterator[int]:
+        return iter([i for batch in self.batches() for i in batch])
 
     def __len__(self) -> int:
-        return len(self._batches())
+        return sum(len(b) for b in self.batches())
