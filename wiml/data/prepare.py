@@ -442,6 +442,12 @@ def _is_up_to_date(out: Path, fp: str) -> dict | None:
     return meta if meta.get("fingerprint") == fp else None
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def _commit_folder(staging: Path, out: Path) -> None:
     """Swap the finished staging folder into ``out`` (the previous ``out``, if any, is removed)."""
     old = None
@@ -502,6 +508,7 @@ def prepare(cfg: PrepareConfig, out: str | Path, force: bool = False, progress: 
     splits = split_patients([c.patient_id for c in cases], resolved.split)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+    staging.chmod(0o777 & ~_umask())  # mkdtemp makes it 0700
     try:
         rows, patients = _prepare_cases(cases, resolved, target, splits, staging, progress)
         n_pos = sum(r["tag"] for r in rows)
