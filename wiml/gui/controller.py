@@ -23,7 +23,8 @@ import numpy as np
 
 from wiml.errors import CheckpointError, InputError
 from wiml.evaluation.metrics import dice_score, iou_score
-from wiml.gui.loading import AnnotationImage, normalise, open_image
+from wiml.data.prepare import normalize_ct, normalize_zscore
+from wiml.gui.loading import PREPARE_WINDOW_HU, AnnotationImage, normalise, open_image
 from wiml.gui.results import default_result_dir, slice_name, write_json, write_mask_volume, write_png
 from wiml.interactive.session import Click, RefinementSession
 
@@ -89,7 +90,7 @@ def compute_cam(model, image: np.ndarray, input_size_px: int | None = 256, devic
 
     Args:
         model: the weak FPSNet (eval mode).
-        image: (H, W) float32 in [0, 1].
+        image: (H, W) float32 scaled like the training data (:attr:`AnnotationController.network_image`).
         input_size_px: side of the square network input; None keeps (H, W) (must suit the network's strides).
         device: torch device of the model (default: the device of its first parameter).
 
@@ -146,6 +147,7 @@ class AnnotationController:
         self.image: AnnotationImage | None = None
         self.slice_index = 0
         self._annotated: dict[int, np.ndarray] = {}
+        self._zscored: np.ndarray | None = None
         self._reset_slice_state()
 
     # ------------------------------------------------------------------ checkpoint
@@ -198,6 +200,7 @@ class AnnotationController:
         image = open_image(path)
         self.image = image
         self._annotated = {}
+        self._zscored = None
         index = image.depth // 2
         if image.ground_truth is not None and image.depth > 1:
             areas = image.ground_truth.reshape(image.depth, -1).sum(axis=1)
@@ -260,6 +263,20 @@ class AnnotationController:
         return normalise(image.volume[self.slice_index], image.window)
 
     @property
+    def network_image(self) -> np.ndarray:
+        """(H, W) float32 current slice scaled the way ``wiml prepare`` scales the weak model's training data
+        (:mod:`wiml.data.prepare`: CT HU window, MR z-score per volume, slice files / dtype maximum)."""
+        image = self._require_image()
+        raw = image.volume[self.slice_index]
+        if image.normalization == "window":
+            return normalize_ct(raw, PREPARE_WINDOW_HU)
+        if image.normalization == "zscore":
+            if self._zscored is None:
+                self._zscored = normalize_zscore(image.volume)
+            return self._zscored[self.slice_index]
+        return (raw / np.float32(image.value_max)).astype(np.float32)
+
+    @property
     def ground_truth(self) -> np.ndarray | None:
         """(H, W) uint8 ground truth of the current slice, or None."""
         if self.image is None or self.image.ground_truth is None:
@@ -287,7 +304,7 @@ class AnnotationController:
         image = self._require_analysis()
         cam = None
         if self.model is not None:
-            cam = compute_cam(self.model, image, self.cam_input_px)
+            cam = compute_cam(self.model, self.network_image, self.cam_input_px)
         session = self._session_factory()
         session.set_image(image, cam=cam)
         initial = np.asarray(session.initial_mask(), np.uint8)

@@ -16,6 +16,7 @@ import numpy as np
 
 from wiml.data.io import SLICE_SUFFIXES, Geometry, read_slice, read_volume, strip_suffix
 from wiml.data.io import VOLUME_SUFFIXES as IO_VOLUME_SUFFIXES
+from wiml.data.prepare import PrepareConfig
 from wiml.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -25,8 +26,10 @@ RASTER_SUFFIXES = SLICE_SUFFIXES
 VOLUME_SUFFIXES = tuple(s for s in IO_VOLUME_SUFFIXES if s != ".npz")
 #: folder names searched for a ground-truth mask of the same name, beside the image and one level up.
 LABEL_FOLDERS = ("label", "labels", "masks")
-#: default CT window (level, width) in HU: the abdominal soft-tissue window used for liver CT.
-CT_WINDOW_HU = (40.0, 400.0)
+#: the (low, high) HU window ``wiml prepare`` scales CT to [0, 1] with for the network ([-100, 200] HU).
+PREPARE_WINDOW_HU: tuple[float, float] = (float(PrepareConfig().window_hu[0]), float(PrepareConfig().window_hu[1]))
+#: default CT window (level, width) in HU for display and refinement: the same window.
+CT_WINDOW_HU = ((PREPARE_WINDOW_HU[0] + PREPARE_WINDOW_HU[1]) / 2.0, PREPARE_WINDOW_HU[1] - PREPARE_WINDOW_HU[0])
 
 
 @dataclasses.dataclass
@@ -42,6 +45,10 @@ class AnnotationImage:
         reference: the source geometry (:class:`wiml.data.io.Geometry`) of a volume, or None.
         spacing_mm: (row, col) pixel spacing in mm, or None when the source has no physical geometry.
         window: default (level, width) in source units; also the normalisation of the analysis image.
+        normalization: how ``wiml prepare`` scales this kind of input for the network: ``window`` (CT, HU
+            window), ``zscore`` (MR volume, per volume inside the non-zero voxels) or ``unit`` (2-D slice
+            files, grey value / ``value_max``).
+        value_max: maximum of the file's integer dtype (255 for 8-bit), 1.0 for float input.
         ground_truth: (D, H, W) uint8 {0, 1} mask, or None.
         ground_truth_path: where the ground truth came from, or None.
     """
@@ -54,6 +61,8 @@ class AnnotationImage:
     reference: Geometry | None
     spacing_mm: tuple[float, float] | None
     window: tuple[float, float]
+    normalization: str = "unit"
+    value_max: float = 1.0
     ground_truth: np.ndarray | None = None
     ground_truth_path: Path | None = None
 
@@ -190,8 +199,11 @@ def open_image(path: str | Path) -> AnnotationImage:
     is_ct = bool(volume and stack.min() < -500.0)
     spacing = (float(geometry.spacing[1]), float(geometry.spacing[0])) if geometry is not None else None
     window = _default_window(stack, is_ct, dtype)
+    normalization = "window" if is_ct else "zscore" if volume else "unit"
+    value_max = float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
     result = AnnotationImage(path=path, name=image_stem(path), volume=stack, is_volume=volume, is_ct=is_ct,
-                             reference=geometry, spacing_mm=spacing, window=window)
+                             reference=geometry, spacing_mm=spacing, window=window, normalization=normalization,
+                             value_max=value_max)
     gt_path = find_ground_truth(path)
     if gt_path is not None:
         try:

@@ -346,6 +346,7 @@ class AnnotatorWindow(QMainWindow):
         elif isinstance(result, str):
             self.statusBar().showMessage(result, 5000)
             self._update_checkpoint_banner()
+            self._update_status()
 
     def _on_failed(self, _job_id: int, message: str) -> None:
         self.show_error(message)

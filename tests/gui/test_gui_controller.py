@@ -1,0 +1,164 @@
+"""The annotator's Qt-free layer: loading, ground truth lookup, clicks, undo, saving, versions, checkpoints."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from wiml.errors import CheckpointError, InputError
+from wiml.gui.controller import NO_CHECKPOINT_MESSAGE, AnnotationController
+from wiml.gui.loading import find_ground_truth, list_images, open_image
+from wiml.gui.results import default_result_dir
+
+from conftest import PNG_SHAPE, VOLUME_DIRECTION, VOLUME_ORIGIN, VOLUME_SHAPE, VOLUME_SPACING
+
+
+class FakeClock:
+    """Deterministic time: each reading advances 0.5 s."""
+
+    def __init__(self) -> None:
+        self.t = 100.0
+
+    def __call__(self) -> float:
+        self.t += 0.5
+        return self.t
+
+
+def read_png(path):
+    return sitk.GetArrayFromImage(sitk.ReadImage(str(path)))
+
+
+def test_open_png_finds_label_in_sibling_folder(png_case):
+    image = open_image(png_case)
+    assert image.shape == PNG_SHAPE and image.depth == 1 and not image.is_volume
+    assert image.ground_truth_path == png_case.parent.parent / "label" / "case.png"
+    assert set(np.unique(image.ground_truth)) == {0, 1}
+    assert image.normalization == "unit" and image.value_max == 255.0
+    assert find_ground_truth(png_case.parent / "z2.png") is None
+    assert [p.name for p in list_images(png_case.parent)] == ["case.png", "z2.png"]
+    assert default_result_dir(png_case) == png_case.parent.parent / "result"
+
+
+def test_open_refuses_missing_and_non_images(tmp_path):
+    with pytest.raises(InputError, match="not found|no such"):
+        open_image(tmp_path / "nope.png")
+    bad = tmp_path / "notes.txt"
+    bad.write_text("hello")
+    with pytest.raises(InputError, match="unsupported file type"):
+        open_image(bad)
+
+
+def test_png_segment_click_undo_save_and_keep_previous_version(png_case, tmp_path, interior_point):
+    ctl = AnnotationController(clock=FakeClock())
+    snap = ctl.open(png_case)
+    assert snap.ground_truth is not None and snap.raw.shape == PNG_SHAPE
+    assert ctl.resolved_result_dir() == tmp_path / "result"
+    snap = ctl.segment()
+    assert snap.mask.sum() == 0 and snap.cam is None  # no checkpoint: empty initial mask
+    before = snap.dice
+    snap = ctl.add_click(*interior_point(snap.ground_truth), foreground=True)
+    assert snap.dice > before + 0.1, "a click inside the missed object must raise Dice"
+    after_one = snap.mask.copy()
+    snap = ctl.add_click(2, 2, foreground=False)
+    assert len(snap.clicks) == 2 and snap.clicks[1].label == 0
+    snap = ctl.undo()
+    assert len(snap.clicks) == 1 and np.array_equal(snap.mask, after_one)
+    with pytest.raises(InputError, match="outside"):
+        ctl.add_click(PNG_SHAPE[0], 0, foreground=True)
+
+    saved = ctl.save().saved
+    root = tmp_path / "result"
+    assert root / "strong_label" / "case.png" in saved and not (root / "CAM").exists()
+    label = read_png(root / "strong_label" / "case.png")
+    assert label.shape == PNG_SHAPE and label.dtype == np.uint8 and set(np.unique(label)) == {0, 255}
+    assert np.array_equal(label > 0, after_one > 0)
+    assert read_png(root / "initial_mask" / "case.png").max() == 0
+    rec = json.loads((root / "recording" / "case.json").read_text())
+    assert rec["clicks"][0]["label"] == 1 and rec["clicks"][0]["t_s"] > 0
+    assert len(rec["dice_per_step"]) == 2 and rec["initial_dice"] == 0.0
+    assert rec["final_dice"] == pytest.approx(snap.dice) and rec["final_iou"] == pytest.approx(snap.iou)
+    assert rec["total_time_s"] > rec["clicks"][0]["t_s"]
+
+    # reopen, annotate differently, save again: the first version is kept beside the new one
+    ctl2 = AnnotationController(clock=FakeClock())
+    ctl2.open(png_case)
+    ctl2.add_click(*interior_point(ctl2.ground_truth), foreground=True)  # segments implicitly first
+    ctl2.add_click(30, 30, foreground=True)
+    ctl2.save()
+    assert np.array_equal(read_png(root / "strong_label" / "case.v1.png"), label)
+    assert json.loads((root / "recording" / "case.v1.json").read_text()) == rec
+    assert len(json.loads((root / "recording" / "case.json").read_text())["clicks"]) == 2
+
+
+def test_save_before_segment_is_refused(png_case, tmp_path):
+    ctl = AnnotationController(result_dir=tmp_path / "out")
+    with pytest.raises(InputError, match="no image"):
+        ctl.segment()
+    ctl.open(png_case)
+    with pytest.raises(InputError, match="nothing to save"):
+        ctl.save()
+
+
+def test_nifti_volume_saves_nifti_with_source_geometry(nifti_case, tmp_path, interior_point):
+    ctl = AnnotationController(result_dir=tmp_path / "out")
+    snap = ctl.open(nifti_case)
+    assert snap.depth == VOLUME_SHAPE[0] and snap.slice_index == 2  # the slice with the most ground truth
+    assert snap.is_ct and np.allclose(ctl.image.spacing_mm, (VOLUME_SPACING[1], VOLUME_SPACING[0]))
+    net = ctl.network_image
+    assert net.min() >= 0.0 and net.max() <= 1.0  # HU window of wiml prepare
+    ctl.add_click(*interior_point(snap.ground_truth), foreground=True)
+    slice2 = ctl.mask.copy()
+    assert ctl.metrics()[0] > 0.1
+    ctl.set_slice(1)
+    ctl.add_click(*interior_point(ctl.ground_truth), foreground=True)
+    saved = ctl.save().saved
+    out = tmp_path / "out"
+    assert out / "strong_label" / "vol.nii.gz" in saved
+    assert (out / "recording" / "vol_0001.json").is_file() and (out / "initial_mask" / "vol_0001.png").is_file()
+    label = sitk.ReadImage(str(out / "strong_label" / "vol.nii.gz"))
+    assert label.GetSize() == (VOLUME_SHAPE[2], VOLUME_SHAPE[1], VOLUME_SHAPE[0])
+    assert np.allclose(label.GetSpacing(), VOLUME_SPACING) and np.allclose(label.GetOrigin(), VOLUME_ORIGIN)
+    assert np.allclose(label.GetDirection(), VOLUME_DIRECTION)
+    arr = sitk.GetArrayFromImage(label)
+    assert np.array_equal(arr[2], slice2)  # both annotated slices are in the volume
+    assert arr[1].sum() > 0 and arr[0].sum() == 0 and arr[4].sum() == 0
+    with pytest.raises(InputError, match="out of range"):
+        ctl.set_slice(VOLUME_SHAPE[0])
+
+
+def test_missing_checkpoint_message_and_clicks_still_work(png_case, tmp_path, interior_point):
+    ctl = AnnotationController(result_dir=tmp_path / "out")
+    assert ctl.checkpoint_status == NO_CHECKPOINT_MESSAGE
+    with pytest.raises(CheckpointError, match="not found"):
+        ctl.load_checkpoint(tmp_path / "runs" / "best.safetensors")
+    assert "not found" in ctl.checkpoint_status and "clicks only" in ctl.checkpoint_status
+    ctl.open(png_case)
+    snap = ctl.add_click(*interior_point(ctl.ground_truth), foreground=True)
+    assert snap.mask.sum() > 0 and snap.cam is None
+
+
+def test_corrupt_checkpoint_is_refused(tmp_path):
+    bad = tmp_path / "best.safetensors"
+    bad.write_bytes(b"not a checkpoint")
+    ctl = AnnotationController()
+    with pytest.raises(CheckpointError):
+        ctl.load_checkpoint(bad)
+    assert ctl.model is None and ctl.checkpoint_error
+
+
+def test_checkpoint_gives_cam_and_saves_it(png_case, tmp_path, tiny_checkpoint):
+    ctl = AnnotationController(result_dir=tmp_path / "out", cam_input_px=32)
+    assert "loaded" in ctl.load_checkpoint(tiny_checkpoint)
+    ctl.open(png_case)
+    snap = ctl.segment()
+    assert snap.cam is not None and snap.cam.shape == PNG_SHAPE and snap.cam.dtype == np.float32
+    assert 0.0 <= snap.cam.min() and snap.cam.max() <= 1.0
+    assert snap.initial is not None and snap.initial.shape == PNG_SHAPE
+    ctl.save()
+    cam_png = read_png(tmp_path / "out" / "CAM" / "case.png")
+    assert cam_png.shape == PNG_SHAPE and cam_png.dtype == np.uint8
+    rec = json.loads((tmp_path / "out" / "recording" / "case.json").read_text())
+    assert rec["checkpoint"] == str(tiny_checkpoint)
