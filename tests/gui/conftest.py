@@ -90,3 +90,31 @@ def _interior_point(mask: np.ndarray) -> tuple[int, int]:
 def interior_point():
     """``interior_point(mask) -> (row, col)``: the pixel of ``mask`` farthest from its border."""
     return _interior_point
+
+
+@pytest.fixture
+def dicom_case(tmp_path: Path) -> Path:
+    """``tmp/patient/PATIENT_DICOM/image_0..2``: a 3-slice CT series (int16 HU, 0.7 x 0.7 x 2 mm)."""
+    vol = np.full((3, 40, 48), -1000, np.int16)
+    vol[:, 4:36, 4:44] = -100
+    vol[:, 10:30, 12:36] = 60
+    img = sitk.GetImageFromArray(vol)
+    img.SetSpacing((0.7, 0.7, 2.0))
+    img.SetOrigin((-10.0, 5.0, 30.0))
+    folder = tmp_path / "patient" / "PATIENT_DICOM"
+    folder.mkdir(parents=True)
+    writer = sitk.ImageFileWriter()
+    writer.KeepOriginalImageUIDOn()
+    writer.SetImageIO("GDCMImageIO")
+    study, series = "1.2.826.0.1.3680043.2.1125.1", "1.2.826.0.1.3680043.2.1125.1.1"
+    for z in range(vol.shape[0]):
+        s = img[:, :, z]
+        position = "\\".join(str(v) for v in img.TransformIndexToPhysicalPoint((0, 0, z)))
+        for key, value in (("0008|0060", "CT"), ("0020|000d", study), ("0020|000e", series),
+                           ("0020|0013", str(z + 1)), ("0020|0037", "1\\0\\0\\0\\1\\0"), ("0020|0032", position),
+                           ("0018|0050", "2.0"), ("0028|1053", "1"), ("0028|1052", "0"),
+                           ("0008|0018", f"{series}.{z + 1}")):
+            s.SetMetaData(key, value)
+        writer.SetFileName(str(folder / f"image_{z}"))
+        writer.Execute(s)
+    return folder

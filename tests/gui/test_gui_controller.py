@@ -162,3 +162,17 @@ def test_checkpoint_gives_cam_and_saves_it(png_case, tmp_path, tiny_checkpoint):
     assert cam_png.shape == PNG_SHAPE and cam_png.dtype == np.uint8
     rec = json.loads((tmp_path / "out" / "recording" / "case.json").read_text())
     assert rec["checkpoint"] == str(tiny_checkpoint)
+
+
+def test_dicom_series_saves_nifti_with_series_geometry(dicom_case, interior_point):
+    ctl = AnnotationController()
+    snap = ctl.open(dicom_case)
+    assert snap.depth == 3 and snap.is_ct and snap.ground_truth is None and snap.name == "PATIENT_DICOM_0001"
+    assert ctl.resolved_result_dir() == dicom_case.parent / "result"
+    ctl.add_click(20, 24, foreground=True)
+    ctl.save()
+    label = sitk.ReadImage(str(dicom_case.parent / "result" / "strong_label" / "PATIENT_DICOM.nii.gz"))
+    assert label.GetSize() == (48, 40, 3)
+    assert np.allclose(label.GetSpacing(), (0.7, 0.7, 2.0)) and np.allclose(label.GetOrigin(), (-10.0, 5.0, 30.0))
+    arr = sitk.GetArrayFromImage(label)
+    assert arr[1, 20, 24] == 1 and arr[0].sum() == 0 and arr[2].sum() == 0

@@ -86,4 +86,5 @@ def main(argv: Sequence[str] | None = None, default_image: Path | None = None,
             window.open_path(start)
         else:
             window.show_error(f"{start}: not found; use File > Open Image")
+    window.worker.submit(controller.warm_up)  # after opening, so the image shows first
     return int(app.exec_())

@@ -162,7 +162,8 @@ class AnnotationController:
         """
         path = Path(path).expanduser()
         if not path.is_file():
-            self.checkpoint_error = f"weak checkpoint not found: {path}"
+            self.checkpoint_error = (f"weak checkpoint not found: {path} (train it with the README's main command, "
+                                     "make demo, or choose one with File > Load Checkpoint)")
             raise CheckpointError("weak checkpoint not found (train one with the README's main command, "
                                   "or pick one with File > Load Checkpoint)", path)
         from wiml.training.checkpoint import load_model
@@ -187,8 +188,18 @@ class AnnotationController:
         if self.model is not None:
             return f"checkpoint: {self.checkpoint_path.name}"
         if self.checkpoint_error:
-            return f"{self.checkpoint_error} - clicks only"
+            return f"{self.checkpoint_error}. The annotator works without it: clicks only, no CAM."
         return NO_CHECKPOINT_MESSAGE
+
+    def warm_up(self) -> str:
+        """Run one refinement on a tiny image so that the first real click does not pay the libraries'
+        start-up cost (FastGeodis / torch initialisation, about a second on a small CPU)."""
+        session = self._session_factory()
+        image = np.zeros((16, 16), np.float32)
+        image[4:12, 4:12] = 1.0
+        session.set_image(image)
+        session.add_click(8, 8, True)
+        return "ready"
 
     # ------------------------------------------------------------------ image and slice
     def open(self, path: str | Path) -> Snapshot:
