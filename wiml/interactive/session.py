@@ -26,6 +26,7 @@ import logging
 import time
 
 import numpy as np
+from scipy import ndimage
 
 from wiml.errors import InputError
 from wiml.interactive.geodesic import BACKENDS, click_likelihood, geodesic_distance
@@ -89,9 +90,20 @@ def normalize_image(image: np.ndarray, value_range: tuple[float, float] | None =
     return np.clip((arr - lo) / (hi - lo), 0.0, 1.0).astype(np.float32)
 
 
-def standardize(image: np.ndarray) -> np.ndarray:
-    """Zero-mean, unit-variance copy of ``image`` (float32); a constant image gives zeros."""
+def standardize(image: np.ndarray, smoothing_px: float = 0.0) -> np.ndarray:
+    """Zero-mean, unit-variance copy of ``image`` (float32), optionally Gaussian-smoothed first.
+
+    Args:
+        image: (H, W) image.
+        smoothing_px: standard deviation of a Gaussian smoothing in px (0 = none); it keeps image noise from
+            adding up along geodesic paths.
+
+    Returns:
+        (H, W) float32; zeros for a constant image.
+    """
     image = np.asarray(image, dtype=np.float32)
+    if smoothing_px > 0:
+        image = ndimage.gaussian_filter(image, float(smoothing_px))
     std = float(image.std())
     return ((image - float(image.mean())) / (std if std > 0 else 1.0)).astype(np.float32)
 
@@ -169,8 +181,8 @@ def region_of_interest(candidates: np.ndarray, margin_px: int) -> tuple[slice, s
 
 def refine_mask(image: np.ndarray, prior: np.ndarray, clicks: list[Click], *, std_image: np.ndarray | None = None,
                 lam: float = 5.0, sigma: float = 0.1, click_radius_px: int = 2, backend: str = "fastgeodis",
-                likelihood_scale: float = 1.0, roi_margin_px: int | None = 16, roi_threshold: float = 0.3,
-                postprocess: bool = True) -> np.ndarray:
+                likelihood_scale: float = 1.0, spatial_scale: float | None = 0.1, smoothing_px: float = 1.0,
+                roi_margin_px: int | None = 16, roi_threshold: float = 0.3, postprocess: bool = True) -> np.ndarray:
     """One refinement from scratch: geodesic likelihoods + prior -> interactive graph cut -> post-processing.
 
     Args:
@@ -204,11 +216,16 @@ def refine_mask(image: np.ndarray, prior: np.ndarray, clicks: list[Click], *, st
     fg_seeds, bg_seeds = click_disks(image.shape, clicks, click_radius_px)
     lf = lb = None
     if fg_seeds.any() or bg_seeds.any():
-        std_image = standardize(image) if std_image is None else std_image
+        std_image = standardize(image, smoothing_px) if std_image is None else std_image
+        spatial_px = None if spatial_scale is None else spatial_scale * max(image.shape)
         if fg_seeds.any():
             lf = click_likelihood(geodesic_distance(std_image, fg_seeds, backend), likelihood_scale)
+            if spatial_px:
+                lf *= click_likelihood(ndimage.distance_transform_edt(~fg_seeds), spatial_px)
         if bg_seeds.any():
             lb = click_likelihood(geodesic_distance(std_image, bg_seeds, backend), likelihood_scale)
+            if spatial_px:
+                lb *= click_likelihood(ndimage.distance_transform_edt(~bg_seeds), spatial_px)
     prob = combine_probabilities(prior, lf, lb)
     prob[fg_seeds] = 1.0
     prob[bg_seeds] = 0.0
@@ -225,6 +242,25 @@ def refine_mask(image: np.ndarray, prior: np.ndarray, clicks: list[Click], *, st
         cut[bg_seeds[roi]] = 0
     out[roi] = cut
     return out
+
+
+@dataclasses.dataclass
+class RefinementConfig:
+    """Parameters of :class:`RefinementSession` (see its docstring); ``make_session()`` builds one."""
+
+    lam: float = 5.0
+    sigma: float = 0.1
+    click_radius_px: int = 2
+    backend: str = "fastgeodis"
+    likelihood_scale: float = 1.0
+    spatial_scale: float | None = 0.1
+    smoothing_px: float = 1.0
+    roi_margin_px: int | None = 16
+    roi_threshold: float = 0.3
+    empty_prior: float = 0.3
+
+    def make_session(self) -> "RefinementSession":
+        return RefinementSession(**dataclasses.asdict(self))
 
 
 class RefinementSession:
@@ -253,8 +289,8 @@ class RefinementSession:
     """
 
     def __init__(self, lam: float = 5.0, sigma: float = 0.1, click_radius_px: int = 2, backend: str = "fastgeodis",
-                 likelihood_scale: float = 1.0, roi_margin_px: int | None = 16, roi_threshold: float = 0.3,
-                 empty_prior: float = 0.3) -> None:
+                 likelihood_scale: float = 1.0, spatial_scale: float | None = 0.1, smoothing_px: float = 1.0,
+                 roi_margin_px: int | None = 16, roi_threshold: float = 0.3, empty_prior: float = 0.3) -> None:
         if backend not in BACKENDS:
             raise InputError(f"unknown geodesic backend {backend!r}; expected one of {BACKENDS}")
         if lam < 0 or sigma <= 0 or click_radius_px < 0 or likelihood_scale <= 0:
@@ -269,6 +305,8 @@ class RefinementSession:
         self.click_radius_px = int(click_radius_px)
         self.backend = backend
         self.likelihood_scale = float(likelihood_scale)
+        self.spatial_scale = spatial_scale
+        self.smoothing_px = float(smoothing_px)
         self.roi_margin_px = roi_margin_px
         self.roi_threshold = float(roi_threshold)
         self.empty_prior = float(empty_prior)
@@ -305,7 +343,7 @@ class RefinementSession:
                 raise InputError("CAM values must be finite and in [0, 1]")
             cam = np.clip(cam, 0.0, 1.0)
         self._image = img
-        self._std = standardize(img)
+        self._std = standardize(img, self.smoothing_px)
         self.cam = cam
         self._prior = cam if cam is not None else np.full(img.shape, self.empty_prior, np.float32)
         self._clicks = []
@@ -343,7 +381,8 @@ class RefinementSession:
         t0 = time.perf_counter()
         out = refine_mask(self._image, self._prior, clicks, std_image=self._std, lam=self.lam, sigma=self.sigma,
                           click_radius_px=self.click_radius_px, backend=self.backend,
-                          likelihood_scale=self.likelihood_scale, roi_margin_px=self.roi_margin_px,
+                          likelihood_scale=self.likelihood_scale, spatial_scale=self.spatial_scale,
+                          roi_margin_px=self.roi_margin_px,
                           roi_threshold=self.roi_threshold)
         self.last_seconds = time.perf_counter() - t0
         logger.debug("refinement with %d click(s): %.1f ms", len(clicks), 1000 * self.last_seconds)
