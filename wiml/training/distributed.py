@@ -60,13 +60,16 @@ def init_distributed(device: torch.device) -> tuple[DistInfo, torch.device]:
 
 
 def wrap_model(model: torch.nn.Module, info: DistInfo, device: torch.device) -> torch.nn.Module:
-    """Wrap in DistributedDataParallel when running with several processes (else return ``model``)."""
+    """Wrap in DistributedDataParallel when running with several processes (else return ``model``).
+
+    ``find_unused_parameters`` is on because tags-only training leaves the segmentation head unused.
+    """
     if not info.enabled:
         return model
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(model, device_ids=ids)
+    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
 
 
 def barrier(info: DistInfo) -> None:
