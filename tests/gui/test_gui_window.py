@@ -170,8 +170,17 @@ def test_parser_defaults_and_start_image(png_case, tmp_path):
     args = parser.parse_args([])
     assert args.image == png_case.parent and args.checkpoint == tmp_path / "best.safetensors"
     assert resolve_start_image(args.image) == png_case  # a folder of slices opens its first image
-    args = parser.parse_args([str(png_case), "--result-dir", str(tmp_path / "r"), "--backend", "geodistk"])
-    assert args.result_dir == tmp_path / "r" and args.backend == "geodistk"
+    args = parser.parse_args([str(png_case), "--result-dir", str(tmp_path / "r"), "--set", "backend=geodistk"])
+    assert args.result_dir == tmp_path / "r" and args.overrides == ["backend=geodistk"]
+
+
+def test_main_refuses_bad_refinement_override(capsys):
+    from wiml.gui.app import main
+
+    assert main(["--set", "lam=-1"]) == 2
+    assert "lam" in capsys.readouterr().err
+    assert main(["--set", "no_such_key=1"]) == 2
+    assert "unknown key" in capsys.readouterr().err
 
 
 def test_wia_main_help_resolves_defaults_from_its_location(project_root, tmp_path):

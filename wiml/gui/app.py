@@ -14,8 +14,10 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from wiml.config import load_config
 from wiml.errors import WimlError
 from wiml.gui.loading import list_images
+from wiml.interactive.session import RefinementConfig
 
 logger = logging.getLogger(__name__)
 
@@ -33,11 +35,12 @@ def build_parser(default_image: Path | None = None, default_checkpoint: Path | N
                         help="where result/{CAM,initial_mask,strong_label,recording} go "
                              "(default: result/ beside the image's folder)")
     parser.add_argument("--device", default="cpu", help="device of the weak model: cpu, cuda, auto (default cpu)")
-    parser.add_argument("--lam", type=float, default=5.0, help="graph-cut pairwise weight (default 5.0)")
-    parser.add_argument("--sigma", type=float, default=0.1, help="graph-cut intensity scale (default 0.1)")
-    parser.add_argument("--click-radius", type=int, default=2, help="click disk radius in px (default 2)")
-    parser.add_argument("--backend", choices=("fastgeodis", "geodistk"), default="fastgeodis",
-                        help="geodesic distance backend (default fastgeodis)")
+    parser.add_argument("--cam-size", type=int, default=256,
+                        help="side in px of the square network input for Grad-CAM: the size the weak model was "
+                             "prepared at (default 256)")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="refinement parameter (wiml.interactive.session.RefinementConfig), e.g. --set lam=5 "
+                             "--set click_radius_px=3 --set backend=geodistk")
     parser.add_argument("--debug", action="store_true", help="debug logging")
     return parser
 
@@ -70,8 +73,14 @@ def main(argv: Sequence[str] | None = None, default_image: Path | None = None,
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("WIML annotator")
-    controller = AnnotationController(result_dir=args.result_dir, device=args.device, lam=args.lam,
-                                      sigma=args.sigma, click_radius_px=args.click_radius, backend=args.backend)
+    try:
+        refinement = load_config(RefinementConfig, None, args.overrides)
+        refinement.make_session()  # validates the values
+    except WimlError as exc:
+        print(f"WIA/main.py: error: {exc}", file=sys.stderr)
+        return 2
+    controller = AnnotationController(result_dir=args.result_dir, device=args.device, refinement=refinement,
+                                      cam_input_px=args.cam_size)
     if args.checkpoint is not None:
         try:
             controller.load_checkpoint(args.checkpoint)

@@ -13,7 +13,6 @@ checkpoint the annotator still works: Segment gives an empty initial mask and th
 from __future__ import annotations
 
 import dataclasses
-import functools
 import logging
 import time
 from collections.abc import Callable
@@ -26,7 +25,7 @@ from wiml.evaluation.metrics import dice_score, iou_score
 from wiml.data.prepare import normalize_ct, normalize_zscore
 from wiml.gui.loading import PREPARE_WINDOW_HU, AnnotationImage, normalise, open_image
 from wiml.gui.results import default_result_dir, slice_name, write_json, write_mask_volume, write_png
-from wiml.interactive.session import Click, RefinementSession
+from wiml.interactive.session import Click, RefinementConfig
 
 logger = logging.getLogger(__name__)
 
@@ -122,24 +121,23 @@ class AnnotationController:
     Args:
         result_dir: where ``result/`` files go; None = ``result/`` beside the image's folder.
         device: torch device for the weak model (``cpu`` keeps the UI responsive on small machines).
-        lam, sigma: graph-cut weight and intensity scale (DESIGN.md defaults 5.0, 0.1).
-        click_radius_px: radius of the disk a click marks as a hard constraint.
-        backend: geodesic-distance backend of the refinement, ``fastgeodis`` or ``geodistk``.
+        refinement: parameters of the click refinement (graph-cut lam/sigma, click radius, geodesic backend,
+            ...); default :class:`wiml.interactive.session.RefinementConfig` (the ones ``wia-sim`` uses).
         cam_input_px: side of the square network input for Grad-CAM (the prepared-slice size; 256).
         session_factory: callable returning a fresh refinement session (tests inject one); default
-            :class:`wiml.interactive.RefinementSession`.
+            ``refinement.make_session``.
         clock: time source in seconds (tests inject a fake one).
     """
 
-    def __init__(self, result_dir: str | Path | None = None, device: str = "cpu", lam: float = 5.0,
-                 sigma: float = 0.1, click_radius_px: int = 2, backend: str = "fastgeodis",
-                 cam_input_px: int | None = 256, session_factory: Callable[[], object] | None = None,
+    def __init__(self, result_dir: str | Path | None = None, device: str = "cpu",
+                 refinement: RefinementConfig | None = None, cam_input_px: int | None = 256,
+                 session_factory: Callable[[], object] | None = None,
                  clock: Callable[[], float] = time.perf_counter) -> None:
         self.result_dir = Path(result_dir) if result_dir is not None else None
         self.device = device
         self.cam_input_px = cam_input_px
-        self._session_factory = session_factory or functools.partial(
-            RefinementSession, lam=lam, sigma=sigma, click_radius_px=click_radius_px, backend=backend)
+        self.refinement = refinement or RefinementConfig()
+        self._session_factory = session_factory or self.refinement.make_session
         self._clock = clock
         self.model = None
         self.checkpoint_path: Path | None = None
@@ -429,6 +427,7 @@ class AnnotationController:
             "final_iou": iou,
             "foreground_px": int(self.mask.sum()) if self.mask is not None else 0,
             "total_time_s": round(self.elapsed_s, 3),
+            "refinement": dataclasses.asdict(self.refinement),
         }
 
     def save(self) -> Snapshot:

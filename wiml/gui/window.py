@@ -206,8 +206,8 @@ class AnnotatorWindow(QMainWindow):
         self.act_opacity_up = a("Opacity +", lambda: self.opacity_slider.setValue(self.opacity_slider.value() + 10),
                                 "]", "overlay opacity up")
         self.act_reset_window = a("Reset &Window", self.reset_window, "W", "default window/level of the image")
-        self.act_next_slice = a("Next Slice", lambda: self.step_slice(1), ["PgUp", "Up"], "next slice")
-        self.act_prev_slice = a("Previous Slice", lambda: self.step_slice(-1), ["PgDown", "Down"], "previous slice")
+        self.act_next_slice = a("Next Slice", lambda: self.step_slice(1), "PgUp", "next slice")
+        self.act_prev_slice = a("Previous Slice", lambda: self.step_slice(-1), "PgDown", "previous slice")
         self.act_shortcuts = a("&Keyboard Shortcuts", self.show_shortcuts, "F1", "list the shortcuts")
 
         menu = self.menuBar()
