@@ -195,6 +195,42 @@ def check_finite(array: np.ndarray, path: str | Path | None = None) -> None:
         raise InputError(f"{bad} NaN/inf voxel(s); expected finite intensities", path)
 
 
+def nifti_nonfinite_count(path: str | Path) -> int:
+    """Count NaN/inf values stored in a floating-point NIfTI file (0 for integer data).
+
+    SimpleITK's NIfTI reader (ITK < 6) silently turns NaN and +-inf into 0 (ITK pull request #6683), so
+    :func:`read_volume` checks the stored bytes of float NIfTI files itself.
+    """
+    import gzip
+    import struct
+
+    path = Path(path)
+    opener = gzip.open if full_suffix(path) == ".nii.gz" else open
+    with opener(path, "rb") as fh:
+        data = fh.read()
+    if len(data) < 348:
+        return 0
+    for endian in ("<", ">"):
+        sizeof_hdr = struct.unpack(endian + "i", data[:4])[0]
+        if sizeof_hdr in (348, 540):
+            break
+    else:
+        return 0
+    if sizeof_hdr == 348:
+        datatype = struct.unpack(endian + "h", data[70:72])[0]
+        offset = int(struct.unpack(endian + "f", data[108:112])[0])
+    else:
+        datatype = struct.unpack(endian + "h", data[12:14])[0]
+        offset = int(struct.unpack(endian + "q", data[168:176])[0])
+    dtype = {16: "f4", 64: "f8"}.get(datatype)
+    if dtype is None:
+        return 0
+    item = np.dtype(endian + dtype)
+    body = data[offset: offset + (len(data) - offset) // item.itemsize * item.itemsize]
+    values = np.frombuffer(body, dtype=item)
+    return int(values.size - np.count_nonzero(np.isfinite(values)))
+
+
 def read_volume(path: str | Path, dtype: np.dtype | type | None = None) -> Volume:
     """Read a volume (NIfTI, MHA/NRRD, DICOM folder, NPZ) into a :class:`Volume`.
 
@@ -215,6 +251,10 @@ def read_volume(path: str | Path, dtype: np.dtype | type | None = None) -> Volum
                          path)
     array = sitk.GetArrayFromImage(image)
     check_finite(array, path)
+    if np.issubdtype(array.dtype, np.floating) and full_suffix(path) in (".nii", ".nii.gz"):
+        bad = nifti_nonfinite_count(path)
+        if bad:
+            raise InputError(f"{bad} NaN/inf voxel(s) stored in the file; expected finite intensities", path)
     if dtype is not None:
         array = array.astype(dtype, copy=False)
     return Volume(array=array, geometry=Geometry.from_image(image), path=path)
