@@ -54,10 +54,10 @@ def mask_rgba(mask: np.ndarray, rgb: tuple[int, int, int]) -> np.ndarray:
 
 
 def cam_rgba(cam: np.ndarray) -> np.ndarray:
-    """(H, W) CAM in [0, 1] -> (H, W, 4) uint8 RGBA heat map (matplotlib ``jet``), alpha rising with the CAM."""
+    """(H, W) CAM in [0, 1] -> (H, W, 4) uint8 RGBA heat map (matplotlib ``jet``), transparent below 0.1, opaque at 1."""
     from matplotlib import colormaps
 
     cam = np.clip(np.asarray(cam, np.float32), 0.0, 1.0)
     rgba = (colormaps["jet"](cam) * 255.0).astype(np.uint8)
-    rgba[..., 3] = np.round(np.sqrt(cam) * 255.0).astype(np.uint8)
+    rgba[..., 3] = np.round(np.clip((cam - 0.1) / 0.9, 0.0, 1.0) * 255.0).astype(np.uint8)
     return np.ascontiguousarray(rgba)

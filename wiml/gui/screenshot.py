@@ -1,0 +1,86 @@
+"""Render the annotator offscreen after Segment and a few robot-user clicks, and save the window as PNG.
+
+Used for the screenshot in docs/usage_gui.md; the clicks are the robot user's
+(:func:`wiml.interactive.robot.next_click`) against the image's ground truth, so the picture is reproducible.
+
+Example:
+    QT_QPA_PLATFORM=offscreen python -m wiml.gui.screenshot ../shared/data/wiml_samples/WIA/data_source/1.png \\
+        --checkpoint runs/real/weak_liver/best.safetensors --clicks 3 --out docs/images/gui_liver.png
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m wiml.gui.screenshot", description=__doc__.splitlines()[0])
+    parser.add_argument("image", type=Path, help="image with a ground truth in a label/ folder beside it")
+    parser.add_argument("--checkpoint", type=Path, default=None, help="weak checkpoint for the CAM")
+    parser.add_argument("--clicks", type=int, default=3, help="robot-user clicks after Segment (default 3)")
+    parser.add_argument("--out", type=Path, required=True, help="PNG to write")
+    parser.add_argument("--size", default="1100x900", help="window size WxH in px (default 1100x900)")
+    parser.add_argument("--show-cam", action="store_true", help="draw the CAM heat map too")
+    args = parser.parse_args(argv)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+    from PyQt5.QtCore import QEventLoop, QTimer
+    from PyQt5.QtWidgets import QApplication
+
+    from wiml.gui.controller import AnnotationController
+    from wiml.gui.window import AnnotatorWindow
+    from wiml.interactive.robot import next_click
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    width, height = (int(v) for v in args.size.lower().split("x"))
+    with tempfile.TemporaryDirectory() as tmp:
+        controller = AnnotationController(result_dir=Path(tmp))
+        if args.checkpoint is not None:
+            controller.load_checkpoint(args.checkpoint)
+        window = AnnotatorWindow(controller, ask_to_save=False)
+        window.resize(width, height)
+        window.show()
+
+        def settle() -> None:
+            loop = QEventLoop()
+            timer = QTimer(interval=20)
+            timer.timeout.connect(lambda: loop.quit() if window.worker.pending == 0 else None)
+            timer.start()
+            loop.exec_()
+            timer.stop()
+            app.processEvents()
+
+        window.open_path(args.image)
+        settle()
+        if window.snapshot.ground_truth is None and args.clicks:
+            print(f"{args.image}: no ground truth in a label/ folder; the robot user cannot click", file=sys.stderr)
+            return 2
+        window.segment()
+        settle()
+        for _ in range(args.clicks):
+            click = next_click(window.snapshot.mask, window.snapshot.ground_truth)
+            if click is None:
+                break
+            window.click(click.row, click.col, bool(click.label))
+            settle()
+        if args.show_cam:
+            window.act_show_cam.setChecked(True)
+        window.statusBar().clearMessage()
+        window._update_status()
+        app.processEvents()
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        window.grab().save(str(args.out))
+        snap = window.snapshot
+        print(f"{args.out}: {len(snap.clicks)} click(s), Dice {snap.dice:.3f}" if snap.dice is not None else
+              f"{args.out}: {len(snap.clicks)} click(s)")
+        window.worker.shutdown()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
