@@ -236,7 +236,7 @@ def metrics_markdown(summary: dict) -> str:
 
 
 def evaluate(model, cases: list[Case], out: Path, config: TestConfig, device, data: Path | None = None,
-             kind: str = "png", extra: dict | None = None) -> dict:
+             kind: str = "png", extra: dict | None = None, predictions: list[np.ndarray] | None = None) -> dict:
     """Predict ``cases``, compute metrics and write the test outputs into ``out``.
 
     Args:
@@ -248,6 +248,8 @@ def evaluate(model, cases: list[Case], out: Path, config: TestConfig, device, da
         data: the data folder (for ``patients.json`` of volume data).
         kind: ``prepared`` or ``png``.
         extra: fields copied into ``summary.json`` (e.g. the checkpoint path).
+        predictions: (H, W) masks to evaluate instead of the model's (model may then be None), e.g. the
+            weak-only baseline's CAM initial masks.
 
     Returns:
         the summary dict also written to ``summary.json``.
@@ -266,6 +268,12 @@ def evaluate(model, cases: list[Case], out: Path, config: TestConfig, device, da
         by_shape[c.image.shape].append(i)
     pred_masks: list[np.ndarray | None] = [None] * len(cases)
     tag_probs = np.zeros(len(cases), np.float32)
+    if predictions is not None:
+        if len(predictions) != len(cases):
+            raise InputError(f"{len(predictions)} predictions for {len(cases)} cases")
+        pred_masks = [(np.asarray(p) > 0).astype(np.uint8) for p in predictions]
+        tag_probs = np.array([float(p.any()) for p in pred_masks], np.float32)
+        by_shape = {}
     for idxs in by_shape.values():
         for start in tqdm(range(0, len(idxs), 64), desc="test", leave=False, disable=len(idxs) <= 64):
             chunk = idxs[start:start + 64]

@@ -1,0 +1,109 @@
+"""The pipeline skips steps with valid outputs, redoes a step whose output is corrupt (and every later step)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from wiml.data.io import write_slice, write_volume
+from wiml.data.slices import save_slice, write_manifest
+from wiml.errors import WimlError
+from wiml.evaluation.report import terminal_summary, write_report
+from wiml.networks.fpsnet import FPSNet, FPSNetConfig
+from wiml.pipeline import PipelineConfig, check_prepared, check_training, run_pipeline
+from wiml.training.checkpoint import save_checkpoint
+
+
+def _arg(argv, name):
+    return argv[argv.index(name) + 1]
+
+
+class FakeRunner:
+    """Writes minimal valid outputs for each subcommand and records the calls."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __call__(self, command, argv):
+        self.calls.append((command, list(argv)))
+        if command in ("test", "report"):
+            out = _arg(argv, "--run")
+        else:
+            out = _arg(argv, "--out")
+        from pathlib import Path
+
+        out = Path(out)
+        if command == "make-demo":
+            write_volume(out / "volume-0.nii", np.zeros((2, 4, 4), np.int16))
+            write_volume(out / "segmentation-0.nii", np.zeros((2, 4, 4), np.uint8))
+        elif command == "prepare":
+            save_slice(out / "slices/p/p_0000.npz", np.zeros((1, 8, 8), np.float32), np.zeros((8, 8), np.uint8))
+            write_manifest(out / "manifest.csv", [{"patient_id": "p", "slice_index": 0, "file": "slices/p/p_0000.npz",
+                                                   "tag": 0, "has_mask": 1, "split": "train", "spacing_mm": "",
+                                                   "source": "x"}])
+        elif command in ("train-weak", "train-msl"):
+            model = FPSNet(FPSNetConfig(base_width=2, depth=2))
+            for name in ("best", "last"):
+                save_checkpoint(out / f"{name}.safetensors", model, {"kind": command, "epoch": 1,
+                                                                     "metrics": {"val_dice": 0.5}})
+        elif command in ("cam", "wia-sim"):
+            (out).mkdir(parents=True, exist_ok=True)
+            (out / "summary.json").write_text(json.dumps({"n_slices": 1}))
+            if command == "wia-sim":
+                write_slice(out / "result" / "strong_label" / "p_0000.png", np.zeros((8, 8), np.uint8))
+        elif command == "test":
+            (out / "test").mkdir(parents=True, exist_ok=True)
+            (out / "test" / "summary.json").write_text("{}")
+            (out / "test" / "per_slice.csv").write_text("name\n")
+        elif command == "report":
+            write_report(out)
+        return 0
+
+    def commands(self):
+        return [c for c, _ in self.calls]
+
+
+ALL = ["make-demo", "prepare", "train-weak", "cam", "wia-sim", "train-msl", "test", "report"]
+
+
+def test_skip_finished_and_redo_corrupt(tmp_path):
+    run, cfg, fake = tmp_path / "run", PipelineConfig(), FakeRunner()
+    first = run_pipeline(cfg, run, runner=fake)
+    assert fake.commands() == ALL and all(s["status"] == "done" for s in first["steps"].values())
+    assert (run / "report" / "report.md").is_file()
+
+    fake.calls.clear()
+    second = run_pipeline(cfg, run, runner=fake)                       # everything valid: nothing runs
+    assert fake.commands() == [] and all(s["status"] == "skipped" for s in second["steps"].values())
+
+    weights = run / "weak" / "best.safetensors"                        # corrupt the weak model (truncate)
+    weights.write_bytes(weights.read_bytes()[:100])
+    assert "truncated" in check_training(run / "weak")
+    fake.calls.clear()
+    third = run_pipeline(cfg, run, runner=fake)
+    assert fake.commands() == ALL[2:]                                  # weak and every later step redone
+    assert third["steps"]["prepare"]["status"] == "skipped"
+    assert check_training(run / "weak") is None
+
+
+def test_corrupt_slice_redoes_prepare_and_failure_is_reported(tmp_path):
+    run, fake = tmp_path / "run", FakeRunner()
+    cfg = PipelineConfig(steps=["make-demo", "prepare"])
+    run_pipeline(cfg, run, runner=fake)
+    (run / "data" / "slices" / "p" / "p_0000.npz").write_bytes(b"not a zip")
+    assert "corrupt" in check_prepared(run / "data")
+    fake.calls.clear()
+    run_pipeline(cfg, run, runner=fake)
+    assert fake.commands() == ["prepare"]
+    with pytest.raises(WimlError, match="'prepare' failed"):
+        run_pipeline(cfg, run, force=["prepare"], runner=lambda c, a: 3)
+
+
+def test_report_and_summary_tolerate_missing_parts(tmp_path):
+    run = tmp_path / "empty_run"
+    run.mkdir()
+    path = write_report(run)
+    assert "(no MSL checkpoint)" in path.read_text()
+    assert str(run) in terminal_summary(run)

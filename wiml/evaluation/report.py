@@ -1,0 +1,234 @@
+"""Markdown + PNG report of a run folder (``wiml report``) and the one-screen terminal summary.
+
+Reads what the steps wrote (see docs/architecture.md, "Run folder"): ``pipeline.json``, ``data/prepare.json``,
+``weak/best.json``, ``cam/summary.json``, ``wia/summary.json`` + ``wia/result/recording/*.json``,
+``msl/best.json`` + ``msl/strong_labels.json``, ``test/summary.json`` + ``test/overlays/``,
+``baselines/summary.json``; any of them may be missing (the section then says so). Figures are copied into
+``RUN/report/`` so that the report folder stands alone.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import shutil
+from pathlib import Path
+
+import numpy as np
+
+from wiml.evaluation.metrics import format_mean_std
+from wiml.utils import atomic_path, atomic_write_text
+
+logger = logging.getLogger(__name__)
+
+
+def _load(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+        return None
+
+
+def _fmt(value) -> str:
+    if isinstance(value, float):
+        return "n/a" if not math.isfinite(value) else f"{value:.4g}"
+    if value is None:
+        return "n/a"
+    return str(value)
+
+
+def _scalars_table(data: dict, title: str = "value") -> list[str]:
+    rows = [(k, v) for k, v in data.items() if isinstance(v, (int, float, str)) or v is None]
+    if not rows:
+        return []
+    return [f"| key | {title} |", "|---|---|"] + [f"| {k} | {_fmt(v)} |" for k, v in rows]
+
+
+def _copy(src: Path, dst_dir: Path, name: str | None = None) -> str | None:
+    if not src.is_file():
+        return None
+    dst = dst_dir / (name or src.name)
+    with atomic_path(dst) as tmp:
+        shutil.copyfile(src, tmp)
+    return dst.name
+
+
+def recordings_curve(recording_dir: Path) -> tuple[np.ndarray, np.ndarray, int] | None:
+    """Mean Dice after 0..N clicks over the WIA recordings (a slice that stopped early keeps its last Dice).
+
+    Returns:
+        ``(clicks (N+1,), mean dice (N+1,), number of slices)`` or None without recordings.
+    """
+    curves = []
+    for path in sorted(Path(recording_dir).glob("*.json")):
+        rec = _load(path) or {}
+        steps = rec.get("dice_per_step")
+        if isinstance(steps, list) and steps:
+            if rec.get("initial_dice") is not None and len(steps) == len(rec.get("clicks", [])):
+                steps = [rec["initial_dice"], *steps]
+            curves.append([float(s) for s in steps])
+    if not curves:
+        return None
+    n = max(len(c) for c in curves)
+    padded = np.array([c + [c[-1]] * (n - len(c)) for c in curves])
+    return np.arange(n), padded.mean(axis=0), len(curves)
+
+
+def plot_dice_vs_clicks(recording_dir: Path, path: Path) -> Path | None:
+    """Draw the mean Dice-vs-clicks curve of the WIA recordings into ``path`` (None without recordings)."""
+    curve = recordings_curve(recording_dir)
+    if curve is None:
+        return None
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    clicks, dice, n = curve
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    ax.plot(clicks, dice, marker="o")
+    ax.axhline(0.9, color="grey", ls="--", lw=0.8)
+    ax.set(xlabel="clicks", ylabel="mean Dice", title=f"robot WIA, {n} slices", ylim=(0, 1))
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return path
+
+
+def baselines_table(summary: dict) -> list[str]:
+    """Markdown rows of ``baselines/summary.json`` (method, seeds, test Dice / HD95 mean ± std over seeds)."""
+    rows = summary.get("methods") or []
+    if not rows:
+        return []
+    lines = ["| method | strong labels | seeds | test Dice (per patient) | HD95 mm | train s |", "|---|---|---|---|---|---|"]
+    for r in rows:
+        lines.append(f"| {r['method']} | {r.get('strong', 'n/a')} | {r.get('n_seeds', 1)} | "
+                     f"{format_mean_std(r.get('dice') or {})} | {format_mean_std(r.get('hd95_mm') or {}, 2)} | "
+                     f"{_fmt(r.get('train_s'))} |")
+    return lines
+
+
+def write_report(run: str | Path) -> Path:
+    """Write ``RUN/report/report.md`` (+ figures) from whatever the run folder holds. Returns its path."""
+    from wiml.evaluation.evaluate import metrics_markdown
+
+    run = Path(run).resolve()
+    out = run / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    md = [f"# WIML run report — {run.name}", "", f"Run folder: `{run}`", ""]
+
+    pipe = _load(run / "pipeline.json")
+    if pipe:
+        md += ["## Steps and wall time", "", "| step | status | wall time s |", "|---|---|---|"]
+        for name, st in pipe.get("steps", {}).items():
+            md.append(f"| {name} | {st.get('status')} | {_fmt(st.get('seconds'))} |")
+        md += ["", f"Total of this invocation: {_fmt(pipe.get('total_s'))} s.", ""]
+
+    prep = _load(run / "data" / "prepare.json")
+    if prep:
+        md += ["## Data", ""]
+        info = {k: v for k, v in prep.items() if isinstance(v, (int, float, str))}
+        splits = prep.get("splits")
+        if isinstance(splits, dict):
+            info.update({f"patients ({k})": len(v) if isinstance(v, list) else v for k, v in splits.items()})
+        md += _scalars_table(info) + [""]
+
+    weak = _load(run / "weak" / "best.json")
+    md += ["## Weak model (tags only)", ""]
+    if weak:
+        md += _scalars_table({"epoch": weak.get("epoch"), **(weak.get("metrics") or {})}) + [""]
+        if _copy(run / "weak" / "curves.png", out, "weak_curves.png"):
+            md += ["![weak training curves](weak_curves.png)", ""]
+    else:
+        md += ["(no weak checkpoint)", ""]
+
+    cam = _load(run / "cam" / "summary.json")
+    if cam:
+        md += ["## CAM initial masks", ""] + _scalars_table(cam) + [""]
+        overlays = sorted((run / "cam" / "overlays").glob("*.png"))[:3]
+        for p in overlays:
+            md.append(f"![CAM {p.stem}]({_copy(p, out, 'cam_' + p.name)})")
+        md += [""] if overlays else []
+
+    wia = _load(run / "wia" / "summary.json")
+    md += ["## Weakly-interactive annotation (robot user)", ""]
+    if wia:
+        md += _scalars_table(wia) + [""]
+    fig = _copy(run / "wia" / "dice_vs_clicks.png", out)
+    if fig is None and plot_dice_vs_clicks(run / "wia" / "result" / "recording", out / "dice_vs_clicks.png"):
+        fig = "dice_vs_clicks.png"
+    if fig:
+        md += [f"![Dice vs clicks]({fig})", ""]
+    elif not wia:
+        md += ["(no WIA results)", ""]
+
+    msl = _load(run / "msl" / "best.json")
+    md += ["## MSL model (tags + K strong labels)", ""]
+    if msl:
+        strong = _load(run / "msl" / "strong_labels.json") or {}
+        md += _scalars_table({"epoch": msl.get("epoch"), "strong labels": strong.get("n_strong"),
+                              "strong source": strong.get("source"), **(msl.get("metrics") or {})}) + [""]
+        if _copy(run / "msl" / "curves.png", out, "msl_curves.png"):
+            md += ["![MSL training curves](msl_curves.png)", ""]
+    else:
+        md += ["(no MSL checkpoint)", ""]
+
+    test = _load(run / "test" / "summary.json")
+    md += ["## Test set", ""]
+    if test:
+        md += [f"{test.get('n_slices')} slices of {test.get('n_patients')} held-out cases; inference "
+               f"{1000 * (test.get('seconds_per_slice') or 0):.1f} ms per slice.", "", metrics_markdown(test), ""]
+        for p in sorted((run / "test" / "overlays").glob("*.png"))[:4]:
+            md.append(f"![test {p.stem}]({_copy(p, out, 'test_' + p.name)})")
+        md += ["", "Overlays: ground truth green, prediction red.", ""]
+    else:
+        md += ["(no test results)", ""]
+
+    base = _load(run / "baselines" / "summary.json")
+    if base:
+        md += ["## Baselines and ablations", ""] + baselines_table(base) + [""]
+    path = atomic_write_text(out / "report.md", "\n".join(md) + "\n")
+    logger.info("report: %s", path)
+    return path
+
+
+def terminal_summary(run: str | Path) -> str:
+    """A one-screen text summary of a run (what ``wiml pipeline`` prints at the end)."""
+    run = Path(run).resolve()
+    lines = [f"WIML run {run}"]
+    pipe = _load(run / "pipeline.json") or {}
+    steps = pipe.get("steps", {})
+    if steps:
+        lines.append("  steps: " + ", ".join(f"{k} {('%.0fs' % v['seconds']) if v.get('seconds') else '-'}"
+                                            f"{'' if v.get('status') == 'done' else ' (skipped)'}"
+                                            for k, v in steps.items()))
+    weak = _load(run / "weak" / "best.json") or {}
+    if weak:
+        m = weak.get("metrics") or {}
+        lines.append(f"  weak model:  val AUC {_fmt(m.get('val_auc'))}, accuracy {_fmt(m.get('val_accuracy'))}")
+    wia = _load(run / "wia" / "summary.json") or {}
+    if wia:
+        keys = [k for k in ("noc85", "noc90", "NoC@85", "NoC@90", "mean_initial_dice", "mean_final_dice",
+                            "initial_dice", "final_dice", "n_slices") if k in wia]
+        lines.append("  WIA (robot): " + ", ".join(f"{k} {_fmt(wia[k])}" for k in keys))
+    strong = _load(run / "msl" / "strong_labels.json") or {}
+    msl = _load(run / "msl" / "best.json") or {}
+    if msl:
+        lines.append(f"  MSL model:   {strong.get('n_strong', '?')} strong labels ({strong.get('source', '?')}), "
+                     f"best val Dice {_fmt((msl.get('metrics') or {}).get('val_dice'))} at epoch {msl.get('epoch')}")
+    test = _load(run / "test" / "summary.json") or {}
+    if test:
+        level = "per_patient" if test.get("per_patient") else "per_slice_positive"
+        s = test[level]
+        lines.append(f"  TEST ({level.replace('_', ' ')}): Dice {format_mean_std(s['dice'])}, IoU "
+                     f"{format_mean_std(s['iou'])}, HD95 {format_mean_std(s['hd95_mm'], 2)} mm, "
+                     f"ASD {format_mean_std(s['asd_mm'], 2)} mm")
+    base = _load(run / "baselines" / "summary.json") or {}
+    for r in base.get("methods", []):
+        lines.append(f"    {r['method']:<24} Dice {format_mean_std(r.get('dice') or {})}")
+    if (run / "report" / "report.md").is_file():
+        lines.append(f"  report: {run / 'report' / 'report.md'}")
+    return "\n".join(lines)
