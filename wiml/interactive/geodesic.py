@@ -94,4 +94,4 @@ def click_likelihood(distance: np.ndarray, scale: float = 1.0) -> np.ndarray:
     if scale <= 0:
         raise InputError(f"likelihood scale must be > 0, got {scale}")
     d = np.asarray(distance, dtype=np.float32) / np.float32(scale)
-    return np.exp(-np.minimum(d * d, 80.0)).astype(np.float32)
+    return np.exp(-(d * d)).astype(np.float32)
