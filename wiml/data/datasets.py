@@ -416,7 +416,7 @@ def find_slice_folders(root: str | Path, patient_regex: str = "", image_dir: str
                 if m is None:
                     raise InputError(f"file name does not match patient_regex {patient_regex!r}", images[stem])
                 pid = m.group("patient") if "patient" in regex.groupindex else m.group(1 if regex.groups else 0)
-            pid = re.sub(r"[^A-Za-z0-9.-]+", "-", prefix + pid)
+            pid = re.sub(r"[^A-Za-z0-9._-]+", "-", prefix + pid)
             by_patient.setdefault(pid, []).append(SliceItem(images[stem], masks.get(stem)))
             dirs[pid] = (img_dir, msk_dir)
     return [SliceCase(pid, tuple(items), *dirs[pid]) for pid, items in sorted(by_patient.items())]

@@ -299,7 +299,7 @@ def _load_volume_case(case: VolumeCase, cfg: PrepareConfig, target: str) -> _Pre
             normed.append(normalize_unit(a))
         else:
             normed.append(a.astype(np.float32))
-    mask = None
+    mask, source_tags = None, None
     if case.mask is not None:
         m = read_volume(case.mask).array
         if m.shape != arrays[0].shape:
@@ -309,9 +309,15 @@ def _load_volume_case(case: VolumeCase, cfg: PrepareConfig, target: str) -> _Pre
             raise InputError("mask holds non-integer values; expected integer labels", case.mask)
         _check_labels(m, case.label_values, case.mask)
         mask = parse_target(target)(m).astype(np.uint8)
+        source_tags = mask.reshape(len(mask), -1).max(1) > 0
     size = cfg.size
     images = np.stack([resize_stack(a, size) for a in normed], axis=1)
     masks = resize_stack(mask, size, is_mask=True) if mask is not None else None
+    if masks is not None:
+        lost = int((source_tags & ~(masks.reshape(len(masks), -1).max(1) > 0)).sum())
+        if lost:
+            logger.warning("%s: %d slice(s) with a tiny target became empty (tag 0) when resized to %d px",
+                           case.patient_id, lost, size)
     z = images.shape[0]
     sx, sy, sz = geometry.spacing[:3]
     h0, w0 = arrays[0].shape[1:]
