@@ -113,11 +113,19 @@ def test_nifti_volume_saves_nifti_with_source_geometry(nifti_case, tmp_path, int
     slice2 = ctl.mask.copy()
     assert ctl.metrics()[0] > 0.1
     ctl.set_slice(1)
+    assert ctl.mask is None and ctl.clicks == []  # each slice has its own annotation
     ctl.add_click(*interior_point(ctl.ground_truth), foreground=True)
+    ctl.set_slice(2)
+    assert len(ctl.clicks) == 1 and np.array_equal(ctl.mask, slice2)  # back: clicks and mask restored
+    ctl.set_slice(1)
     saved = ctl.save().saved
     out = tmp_path / "out"
     assert out / "strong_label" / "vol.nii.gz" in saved
-    assert (out / "recording" / "vol_0001.json").is_file() and (out / "initial_mask" / "vol_0001.png").is_file()
+    for index in (1, 2):  # both changed slices get their recording
+        rec = json.loads((out / "recording" / f"vol_{index:04d}.json").read_text())
+        assert rec["slice_index"] == index and len(rec["clicks"]) == 1 and rec["patient_id"] == "vol"
+        assert (out / "initial_mask" / f"vol_{index:04d}.png").is_file()
+    assert not ctl.dirty
     label = sitk.ReadImage(str(out / "strong_label" / "vol.nii.gz"))
     assert label.GetSize() == (VOLUME_SHAPE[2], VOLUME_SHAPE[1], VOLUME_SHAPE[0])
     assert np.allclose(label.GetSpacing(), VOLUME_SPACING) and np.allclose(label.GetOrigin(), VOLUME_ORIGIN)

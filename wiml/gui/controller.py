@@ -20,9 +20,10 @@ from pathlib import Path
 
 import numpy as np
 
+from wiml.data.prepare import normalize_ct, normalize_zscore
 from wiml.errors import CheckpointError, InputError
 from wiml.evaluation.metrics import dice_score, iou_score
-from wiml.data.prepare import normalize_ct, normalize_zscore
+from wiml.gui.annotation import SliceAnnotation
 from wiml.gui.loading import PREPARE_WINDOW_HU, AnnotationImage, normalise, open_image
 from wiml.gui.results import default_result_dir, slice_name, write_json, write_mask_volume, write_png
 from wiml.interactive.session import Click, RefinementConfig
@@ -49,6 +50,8 @@ class Snapshot:
         ground_truth: (H, W) uint8 ground truth of the slice, or None.
         clicks: clicks so far, in order.
         dice, iou: of the current mask against the ground truth (None without one).
+        elapsed_s: seconds the slice had been shown when the snapshot was taken (the window adds the time
+            since it received it, so it never asks the controller from the GUI thread).
         message: one line for the status bar about what just happened.
         saved: paths written by the last Save, else empty.
     """
@@ -67,6 +70,7 @@ class Snapshot:
     clicks: tuple[Click, ...] = ()
     dice: float | None = None
     iou: float | None = None
+    elapsed_s: float = 0.0
     message: str = ""
     saved: tuple[Path, ...] = ()
 
@@ -116,7 +120,8 @@ def compute_cam(model, image: np.ndarray, input_size_px: int | None = 256, devic
 
 
 class AnnotationController:
-    """State of one annotation session: the image, the slice, CAM, masks, clicks, timing, saving.
+    """State of one annotation session: the image, the shown slice, the annotation of every slice touched
+    (:class:`SliceAnnotation`: CAM, masks, clicks, timing), and saving.
 
     Args:
         result_dir: where ``result/`` files go; None = ``result/`` beside the image's folder.
@@ -144,9 +149,8 @@ class AnnotationController:
         self.checkpoint_error: str | None = None
         self.image: AnnotationImage | None = None
         self.slice_index = 0
-        self._annotated: dict[int, np.ndarray] = {}
+        self._slices: dict[int, SliceAnnotation] = {}
         self._zscored: np.ndarray | None = None
-        self._reset_slice_state()
 
     # ------------------------------------------------------------------ checkpoint
     def load_checkpoint(self, path: str | Path) -> str:
@@ -201,14 +205,14 @@ class AnnotationController:
 
     # ------------------------------------------------------------------ image and slice
     def open(self, path: str | Path) -> Snapshot:
-        """Open a PNG/JPEG slice, a NIfTI volume or a DICOM series; show its first (or most labelled) slice.
+        """Open a PNG/JPEG slice, a NIfTI volume or a DICOM series; show its most labelled (or middle) slice.
 
         Raises:
             InputError: unreadable or unsupported input (the previous image stays open).
         """
         image = open_image(path)
         self.image = image
-        self._annotated = {}
+        self._slices = {}
         self._zscored = None
         index = image.depth // 2
         if image.ground_truth is not None and image.depth > 1:
@@ -216,13 +220,13 @@ class AnnotationController:
             if areas.max() > 0:
                 index = int(areas.argmax())
         self.slice_index = index
-        self._reset_slice_state()
+        self.current.show(self._clock())
         where = f"slice {index + 1}/{image.depth}, " if image.depth > 1 else ""
         gt = "ground truth found" if image.ground_truth is not None else "no ground truth"
         return self.snapshot(f"opened {image.path.name} ({where}{image.shape[0]} x {image.shape[1]} px, {gt})")
 
     def set_slice(self, index: int) -> Snapshot:
-        """Show slice ``index`` of a volume (the current slice's mask is kept for the volume's strong label).
+        """Show slice ``index`` of a volume; each slice keeps its own clicks, undo history and timer.
 
         Raises:
             InputError: no image is open or the index is out of range.
@@ -232,27 +236,32 @@ class AnnotationController:
         if not 0 <= index < image.depth:
             raise InputError(f"slice index {index} out of range [0, {image.depth - 1}]", image.path)
         if index != self.slice_index:
-            self._keep_current_mask()
+            now = self._clock()
+            self.current.hide(now)
             self.slice_index = index
-            self._reset_slice_state()
-            if index in self._annotated:
-                self.mask = self._annotated[index].copy()
-        return self.snapshot(f"slice {index + 1}/{image.depth}")
+            self.current.show(now)
+        clicks = len(self.current.clicks)
+        return self.snapshot(f"slice {index + 1}/{image.depth}" + (f" ({clicks} click(s) so far)" if clicks else ""))
 
-    def _reset_slice_state(self) -> None:
-        self._session = None
-        self.cam: np.ndarray | None = None
-        self.initial: np.ndarray | None = None
-        self.mask: np.ndarray | None = None
-        self.clicks: list[Click] = []
-        self._dice_steps: list[float] = []
-        self._iou_steps: list[float] = []
-        self._t0 = self._clock()
-        self.dirty = False
+    @property
+    def current(self) -> SliceAnnotation:
+        """The annotation of the shown slice (created on first use)."""
+        return self._slices.setdefault(self.slice_index, SliceAnnotation())
 
-    def _keep_current_mask(self) -> None:
-        if self.mask is not None and self.image is not None and self.image.is_volume:
-            self._annotated[self.slice_index] = self.mask.copy()
+    @property
+    def dirty(self) -> bool:
+        """Whether any slice of the open image changed since it was last saved."""
+        return any(a.dirty for a in self._slices.values())
+
+    @property
+    def mask(self) -> np.ndarray | None:
+        """(H, W) uint8 current mask of the shown slice, or None before Segment / the first click."""
+        return self.current.mask if self.image is not None else None
+
+    @property
+    def clicks(self) -> list:
+        """Clicks on the shown slice, in order."""
+        return list(self.current.clicks) if self.image is not None else []
 
     def _require_image(self) -> AnnotationImage:
         if self.image is None:
@@ -266,8 +275,8 @@ class AnnotationController:
 
     @property
     def analysis_image(self) -> np.ndarray:
-        """(H, W) float32 in [0, 1]: the current slice through the image's default window (network input,
-        refinement input); independent of the display window so results do not depend on the view."""
+        """(H, W) float32 in [0, 1]: the current slice through the image's default window, the refinement's
+        input; independent of the display window so that results do not depend on the view."""
         image = self._require_image()
         return normalise(image.volume[self.slice_index], image.window)
 
@@ -300,40 +309,29 @@ class AnnotationController:
 
     @property
     def elapsed_s(self) -> float:
-        """Seconds since the current slice was shown."""
-        return self._clock() - self._t0
+        """Seconds the current slice has been shown (0 before an image is open)."""
+        return self.current.elapsed(self._clock()) if self.image is not None else 0.0
 
     # ------------------------------------------------------------------ annotation
     def segment(self) -> Snapshot:
-        """Compute the CAM (when a weak model is loaded) and the initial mask; drops any clicks.
+        """Compute the CAM (when a weak model is loaded) and the initial mask; drops the slice's clicks.
 
         Raises:
             InputError: no image is open.
         """
-        image = self._require_analysis()
+        self._require_image()
         cam = None
         if self.model is not None:
             cam = compute_cam(self.model, self.network_image, self.cam_input_px)
         session = self._session_factory()
-        session.set_image(image, cam=cam)
+        session.set_image(self.analysis_image, cam=cam)
         initial = np.asarray(session.initial_mask(), np.uint8)
-        self._session = session
-        self.cam = cam
-        self.initial = initial.copy()
-        self.mask = initial.copy()
-        self.clicks = []
-        self._dice_steps, self._iou_steps = [], []
-        self._record_metrics()
-        self.dirty = True
+        self.current.start(session, cam, initial, self.ground_truth)
         what = "CAM initial mask" if cam is not None else "no checkpoint: empty initial mask, click to segment"
         return self.snapshot(f"segmented ({what}, {int(initial.sum())} px)")
 
-    def _require_analysis(self) -> np.ndarray:
-        self._require_image()
-        return self.analysis_image
-
     def add_click(self, row: int, col: int, foreground: bool) -> Snapshot:
-        """Add a click and re-run the refinement (Segment runs first when it has not yet).
+        """Add a click and re-run the refinement (Segment runs first when it has not yet on this slice).
 
         Args:
             row, col: pixel position in the slice.
@@ -347,94 +345,65 @@ class AnnotationController:
         row, col = int(row), int(col)
         if not (0 <= row < h and 0 <= col < w):
             raise InputError(f"click ({row}, {col}) lies outside the {h} x {w} image")
-        if self._session is None:
+        if self.current.session is None:
             self.segment()
-        t_s = self._clock() - self._t0
-        mask = self._session.add_click(row, col, bool(foreground))
-        self.mask = np.asarray(mask, np.uint8).copy()
-        self.clicks.append(Click(row, col, int(bool(foreground)), t_s))
-        self._record_metrics()
-        self.dirty = True
+        annotation = self.current
+        t_s = annotation.elapsed(self._clock())
+        mask = annotation.session.add_click(row, col, bool(foreground))
+        annotation.clicked(Click(row, col, int(bool(foreground)), t_s), mask, self.ground_truth)
         kind = "foreground" if foreground else "background"
         return self.snapshot(f"{kind} click at ({row}, {col})")
 
     def undo(self) -> Snapshot:
         """Remove the last click and restore the mask before it (nothing to undo: unchanged)."""
-        if self._session is None or not self.clicks:
+        annotation = self.current
+        if annotation.session is None or not annotation.clicks:
             return self.snapshot("nothing to undo")
-        mask = self._session.undo()
-        if mask is None:
-            mask = self._session.mask
-        self.mask = np.asarray(mask, np.uint8).copy()
-        self.clicks.pop()
-        self._dice_steps = self._dice_steps[:-1]
-        self._iou_steps = self._iou_steps[:-1]
-        self.dirty = True
-        return self.snapshot(f"undid a click ({len(self.clicks)} left)")
+        annotation.undone(annotation.session.undo())
+        return self.snapshot(f"undid a click ({len(annotation.clicks)} left)")
 
     def clear(self) -> Snapshot:
-        """Remove every click and go back to the initial mask (the timer keeps running)."""
-        if self._session is None:
-            self.mask = None
-            self._annotated.pop(self.slice_index, None)
-            return self.snapshot("cleared")
-        mask = self._session.reset()
-        if mask is None:
-            mask = self._session.mask
-        self.mask = np.asarray(mask, np.uint8).copy()
-        self.clicks = []
-        self._dice_steps = self._dice_steps[:1]
-        self._iou_steps = self._iou_steps[:1]
-        self.dirty = True
+        """Remove every click of the slice and go back to the initial mask (the timer keeps running)."""
+        annotation = self.current
+        if annotation.session is None:
+            return self.snapshot("nothing to clear")
+        annotation.cleared(annotation.session.reset())
         return self.snapshot("cleared the clicks (back to the initial mask)")
-
-    def _record_metrics(self) -> None:
-        gt = self.ground_truth
-        if gt is None or self.mask is None:
-            return
-        self._dice_steps.append(float(dice_score(self.mask, gt)))
-        self._iou_steps.append(float(iou_score(self.mask, gt)))
 
     def metrics(self) -> tuple[float | None, float | None]:
         """(Dice, IoU) of the current mask against the ground truth, or (None, None)."""
-        gt = self.ground_truth
-        if gt is None or self.mask is None:
+        gt, mask = self.ground_truth, self.mask
+        if gt is None or mask is None:
             return None, None
-        return float(dice_score(self.mask, gt)), float(iou_score(self.mask, gt))
+        return float(dice_score(mask, gt)), float(iou_score(mask, gt))
 
     # ------------------------------------------------------------------ saving
     def resolved_result_dir(self) -> Path:
         """``--result-dir`` when given, else ``result/`` beside the image's folder."""
         return self.result_dir if self.result_dir is not None else default_result_dir(self._require_image().path)
 
-    def recording(self) -> dict:
-        """The interaction record of the current slice (docs/architecture.md, "WIA results")."""
+    def recording(self, index: int | None = None) -> dict:
+        """The interaction record of slice ``index`` (default: the shown one); docs/architecture.md."""
         image = self._require_image()
-        dice, iou = self.metrics()
+        index = self.slice_index if index is None else int(index)
+        annotation = self._slices.get(index, SliceAnnotation())
         return {
             "image": str(image.path),
             "patient_id": image.name,
-            "slice_index": int(self.slice_index),
+            "slice_index": index,
             "shape": list(image.shape),
             "ground_truth": str(image.ground_truth_path) if image.ground_truth_path else None,
             "checkpoint": str(self.checkpoint_path) if self.checkpoint_path else None,
-            "clicks": [c.to_dict() for c in self.clicks],
-            "dice_per_step": [round(d, 6) for d in self._dice_steps],
-            "iou_per_step": [round(d, 6) for d in self._iou_steps],
-            "initial_dice": self._dice_steps[0] if self._dice_steps else None,
-            "initial_iou": self._iou_steps[0] if self._iou_steps else None,
-            "final_dice": dice,
-            "final_iou": iou,
-            "foreground_px": int(self.mask.sum()) if self.mask is not None else 0,
-            "total_time_s": round(self.elapsed_s, 3),
+            **annotation.record(self._clock()),
             "refinement": dataclasses.asdict(self.refinement),
         }
 
     def save(self) -> Snapshot:
         """Write CAM, initial mask, strong label and recording under ``result/``.
 
-        A 2-D image gives PNGs; a NIfTI/DICOM volume gives ``strong_label/<name>.nii.gz`` with the source
-        geometry, holding every slice annotated so far. Existing files are kept as ``.v1``, ``.v2``, ...
+        A 2-D image gives PNGs. A NIfTI/DICOM volume gives ``strong_label/<image>.nii.gz`` with the source
+        geometry, holding every slice annotated since it was opened, and the per-slice files of every slice
+        changed since the last save. Existing files are kept as ``.v1``, ``.v2``, ...
 
         Returns:
             a snapshot whose ``saved`` lists the written files.
@@ -446,30 +415,36 @@ class AnnotationController:
         if self.mask is None:
             raise InputError("nothing to save yet: press Segment or click on the image first")
         root = self.resolved_result_dir()
-        name = self.name
+        # the shown slice always; other slices of a volume when they changed since the last save
+        indices = sorted({self.slice_index} | {i for i, a in self._slices.items() if a.dirty and a.mask is not None})
         written: list[Path] = []
         try:
-            if self.cam is not None:
-                written.append(write_png(root / "CAM" / f"{name}.png",
-                                         np.round(self.cam * 255.0).astype(np.uint8)))
-            if self.initial is not None:
-                written.append(write_png(root / "initial_mask" / f"{name}.png", self.initial * np.uint8(255)))
+            for index in indices:
+                annotation = self._slices[index]
+                name = slice_name(image.name, index, image.is_volume)
+                if annotation.cam is not None:
+                    written.append(write_png(root / "CAM" / f"{name}.png",
+                                             np.round(annotation.cam * 255.0).astype(np.uint8)))
+                if annotation.initial is not None:
+                    written.append(write_png(root / "initial_mask" / f"{name}.png",
+                                             annotation.initial * np.uint8(255)))
+                if not image.is_volume:
+                    written.append(write_png(root / "strong_label" / f"{name}.png", annotation.mask * np.uint8(255)))
+                written.append(write_json(root / "recording" / f"{name}.json", self.recording(index)))
             if image.is_volume:
-                self._keep_current_mask()
                 volume = np.zeros(image.volume.shape, np.uint8)
-                for index, mask in self._annotated.items():
-                    volume[index] = mask
+                for index, annotation in self._slices.items():
+                    if annotation.mask is not None:
+                        volume[index] = annotation.mask
                 written.append(write_mask_volume(root / "strong_label" / f"{image.name}.nii.gz", volume,
                                                  image.reference))
-            else:
-                written.append(write_png(root / "strong_label" / f"{name}.png", self.mask * np.uint8(255)))
-            written.append(write_json(root / "recording" / f"{name}.json", self.recording()))
         except OSError as exc:
             raise InputError(f"cannot write results ({exc.strerror or exc}); choose another folder with "
                              "--result-dir or File > Result Folder", root) from exc
-        self.dirty = False
+        for annotation in self._slices.values():
+            annotation.dirty = False
         logger.info("saved %d file(s) under %s", len(written), root)
-        snap = self.snapshot(f"saved {name} under {root}")
+        snap = self.snapshot(f"saved {self.name} under {root}")
         return dataclasses.replace(snap, saved=tuple(written))
 
     # ------------------------------------------------------------------ view
@@ -479,11 +454,12 @@ class AnnotationController:
             return Snapshot(message=message)
         dice, iou = self.metrics()
         gt = self.ground_truth
+        annotation = self.current
         return Snapshot(
             name=self.name, image_path=self.image.path, slice_index=self.slice_index, depth=self.image.depth,
             raw=self.raw_slice.copy(), window=self.image.window, is_ct=self.image.is_ct,
-            mask=None if self.mask is None else self.mask.copy(),
-            initial=None if self.initial is None else self.initial.copy(),
-            cam=None if self.cam is None else self.cam.copy(),
+            mask=None if annotation.mask is None else annotation.mask.copy(),
+            initial=None if annotation.initial is None else annotation.initial.copy(),
+            cam=None if annotation.cam is None else annotation.cam.copy(),
             ground_truth=None if gt is None else gt.copy(),
-            clicks=tuple(self.clicks), dice=dice, iou=iou, message=message)
+            clicks=tuple(annotation.clicks), dice=dice, iou=iou, elapsed_s=self.elapsed_s, message=message)

@@ -71,7 +71,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.show_cam:
             window.act_show_cam.setChecked(True)
         window.statusBar().clearMessage()
-        window._update_status()
+        window.refresh_status()
         app.processEvents()
         args.out.parent.mkdir(parents=True, exist_ok=True)
         window.grab().save(str(args.out))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from pathlib import Path
 
 from PyQt5.QtCore import Qt, QTimer, pyqtSignal
@@ -59,6 +60,7 @@ class AnnotatorWindow(QMainWindow):
         self.start_folder = Path(start_folder) if start_folder is not None else None
         self.ask_to_save = ask_to_save
         self.snapshot = Snapshot()
+        self._snapshot_at = time.perf_counter()
         self.worker = ActionWorker(self)
         self.worker.finished.connect(self._on_finished)
         self.worker.failed.connect(self._on_failed)
@@ -71,10 +73,10 @@ class AnnotatorWindow(QMainWindow):
         self._slice_timer = QTimer(self, singleShot=True, interval=120)
         self._slice_timer.timeout.connect(self._submit_slice)
         self._clock_timer = QTimer(self, interval=500)
-        self._clock_timer.timeout.connect(self._update_status)
+        self._clock_timer.timeout.connect(self.refresh_status)
         self._clock_timer.start()
         self._update_checkpoint_banner()
-        self._update_status()
+        self.refresh_status()
 
     # ------------------------------------------------------------------ layout
     def _build_widgets(self) -> None:
@@ -346,11 +348,11 @@ class AnnotatorWindow(QMainWindow):
         elif isinstance(result, str):
             self.statusBar().showMessage(result, 5000)
             self._update_checkpoint_banner()
-            self._update_status()
+            self.refresh_status()
 
     def _on_failed(self, _job_id: int, message: str) -> None:
         self.show_error(message)
-        self._update_status()
+        self.refresh_status()
         self.action_failed.emit(message)
 
     def _on_busy(self, busy: bool) -> None:
@@ -360,6 +362,7 @@ class AnnotatorWindow(QMainWindow):
         """Draw a snapshot: slice, overlays, clicks, slider, status."""
         previous = self.snapshot
         self.snapshot = snap
+        self._snapshot_at = time.perf_counter()
         if snap.raw is not None:
             new_image = previous.image_path != snap.image_path
             if new_image:
@@ -378,7 +381,7 @@ class AnnotatorWindow(QMainWindow):
             self.statusBar().showMessage(snap.message, 6000)
         if snap.saved:
             self.banner.setVisible(False)
-        self._update_status()
+        self.refresh_status()
         self.snapshot_shown.emit(snap)
 
     # ------------------------------------------------------------------ view state
@@ -421,11 +424,13 @@ class AnnotatorWindow(QMainWindow):
         unit = " HU" if self.snapshot.is_ct else ""
         self.pixel_label.setText(f"({row}, {col}) = {raw[row, col]:.0f}{unit}")
 
-    def _update_status(self) -> None:
+    def refresh_status(self) -> None:
+        """Update the permanent status-bar fields (clicks, time, Dice/IoU, checkpoint) from the snapshot."""
         snap = self.snapshot
         n_fg = sum(1 for c in snap.clicks if c.label)
         self.clicks_label.setText(f"clicks: {len(snap.clicks)} ({n_fg} fg, {len(snap.clicks) - n_fg} bg)")
-        self.time_label.setText(f"time: {self.controller.elapsed_s:.1f} s" if snap.raw is not None else "time: -")
+        elapsed = snap.elapsed_s + time.perf_counter() - self._snapshot_at
+        self.time_label.setText(f"time: {elapsed:.1f} s" if snap.raw is not None else "time: -")
         if snap.dice is not None:
             self.metrics_label.setText(f"Dice {snap.dice:.3f}  IoU {snap.iou:.3f}")
         elif snap.raw is not None and snap.ground_truth is None:
