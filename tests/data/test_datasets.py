@@ -89,3 +89,11 @@ def test_targets():
     assert parse_target("1,4")(labels).tolist() == [False, True, False, True]
     with pytest.raises(InputError, match="target"):
         resolve_target("lits", "spleen")
+
+
+def test_project_sample_folders(project_root):
+    cases = find_slice_folders(project_root / "data_source")
+    assert len(cases) == 5 and all(it.mask is not None and it.mask.parent.name == "label"
+                                   for c in cases for it in c.items)
+    cases = find_slice_folders(project_root / "test_data")
+    assert [c.patient_id for c in cases] == ["1", "2", "3", "4", "5"]

@@ -11,7 +11,8 @@ Layouts (``layout`` name: what is expected under the root folder):
 * ``dicom``: folders holding a CT DICOM series ``PATIENT_DICOM/`` and a mask series such as
   ``MASKS_DICOM/liver/`` (3D-IRCADb); the root itself or its sub-folders.
 * ``slices``: 2-D slice folders, ``images/``+``masks/``, ``data/``+``label/`` or ``data_source/``+``label/``
-  (anywhere below the root); the patient id comes from the file name through a regular expression.
+  (anywhere below the root), or images directly in the root with masks in ``label/`` (the project's
+  ``data_source/``); the patient id comes from the file name through a regular expression.
 
 Every finder raises :class:`wiml.errors.InputError` for a missing root, an empty layout, or a mask
 without its image.
@@ -362,6 +363,10 @@ def _find_slice_groups(root: Path, image_dir: str = "", mask_dir: str = "") -> l
             if (parent / img).is_dir():
                 groups.append((parent / img, (parent / msk) if msk and (parent / msk).is_dir() else None))
                 break
+    if not groups and not image_dir and _slice_files(root):
+        # images directly in root, masks in a sub-folder (the project's data_source/ + data_source/label/)
+        inner = next((root / m for m in ("label", "labels", "masks", "mask") if (root / m).is_dir()), None)
+        groups.append((root, inner))
     return groups
 
 
