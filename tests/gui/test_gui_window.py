@@ -218,3 +218,24 @@ def test_main_opens_image_and_says_checkpoint_is_missing(qtbot, qapp, png_case, 
     assert seen["shape"] == PNG_SHAPE and "case.png" in seen["title"]
     assert "weak checkpoint not found" in seen["banner"] and str(missing) in seen["banner"]
     assert "clicks only" in seen["banner"]
+
+
+def test_ctrl_drag_pans_and_is_not_a_click(qtbot, window, png_case):
+    from PyQt5.QtCore import QEvent, QPoint
+    from PyQt5.QtGui import QMouseEvent
+    from PyQt5.QtWidgets import QApplication
+
+    run(qtbot, window, window.open_path, png_case)
+    window.canvas.zoom(3.0)
+    bar = window.canvas.horizontalScrollBar()
+    start = bar.value()
+    viewport = window.canvas.viewport()
+    centre = viewport.rect().center()
+    assert bar.maximum() > start + 60
+    qtbot.mousePress(viewport, Qt.LeftButton, Qt.ControlModifier, centre)
+    # QTest's mouseMove carries no button state; send the drag event itself
+    QApplication.sendEvent(viewport, QMouseEvent(QEvent.MouseMove, QPointF(centre + QPoint(-60, 0)), Qt.NoButton,
+                                                 Qt.LeftButton, Qt.ControlModifier))
+    qtbot.mouseRelease(viewport, Qt.LeftButton, Qt.ControlModifier, centre + QPoint(-60, 0))
+    assert bar.value() == start + 60
+    assert window.worker.pending == 0 and window.snapshot.clicks == ()

@@ -19,6 +19,8 @@ MASK_RGB = (40, 220, 60)
 GT_RGB = (40, 120, 255)
 FG_CLICK_RGB = (255, 40, 40)
 BG_CLICK_RGB = (255, 220, 0)
+#: zoom limits, screen px per image px.
+MIN_SCALE, MAX_SCALE = 0.05, 64.0
 #: radius of a click marker on screen, px (independent of the zoom).
 CLICK_MARKER_PX = 4.5
 
@@ -177,10 +179,11 @@ class ImageCanvas(QGraphicsView):
             self.zoom_changed.emit(self.scale_factor)
 
     def zoom(self, factor: float) -> None:
-        """Multiply the scale by ``factor`` (kept between 0.05 and 64 screen px per image px)."""
-        new = self.scale_factor * factor
-        if 0.05 <= new <= 64.0:
-            self.scale(factor, factor)
+        """Multiply the scale by ``factor`` (clamped to [MIN_SCALE, MAX_SCALE] screen px per image px)."""
+        current = self.scale_factor
+        new = float(np.clip(current * factor, MIN_SCALE, MAX_SCALE))
+        if new != current:
+            self.scale(new / current, new / current)
             self.zoom_changed.emit(self.scale_factor)
 
     def pan(self, dx: int, dy: int) -> None:
