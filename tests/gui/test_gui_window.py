@@ -192,32 +192,20 @@ def test_wia_main_help_resolves_defaults_from_its_location(project_root, tmp_pat
     assert str(project_root / "runs" / "demo" / "weak" / "best.safetensors") in text
 
 
-def test_main_opens_image_and_says_checkpoint_is_missing(qtbot, qapp, png_case, tmp_path):
-    from PyQt5.QtCore import QTimer
-    from PyQt5.QtWidgets import QApplication
+def test_start_opens_image_and_says_checkpoint_is_missing(qtbot, png_case, tmp_path):
+    from wiml.gui.app import create_window
 
-    from wiml.gui.app import main
-
-    seen = {}
-
-    def inspect():
-        win = next(w for w in QApplication.topLevelWidgets() if isinstance(w, AnnotatorWindow))
-        if win.worker.pending or win.snapshot.raw is None:
-            QTimer.singleShot(100, inspect)
-            return
-        seen["banner"] = win.banner.text()
-        seen["shape"] = win.snapshot.raw.shape
-        seen["title"] = win.windowTitle()
-        win.close()
-        qapp.quit()
-
-    QTimer.singleShot(200, inspect)
     missing = tmp_path / "runs" / "demo" / "weak" / "best.safetensors"
-    rc = main([str(png_case.parent), "--checkpoint", str(missing), "--result-dir", str(tmp_path / "r")])
-    assert rc == 0
-    assert seen["shape"] == PNG_SHAPE and "case.png" in seen["title"]
-    assert "weak checkpoint not found" in seen["banner"] and str(missing) in seen["banner"]
-    assert "clicks only" in seen["banner"]
+    args = build_parser().parse_args([str(png_case.parent), "--checkpoint", str(missing),
+                                      "--result-dir", str(tmp_path / "r")])
+    win = create_window(args)
+    qtbot.addWidget(win)
+    qtbot.waitUntil(lambda: win.worker.pending == 0 and win.snapshot.raw is not None, timeout=TIMEOUT_MS)
+    assert win.snapshot.raw.shape == PNG_SHAPE and "case.png" in win.windowTitle()
+    assert "weak checkpoint not found" in win.banner.text() and str(missing) in win.banner.text()
+    assert "clicks only" in win.banner.text()
+    assert win.controller.result_dir == tmp_path / "r"
+    win.worker.shutdown()
 
 
 def test_ctrl_drag_pans_and_is_not_a_click(qtbot, window, png_case):

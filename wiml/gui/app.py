@@ -56,29 +56,19 @@ def resolve_start_image(path: Path | None) -> Path | None:
     return path
 
 
-def main(argv: Sequence[str] | None = None, default_image: Path | None = None,
-         default_checkpoint: Path | None = None) -> int:
-    """Parse arguments, build the window, run the Qt event loop. Returns the exit status."""
-    args = build_parser(default_image, default_checkpoint).parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
-    try:
-        from PyQt5.QtWidgets import QApplication
-    except ImportError:
-        print("WIA/main.py: error: PyQt5 is not installed (pip install 'wiml[gui]')", file=sys.stderr)
-        return 2
+def create_window(args: argparse.Namespace):
+    """Build the controller and the shown window from parsed arguments; open the start image.
 
+    Needs a ``QApplication``. A missing or unreadable checkpoint is not an error: the window says so.
+
+    Raises:
+        WimlError: a bad ``--set`` refinement override.
+    """
     from wiml.gui.controller import AnnotationController
     from wiml.gui.window import AnnotatorWindow
 
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("WIML annotator")
-    try:
-        refinement = load_config(RefinementConfig, None, args.overrides)
-        refinement.make_session()  # validates the values
-    except WimlError as exc:
-        print(f"WIA/main.py: error: {exc}", file=sys.stderr)
-        return 2
+    refinement = load_config(RefinementConfig, None, args.overrides)
+    refinement.make_session()  # validates the values
     controller = AnnotationController(result_dir=args.result_dir, device=args.device, refinement=refinement,
                                       cam_input_px=args.cam_size)
     if args.checkpoint is not None:
@@ -96,4 +86,27 @@ def main(argv: Sequence[str] | None = None, default_image: Path | None = None,
         else:
             window.show_error(f"{start}: not found; use File > Open Image")
     window.worker.submit(controller.warm_up)  # after opening, so the image shows first
-    return int(app.exec_())
+    return window
+
+
+def main(argv: Sequence[str] | None = None, default_image: Path | None = None,
+         default_checkpoint: Path | None = None) -> int:
+    """Parse arguments, build the window, run the Qt event loop. Returns the exit status."""
+    args = build_parser(default_image, default_checkpoint).parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
+                        format="%(levelname)s %(name)s: %(message)s")
+    try:
+        from PyQt5.QtWidgets import QApplication
+    except ImportError:
+        print("WIA/main.py: error: PyQt5 is not installed (pip install 'wiml[gui]')", file=sys.stderr)
+        return 2
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("WIML annotator")
+    try:
+        window = create_window(args)
+    except WimlError as exc:
+        print(f"WIA/main.py: error: {exc}", file=sys.stderr)
+        return 2
+    status = int(app.exec_())
+    window.worker.shutdown()
+    return status
