@@ -251,7 +251,8 @@ def read_volume(path: str | Path, dtype: np.dtype | type | None = None) -> Volum
                          path)
     array = sitk.GetArrayFromImage(image)
     check_finite(array, path)
-    if np.issubdtype(array.dtype, np.floating) and full_suffix(path) in (".nii", ".nii.gz"):
+    if np.issubdtype(array.dtype, np.floating) and full_suffix(path) in (".nii", ".nii.gz") \
+            and not array.all():  # ITK turned NaN/inf into 0, so only arrays holding a 0 can hide them
         bad = nifti_nonfinite_count(path)
         if bad:
             raise InputError(f"{bad} NaN/inf voxel(s) stored in the file; expected finite intensities", path)
