@@ -155,8 +155,12 @@ def test_helpers():
     fg, bg = click_disks((9, 9), [Click(0, 0, 1), Click(4, 4, 0), Click(4, 5, 1)], radius_px=1)
     assert fg[0, 0] and fg[1, 0] and not fg[1, 1] and fg[4, 5] and not bg[4, 5] and bg[4, 3]
     prior = np.full((1, 3), 0.4, np.float32)
-    p = combine_probabilities(prior, np.array([[0.9, 0.0, 0.2]]), np.array([[0.1, 0.0, 0.7]]))
-    np.testing.assert_allclose(p, [[0.9, 0.4, 0.3]], atol=1e-6)
+    lf, lb = np.array([[0.9, 0.0, 0.2]]), np.array([[0.1, 0.0, 0.7]])
+    p = combine_probabilities(prior, lf, lb)
+    np.testing.assert_allclose(p, [[0.9 * 0.9 + 0.1 * 0.4, 0.4, 0.7 * 0.2 / 0.9 + 0.3 * 0.4]], atol=1e-6)
+    np.testing.assert_allclose(combine_probabilities(prior, lf), 1 - 0.6 * (1 - lf), atol=1e-6)  # noisy-OR
+    np.testing.assert_allclose(combine_probabilities(prior, None, lb), 0.4 * (1 - lb), atol=1e-6)
+    np.testing.assert_array_equal(combine_probabilities(prior), prior)
     assert region_of_interest(np.zeros((5, 5), bool), 2) is None
     roi = region_of_interest(np.eye(5, dtype=bool)[::-1] & (np.arange(5) == 2), 1)
     assert roi == (slice(1, 4), slice(1, 4))

@@ -141,13 +141,29 @@ def click_disks(shape: tuple[int, int], clicks: list[Click], radius_px: int = 2)
     return fg, bg
 
 
+def nearest_point_distance(shape: tuple[int, int], points: list[tuple[int, int]]) -> np.ndarray:
+    """Euclidean distance (px) of every pixel to the nearest of a few points; (H, W) float32.
+
+    Cheaper than a distance transform for the handful of clicks of an annotation (O(N H W) with small N).
+    """
+    rows = np.arange(shape[0], dtype=np.float32)[:, None]
+    cols = np.arange(shape[1], dtype=np.float32)[None, :]
+    best = np.full(shape, np.inf, np.float32)
+    for r, c in points:
+        np.minimum(best, (rows - r) ** 2 + (cols - c) ** 2, out=best)
+    return np.sqrt(best)
+
+
 def combine_probabilities(prior: np.ndarray, fg_likelihood: np.ndarray | None = None,
                           bg_likelihood: np.ndarray | None = None) -> np.ndarray:
-    """Foreground probability from the prior and the click likelihoods (per-pixel maximum).
+    """Foreground probability from the prior and the click likelihoods.
 
-    Where the foreground clicks are at least as likely as the background clicks, foreground evidence can only
-    raise the prior: ``max(prior, L_fg)``; elsewhere the background clicks can only lower it:
-    ``min(prior, 1 - L_bg)``. Far from every click (both likelihoods 0) the prior stays.
+    The clicks override the prior as far as they reach: with ``c = max(L_fg, L_bg)`` (how much the clicks
+    say about a pixel) and ``q = L_fg / (L_fg + L_bg)`` (which class they favour there),
+    ``P = c * q + (1 - c) * prior``. With foreground clicks only this is the noisy-OR
+    ``1 - (1 - prior)(1 - L_fg)`` (never below the prior or the likelihood, the original's per-pixel maximum
+    made smooth); with background clicks only it is ``prior * (1 - L_bg)``; where both kinds of clicks reach
+    equally, ``P`` is near 0.5 and the graph cut's contrast term decides; far from every click the prior stays.
 
     Args:
         prior: (H, W) foreground probability before the clicks (CAM in [0, 1], or a constant).
@@ -161,7 +177,9 @@ def combine_probabilities(prior: np.ndarray, fg_likelihood: np.ndarray | None = 
     zeros = np.zeros_like(prior)
     lf = zeros if fg_likelihood is None else np.asarray(fg_likelihood, np.float32)
     lb = zeros if bg_likelihood is None else np.asarray(bg_likelihood, np.float32)
-    return np.where(lf >= lb, np.maximum(prior, lf), np.minimum(prior, 1.0 - lb)).astype(np.float32)
+    reach = np.maximum(lf, lb)
+    favour = lf / np.maximum(lf + lb, 1e-12)
+    return np.clip(reach * favour + (1.0 - reach) * prior, 0.0, 1.0).astype(np.float32)
 
 
 def region_of_interest(candidates: np.ndarray, margin_px: int) -> tuple[slice, slice] | None:
@@ -183,7 +201,7 @@ def region_of_interest(candidates: np.ndarray, margin_px: int) -> tuple[slice, s
 def refine_mask(image: np.ndarray, prior: np.ndarray, clicks: list[Click], *, std_image: np.ndarray | None = None,
                 lam: float = 5.0, sigma: float = 0.1, click_radius_px: int = 2, backend: str = "fastgeodis",
                 likelihood_scale: float = 2.0, spatial_scale: float | None = 0.3, smoothing_px: float = 2.0,
-                roi_margin_px: int | None = 16, roi_threshold: float = 0.3, postprocess: bool = True) -> np.ndarray:
+                roi_margin_px: int | None = 16, roi_threshold: float = 0.4, postprocess: bool = True) -> np.ndarray:
     """One refinement from scratch: geodesic likelihoods + prior -> interactive graph cut -> post-processing.
 
     Args:
@@ -223,14 +241,17 @@ def refine_mask(image: np.ndarray, prior: np.ndarray, clicks: list[Click], *, st
     if fg_seeds.any() or bg_seeds.any():
         std_image = standardize(image, smoothing_px) if std_image is None else std_image
         spatial_px = None if spatial_scale is None else spatial_scale * max(image.shape)
-        if fg_seeds.any():
-            lf = click_likelihood(geodesic_distance(std_image, fg_seeds, backend), likelihood_scale)
+        for label, seeds in ((1, fg_seeds), (0, bg_seeds)):
+            if not seeds.any():
+                continue
+            lik = click_likelihood(geodesic_distance(std_image, seeds, backend), likelihood_scale)
             if spatial_px:
-                lf *= click_likelihood(ndimage.distance_transform_edt(~fg_seeds), spatial_px)
-        if bg_seeds.any():
-            lb = click_likelihood(geodesic_distance(std_image, bg_seeds, backend), likelihood_scale)
-            if spatial_px:
-                lb *= click_likelihood(ndimage.distance_transform_edt(~bg_seeds), spatial_px)
+                points = [(c.row, c.col) for c in clicks if c.label == label]
+                lik *= click_likelihood(nearest_point_distance(image.shape, points), spatial_px)
+            if label:
+                lf = lik
+            else:
+                lb = lik
     prob = combine_probabilities(prior, lf, lb)
     prob[fg_seeds] = 1.0
     prob[bg_seeds] = 0.0
@@ -261,7 +282,7 @@ class RefinementConfig:
     spatial_scale: float | None = 0.3
     smoothing_px: float = 2.0
     roi_margin_px: int | None = 16
-    roi_threshold: float = 0.3
+    roi_threshold: float = 0.4
     empty_prior: float = 0.3
 
     def make_session(self) -> "RefinementSession":
@@ -301,7 +322,7 @@ class RefinementSession:
 
     def __init__(self, lam: float = 5.0, sigma: float = 0.1, click_radius_px: int = 2, backend: str = "fastgeodis",
                  likelihood_scale: float = 2.0, spatial_scale: float | None = 0.3, smoothing_px: float = 2.0,
-                 roi_margin_px: int | None = 16, roi_threshold: float = 0.3, empty_prior: float = 0.3) -> None:
+                 roi_margin_px: int | None = 16, roi_threshold: float = 0.4, empty_prior: float = 0.3) -> None:
         if backend not in BACKENDS:
             raise InputError(f"unknown geodesic backend {backend!r}; expected one of {BACKENDS}")
         if lam < 0 or sigma <= 0 or click_radius_px < 0 or likelihood_scale <= 0:
@@ -309,8 +330,8 @@ class RefinementSession:
                              f"sigma={sigma}, click_radius_px={click_radius_px}, likelihood_scale={likelihood_scale}")
         if roi_margin_px is not None and roi_margin_px < 0:
             raise InputError(f"roi_margin_px must be >= 0 or None, got {roi_margin_px}")
-        if not 0.0 <= empty_prior < 0.5:
-            raise InputError(f"empty_prior must be in [0, 0.5), got {empty_prior}")
+        if not 0.0 <= empty_prior < min(0.5, roi_threshold):
+            raise InputError(f"empty_prior must be in [0, min(0.5, roi_threshold)), got {empty_prior}")
         self.lam = float(lam)
         self.sigma = float(sigma)
         self.click_radius_px = int(click_radius_px)
