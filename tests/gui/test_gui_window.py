@@ -22,7 +22,7 @@ from wiml.gui.controller import AnnotationController  # noqa: E402
 from wiml.gui.window import AnnotatorWindow  # noqa: E402
 from wiml.interactive import RefinementSession  # noqa: E402
 
-from conftest import PNG_SHAPE, VOLUME_SHAPE, VOLUME_SPACING  # noqa: E402
+from conftest import PNG_SHAPE, VOLUME_SHAPE  # noqa: E402
 
 pytestmark = pytest.mark.gui
 TIMEOUT_MS = 20000

@@ -99,6 +99,7 @@ class ImageCanvas(QGraphicsView):
         self.show_gt = True
         self.show_cam = False
         self._mask = self._gt = self._cam = None
+        self._drawn: dict[str, tuple[bool, np.ndarray | None]] = {}
 
     # ------------------------------------------------------------------ content
     @property
@@ -136,19 +137,34 @@ class ImageCanvas(QGraphicsView):
             self.scene().addItem(item)
             self._click_items.append(item)
 
+    def _changed(self, layer: str, array: np.ndarray | None, visible: bool) -> bool:
+        """Whether a layer must be redrawn (its visibility or content differs from what is drawn)."""
+        drawn = self._drawn.get(layer)
+        if drawn is not None and drawn[0] == visible:
+            old = drawn[1]
+            if old is array or (old is not None and array is not None and old.shape == array.shape
+                                and np.array_equal(old, array)):
+                return False
+        self._drawn[layer] = (visible, array)
+        return True
+
     def _refresh_overlays(self) -> None:
+        # each layer is rebuilt only when it changed: a click redraws the mask, not the ground truth or the CAM
         show_mask = self.show_mask and self._mask is not None
-        self._mask_path.setPath(contour_path(self._mask) if show_mask else QPainterPath())
-        if show_mask:
-            self._fill_item.setPixmap(QPixmap.fromImage(rgba_to_qimage(mask_rgba(self._mask, MASK_RGB))))
-        self._fill_item.setVisible(show_mask)
-        self._fill_item.setOpacity(self.opacity)
+        if self._changed("mask", self._mask, show_mask):
+            self._mask_path.setPath(contour_path(self._mask) if show_mask else QPainterPath())
+            if show_mask:
+                self._fill_item.setPixmap(QPixmap.fromImage(rgba_to_qimage(mask_rgba(self._mask, MASK_RGB))))
+            self._fill_item.setVisible(show_mask)
         show_gt = self.show_gt and self._gt is not None
-        self._gt_path.setPath(contour_path(self._gt) if show_gt else QPainterPath())
+        if self._changed("gt", self._gt, show_gt):
+            self._gt_path.setPath(contour_path(self._gt) if show_gt else QPainterPath())
         show_cam = self.show_cam and self._cam is not None
-        if show_cam:
-            self._cam_item.setPixmap(QPixmap.fromImage(rgba_to_qimage(cam_rgba(self._cam))))
-        self._cam_item.setVisible(show_cam)
+        if self._changed("cam", self._cam, show_cam):
+            if show_cam:
+                self._cam_item.setPixmap(QPixmap.fromImage(rgba_to_qimage(cam_rgba(self._cam))))
+            self._cam_item.setVisible(show_cam)
+        self._fill_item.setOpacity(self.opacity)
         self._cam_item.setOpacity(max(self.opacity, 0.35))
 
     def set_opacity(self, opacity: float) -> None:

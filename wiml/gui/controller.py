@@ -40,6 +40,7 @@ class Snapshot:
     """Everything the window draws after an action (arrays are copies; the worker may go on).
 
     Attributes:
+        image_id: increases with every Open (the window resets its view for a new image).
         name: result name of the current slice (``1``, or ``volume-3_0042`` for a volume slice).
         image_path: the opened file or DICOM folder (None before anything is opened).
         slice_index: index of the shown slice; depth: number of slices.
@@ -56,6 +57,7 @@ class Snapshot:
         saved: paths written by the last Save, else empty.
     """
 
+    image_id: int = 0
     name: str = ""
     image_path: Path | None = None
     slice_index: int = 0
@@ -151,6 +153,7 @@ class AnnotationController:
         self.slice_index = 0
         self._slices: dict[int, SliceAnnotation] = {}
         self._zscored: np.ndarray | None = None
+        self._image_id = 0
 
     # ------------------------------------------------------------------ checkpoint
     def load_checkpoint(self, path: str | Path) -> str:
@@ -212,6 +215,7 @@ class AnnotationController:
         """
         image = open_image(path)
         self.image = image
+        self._image_id += 1
         self._slices = {}
         self._zscored = None
         index = image.depth // 2
@@ -456,7 +460,8 @@ class AnnotationController:
         gt = self.ground_truth
         annotation = self.current
         return Snapshot(
-            name=self.name, image_path=self.image.path, slice_index=self.slice_index, depth=self.image.depth,
+            image_id=self._image_id, name=self.name, image_path=self.image.path, slice_index=self.slice_index,
+            depth=self.image.depth,
             raw=self.raw_slice.copy(), window=self.image.window, is_ct=self.image.is_ct,
             mask=None if annotation.mask is None else annotation.mask.copy(),
             initial=None if annotation.initial is None else annotation.initial.copy(),

@@ -54,7 +54,7 @@ def mask_rgba(mask: np.ndarray, rgb: tuple[int, int, int]) -> np.ndarray:
 
 
 def cam_rgba(cam: np.ndarray) -> np.ndarray:
-    """(H, W) CAM in [0, 1] -> (H, W, 4) uint8 RGBA heat map (matplotlib ``jet``), transparent below 0.1, opaque at 1."""
+    """(H, W) CAM in [0, 1] -> (H, W, 4) uint8 RGBA heat map (matplotlib ``jet``); alpha 0 below 0.1, 255 at 1."""
     from matplotlib import colormaps
 
     cam = np.clip(np.asarray(cam, np.float32), 0.0, 1.0)

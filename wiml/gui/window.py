@@ -314,7 +314,8 @@ class AnnotatorWindow(QMainWindow):
             self.open_path(path)
 
     def checkpoint_dialog(self) -> None:
-        start = str(self.controller.checkpoint_path.parent) if self.controller.checkpoint_path else self._dialog_folder()
+        current = self.controller.checkpoint_path
+        start = str(current.parent) if current is not None else self._dialog_folder()
         path, _ = QFileDialog.getOpenFileName(self, "Load weak checkpoint", start,
                                               "WIML checkpoints (*.safetensors);;All files (*)")
         if path:
@@ -364,7 +365,7 @@ class AnnotatorWindow(QMainWindow):
         self.snapshot = snap
         self._snapshot_at = time.perf_counter()
         if snap.raw is not None:
-            new_image = previous.image_path != snap.image_path
+            new_image = previous.image_id != snap.image_id
             if new_image:
                 self._set_window(*snap.window)
                 self.slice_slider.blockSignals(True)
@@ -375,7 +376,8 @@ class AnnotatorWindow(QMainWindow):
                 self.preset_box.setEnabled(snap.is_ct)
                 self.setWindowTitle(f"WIML annotator - {snap.image_path.name}")
             self.slice_label.setText(f"slice {snap.slice_index + 1}/{snap.depth} ")
-            self._render_image()
+            if new_image or previous.slice_index != snap.slice_index:
+                self._render_image()
             self.canvas.set_overlays(snap.mask, snap.ground_truth, snap.cam, snap.clicks)
         if snap.message:
             self.statusBar().showMessage(snap.message, 6000)

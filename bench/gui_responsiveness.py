@@ -1,0 +1,120 @@
+"""Does the annotator's window stay responsive while a click is refined? (WIA GUI, issue 4 item 4)
+
+Drives the real window offscreen on a real slice: Segment, then robot-user clicks
+(:func:`wiml.interactive.robot.next_click`) against the ground truth. A 5 ms QTimer on the GUI thread
+records the gaps between its ticks; a frozen window shows up as a gap as long as the refinement. For each
+action the script also records the time from the click to the drawn mask. The same clicks are then replayed
+with the refinement called directly on the GUI thread, the naive design, to show the stall it would cause.
+
+Usage:
+    QT_QPA_PLATFORM=offscreen OMP_NUM_THREADS=1 .venv/bin/python bench/gui_responsiveness.py \\
+        ../shared/data/wiml_samples/WIA/data_source/1.png --checkpoint runs/real/weak_liver/best.safetensors
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+
+def _percentiles(values: list[float]) -> str:
+    v = np.asarray(values) * 1000.0
+    return f"median {np.median(v):.0f} ms, p95 {np.percentile(v, 95):.0f} ms, max {v.max():.0f} ms"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("image", type=Path)
+    parser.add_argument("--checkpoint", type=Path, default=None)
+    parser.add_argument("--clicks", type=int, default=10)
+    args = parser.parse_args(argv)
+    os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+    from PyQt5.QtCore import QEventLoop, QTimer
+    from PyQt5.QtWidgets import QApplication
+
+    from wiml.gui.controller import AnnotationController
+    from wiml.gui.window import AnnotatorWindow
+    from wiml.interactive.robot import next_click
+
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    with tempfile.TemporaryDirectory() as tmp:
+        ctl = AnnotationController(result_dir=Path(tmp))
+        if args.checkpoint is not None:
+            ctl.load_checkpoint(args.checkpoint)
+        win = AnnotatorWindow(ctl, ask_to_save=False)
+        win.resize(1100, 900)
+        win.show()
+        ticks: list[float] = []
+        heartbeat = QTimer(interval=5)
+        heartbeat.timeout.connect(lambda: ticks.append(time.perf_counter()))
+        heartbeat.start()
+
+        def settle() -> None:
+            loop = QEventLoop()
+            poll = QTimer(interval=2)
+            poll.timeout.connect(lambda: loop.quit() if win.worker.pending == 0 else None)
+            poll.start()
+            loop.exec_()
+            poll.stop()
+
+        win.open_path(args.image)
+        settle()
+        ctl.warm_up()
+        shape = win.snapshot.raw.shape
+        gt = win.snapshot.ground_truth
+        if gt is None:
+            print(f"{args.image}: needs a ground truth in a label/ folder", file=sys.stderr)
+            return 2
+        ticks.clear()
+        t0 = time.perf_counter()
+        win.segment()
+        settle()
+        segment_s = time.perf_counter() - t0
+        segment_gaps = np.diff(ticks).tolist() if len(ticks) > 1 else [0.0]
+        click_s, gaps, clicks = [], [], []
+        for _ in range(args.clicks):
+            click = next_click(win.snapshot.mask, gt)
+            if click is None:
+                break
+            clicks.append(click)
+            ticks.clear()
+            t0 = time.perf_counter()
+            win.click(click.row, click.col, bool(click.label))
+            settle()
+            click_s.append(time.perf_counter() - t0)
+            gaps.extend(np.diff(ticks).tolist())
+        dice = win.snapshot.dice
+        heartbeat.stop()
+        win.worker.shutdown()
+
+        # the naive design: the same clicks refined on the GUI thread (the event loop waits for each)
+        ctl2 = AnnotationController(result_dir=Path(tmp))
+        if args.checkpoint is not None:
+            ctl2.load_checkpoint(args.checkpoint)
+        ctl2.open(args.image)
+        ctl2.segment()
+        blocked = []
+        for click in clicks:
+            t0 = time.perf_counter()
+            ctl2.add_click(click.row, click.col, bool(click.label))
+            app.processEvents()
+            blocked.append(time.perf_counter() - t0)
+
+    print(f"image {args.image} ({shape[0]} x {shape[1]} px), checkpoint {args.checkpoint}")
+    print(f"Segment (Grad-CAM + initial mask) on the worker: {1000 * segment_s:.0f} ms; "
+          f"GUI event-loop gaps meanwhile: {_percentiles(segment_gaps)}")
+    print(f"{len(click_s)} robot clicks, click -> mask drawn: {_percentiles(click_s)}; final Dice {dice:.3f}")
+    print(f"GUI event-loop gaps during the clicks (5 ms timer): {_percentiles(gaps)}")
+    print(f"same clicks refined on the GUI thread (naive): window frozen per click {_percentiles(blocked)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
