@@ -162,8 +162,15 @@ def check_checkpoint(path: Path) -> str | None:
 
 
 def check_training(out: Path) -> str | None:
-    """Training output: valid ``best`` and ``last`` checkpoints."""
-    return check_checkpoint(out / "best.safetensors") or check_checkpoint(out / "last.safetensors")
+    """Training output: valid ``best`` and ``last`` checkpoints, and ``last`` from the final epoch."""
+    bad = check_checkpoint(out / "best.safetensors") or check_checkpoint(out / "last.safetensors")
+    if bad:
+        return bad
+    meta = json.loads((out / "last.json").read_text(encoding="utf-8"))
+    planned = ((meta.get("run_config") or {}).get("trainer") or {}).get("epochs")
+    if planned is not None and int(meta.get("epoch") or 0) < int(planned):
+        return f"training stopped after epoch {meta.get('epoch')} of {planned} (interrupted)"
+    return None
 
 
 def check_cam(out: Path) -> str | None:

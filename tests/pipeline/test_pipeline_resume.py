@@ -23,8 +23,9 @@ def _arg(argv, name):
 class FakeRunner:
     """Writes minimal valid outputs for each subcommand and records the calls."""
 
-    def __init__(self):
+    def __init__(self, epochs=2):
         self.calls = []
+        self.epochs = epochs
 
     def __call__(self, command, argv):
         self.calls.append((command, list(argv)))
@@ -46,8 +47,9 @@ class FakeRunner:
         elif command in ("train-weak", "train-msl"):
             model = FPSNet(FPSNetConfig(base_width=2, depth=2))
             for name in ("best", "last"):
-                save_checkpoint(out / f"{name}.safetensors", model, {"kind": command, "epoch": 1,
-                                                                     "metrics": {"val_dice": 0.5}})
+                save_checkpoint(out / f"{name}.safetensors", model, {"kind": command, "epoch": self.epochs,
+                                                                     "metrics": {"val_dice": 0.5},
+                                                                     "run_config": {"trainer": {"epochs": 2}}})
         elif command in ("cam", "wia-sim"):
             (out).mkdir(parents=True, exist_ok=True)
             (out / "summary.json").write_text(json.dumps({"n_slices": 1}))
@@ -86,6 +88,19 @@ def test_skip_finished_and_redo_corrupt(tmp_path):
     assert fake.commands() == ALL[2:]                                  # weak and every later step redone
     assert third["steps"]["prepare"]["status"] == "skipped"
     assert check_training(run / "weak") is None
+
+
+def test_interrupted_training_is_resumed(tmp_path):
+    run, cfg = tmp_path / "run", PipelineConfig(steps=["make-demo", "prepare", "train-weak"])
+    with pytest.raises(WimlError, match="interrupted"):               # stopped after epoch 1 of 2
+        run_pipeline(cfg, run, runner=FakeRunner(epochs=1))
+    assert "interrupted" in check_training(run / "weak")
+    from wiml.training.checkpoint import save_training_state
+
+    save_training_state(run / "weak" / "state.pt", {"epoch": 1, "model": {}})
+    fake = FakeRunner(epochs=2)
+    run_pipeline(cfg, run, runner=fake)
+    assert fake.commands() == ["train-weak"] and fake.calls[0][1][-1] == "--resume"
 
 
 def test_corrupt_slice_redoes_prepare_and_failure_is_reported(tmp_path):

@@ -122,7 +122,8 @@ def make_mixed_loss(config: MixedLossConfig | None = None):
 
 
 def mixed_batches(n_items: int, strong_indices: Sequence[int], batch_size: int, strong_per_batch: int = 1,
-                  seed: int = 0, epoch: int = 0, rank: int = 0, world_size: int = 1) -> list[list[int]]:
+                  seed: int = 0, epoch: int = 0, rank: int = 0, world_size: int = 1,
+                  max_batches: int | None = None) -> list[list[int]]:
     """Batches of dataset indices in which every batch holds ``strong_per_batch`` strong slices.
 
     The weak (non-strong) slices are shuffled and cut into chunks of ``batch_size - strong_per_batch`` (the
@@ -140,6 +141,8 @@ def mixed_batches(n_items: int, strong_indices: Sequence[int], batch_size: int, 
         epoch: epoch number (mixed into the seed).
         rank: this process's rank (DDP); batches are dealt round-robin to the ranks.
         world_size: number of processes (DDP).
+        max_batches: keep only the first this many batches of the epoch (over all ranks; None = all), for
+            large training sets on a CPU budget.
 
     Returns:
         list of batches (lists of indices); with DDP every rank gets the same number of batches.
@@ -179,6 +182,8 @@ def mixed_batches(n_items: int, strong_indices: Sequence[int], batch_size: int, 
                     cycle = rng.permutation(strong).tolist()
                 picked.append(cycle.pop())
             batches.append(chunk + picked)
+    if max_batches is not None and max_batches > 0:
+        batches = batches[:max_batches]
     if world_size > 1 and batches:
         pad = (-len(batches)) % world_size  # repeat the first batches so every rank gets as many
         batches = batches + [batches[i % len(batches)] for i in range(pad)]
@@ -200,10 +205,11 @@ class MixedSampler(torch.utils.data.Sampler):
         seed: base seed.
         rank: process rank (DDP).
         world_size: process count (DDP).
+        max_batches: batches per epoch at most (None = every weak slice once per epoch).
     """
 
     def __init__(self, n_items: int, strong_indices: Sequence[int], batch_size: int, strong_per_batch: int = 1,
-                 seed: int = 0, rank: int = 0, world_size: int = 1) -> None:
+                 seed: int = 0, rank: int = 0, world_size: int = 1, max_batches: int | None = None) -> None:
         self.n_items = n_items
         self.strong_indices = list(strong_indices)
         self.batch_size = batch_size
@@ -211,6 +217,7 @@ class MixedSampler(torch.utils.data.Sampler):
         self.seed = seed
         self.rank = rank
         self.world_size = world_size
+        self.max_batches = max_batches
         self.epoch = 0
 
     def set_epoch(self, epoch: int) -> None:
@@ -220,7 +227,7 @@ class MixedSampler(torch.utils.data.Sampler):
     def batches(self) -> list[list[int]]:
         """This epoch's batches for this rank."""
         return mixed_batches(self.n_items, self.strong_indices, self.batch_size, self.strong_per_batch,
-                             self.seed, self.epoch, self.rank, self.world_size)
+                             self.seed, self.epoch, self.rank, self.world_size, self.max_batches)
 
     def __iter__(self) -> Iterator[int]:
         return iter([i for batch in self.batches() for i in batch])

@@ -228,8 +228,9 @@ def train_msl(config: MSLConfig, data_dir: str | Path, out_dir: str | Path, resu
         if config.mode != "mixed":
             loss_cfg = dataclasses.replace(loss_cfg, tag_weight=0.0)
         if config.mode == "mixed":
+            max_batches = -(-tc.samples_per_epoch // tc.batch_size) if tc.samples_per_epoch else None
             sampler = MixedSampler(len(train_ds), strong_idx, tc.batch_size, config.strong_per_batch, tc.seed,
-                                   dist.rank, dist.world_size)
+                                   dist.rank, dist.world_size, max_batches)
         else:
             n = tc.samples_per_epoch or max(len(train_ds), tc.batch_size * 8 if config.mode == "strong_only" else 0)
             sampler = MixedSampler(n, [], tc.batch_size, 0, tc.seed, dist.rank, dist.world_size)

@@ -1,0 +1,53 @@
+"""Train the MSL FPSNet (tags of every slice + K strong labels): the original release's entry point.
+
+With no arguments it trains on the demo run that the README's main command makes (``runs/demo``): the
+prepared data, the robot-made WIA strong labels and the weak checkpoint, into ``runs/demo/msl_script``.
+Every option of ``wiml train-msl`` is accepted and overrides these defaults, e.g.::
+
+    python MSL/code/train_MSL_FPSNet.py --data RUN/data --out RUN/msl --strong-from gt --k 5 --select random
+    python MSL/code/train_MSL_FPSNet.py --config configs/msl_paper.yaml      # the original recipe
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+if str(PROJECT_ROOT) not in sys.path:
+    sys.path.insert(0, str(PROJECT_ROOT))
+
+DEMO_RUN = PROJECT_ROOT / "runs" / "demo"
+DEFAULTS = {
+    "--config": PROJECT_ROOT / "configs" / "msl_default.yaml",
+    "--data": DEMO_RUN / "data",
+    "--out": DEMO_RUN / "msl_script",
+    "--strong-from": "wia",
+    "--wia-dir": DEMO_RUN / "wia" / "result",
+    "--init-checkpoint": DEMO_RUN / "weak" / "best.safetensors",
+}
+
+
+def with_defaults(argv: list[str]) -> list[str]:
+    """``argv`` plus every default option it does not give (``--opt value`` or ``--opt=value``)."""
+    given = {a.split("=", 1)[0] for a in argv if a.startswith("--")}
+    extra = []
+    for opt, value in DEFAULTS.items():
+        if opt in given:
+            continue
+        if opt in ("--wia-dir",) and ("--strong-from" in given and "wia" not in argv):
+            continue  # ground-truth strong labels: no WIA folder
+        if opt == "--init-checkpoint" and "--init" in given and "scratch" in argv:
+            continue
+        extra += [opt, str(value)]
+    return list(argv) + extra
+
+
+def main(argv: list[str] | None = None) -> int:
+    from wiml.cli.train_msl import main as train_msl_main
+
+    return train_msl_main(with_defaults(list(sys.argv[1:] if argv is None else argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
