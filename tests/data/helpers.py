@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import numpy as np
+import SimpleITK as sitk
 
 from wiml.data.io import write_slice, write_volume
 
@@ -59,9 +60,11 @@ def write_msd(root: Path, n: int = 3, modalities: int = 1) -> Path:
     (root / "labelsTr").mkdir()
     for i in range(n):
         vol, seg = ct_case(10 + i, (8, 12, 12))
-        if modalities > 1:
-            vol = np.stack([vol + 100 * c for c in range(modalities)], axis=0)  # (C, Z, Y, X) -> 4-D
-        write_volume(root / "imagesTr" / f"liver_{i}.nii.gz", vol)
+        if modalities > 1:  # a 4-D NIfTI (x, y, z, c) as MSD stores multi-modal images
+            image = sitk.JoinSeries([sitk.GetImageFromArray(vol + 100 * c) for c in range(modalities)])
+            sitk.WriteImage(image, str(root / "imagesTr" / f"liver_{i}.nii.gz"))
+        else:
+            write_volume(root / "imagesTr" / f"liver_{i}.nii.gz", vol)
         write_volume(root / "labelsTr" / f"liver_{i}.nii.gz", seg)
     mods = {str(c): "CT" if modalities == 1 else f"MR{c}" for c in range(modalities)}
     (root / "dataset.json").write_text(json.dumps({"name": "tiny", "modality": mods,

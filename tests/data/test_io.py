@@ -135,3 +135,21 @@ def test_dicom_series_round_trip(tmp_path):
     vol = read_volume(folder)
     np.testing.assert_array_equal(vol.array[:, 0, 0], [-1000, -900, -800, -700])
     np.testing.assert_allclose(vol.geometry.spacing, (0.6, 0.6, 1.5), rtol=1e-4)
+
+
+def test_4d_component_and_reorientation(tmp_path):
+    vols = [np.full((3, 4, 5), 10 * c, np.int16) for c in range(3)]
+    image = sitk.JoinSeries([sitk.GetImageFromArray(v) for v in vols])
+    sitk.WriteImage(image, str(tmp_path / "multi.nii.gz"))
+    assert read_volume(tmp_path / "multi.nii.gz", component=2).array.shape == (3, 4, 5)
+    assert (read_volume(tmp_path / "multi.nii.gz", component=2).array == 20).all()
+    with pytest.raises(InputError, match="holds 3 channels"):
+        read_volume(tmp_path / "multi.nii.gz")
+    array = np.arange(2 * 3 * 4, dtype=np.int16).reshape(2, 3, 4)
+    path = write_volume(tmp_path / "flipped.nii.gz", array, direction=(-1, 0, 0, 0, -1, 0, 0, 0, 1))
+    vol = read_volume(path, orient="LPS")
+    np.testing.assert_array_equal(vol.array, array[:, ::-1, ::-1])
+    np.testing.assert_allclose(vol.geometry.direction, (1, 0, 0, 0, 1, 0, 0, 0, 1))
+    # the first voxel of the reoriented array is the last one of the file, at the same physical point
+    ref = sitk.ReadImage(str(path))
+    np.testing.assert_allclose(vol.geometry.origin, ref.TransformIndexToPhysicalPoint((3, 2, 0)))

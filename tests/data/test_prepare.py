@@ -238,3 +238,19 @@ def test_config_yaml_and_cli(lits, tmp_path, project_root):
     with pytest.raises(ConfigError, match="window_hu"):
         prepare(bad, tmp_path / "never")
     assert not (tmp_path / "never").exists()
+
+
+def test_orient_lps_flips_a_flipped_volume(tmp_path):
+    root = tmp_path / "flip"
+    vol, seg = ct_case(0, (4, 16, 16))
+    write_volume(root / "volume-0.nii", vol, direction=(-1, 0, 0, 0, -1, 0, 0, 0, 1))
+    write_volume(root / "segmentation-0.nii", seg, direction=(-1, 0, 0, 0, -1, 0, 0, 0, 1))
+    cfg = PrepareConfig(input=root, size=16, normalize="none")
+    prepare(cfg, tmp_path / "lps", progress=False)
+    prepare(PrepareConfig(input=root, size=16, normalize="none", orient=""), tmp_path / "raw", progress=False)
+    lps, _ = load_slice(read_manifest(tmp_path / "lps")[3])
+    raw, _ = load_slice(read_manifest(tmp_path / "raw")[3])
+    np.testing.assert_array_equal(raw[0], vol[3].astype(np.float32))
+    np.testing.assert_array_equal(lps[0], raw[0][::-1, ::-1])
+    meta = json.loads((tmp_path / "lps" / "patients.json").read_text())["000"]
+    np.testing.assert_allclose(meta["direction"], [1, 0, 0, 0, 1, 0, 0, 0, 1])

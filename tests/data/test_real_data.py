@@ -10,6 +10,8 @@ from wiml.data.io import read_slice, read_volume
 from wiml.data.prepare import PrepareConfig, SplitConfig, prepare
 from wiml.data.slices import load_slice, read_manifest
 
+pytestmark = pytest.mark.realdata
+
 LIVER_REGEX = r"^[a-z]+_(?P<patient>\d+)_\d+$"
 
 

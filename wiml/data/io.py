@@ -231,24 +231,40 @@ def nifti_nonfinite_count(path: str | Path) -> int:
     return int(values.size - np.count_nonzero(np.isfinite(values)))
 
 
-def read_volume(path: str | Path, dtype: np.dtype | type | None = None) -> Volume:
+def read_volume(path: str | Path, dtype: np.dtype | type | None = None, component: int | None = None,
+                orient: str | None = None) -> Volume:
     """Read a volume (NIfTI, MHA/NRRD, DICOM folder, NPZ) into a :class:`Volume`.
 
     Args:
         path: file or DICOM folder.
         dtype: cast the array to this dtype (default: keep the file's).
+        component: for 4-D files (MSD multi-modal ``(x, y, z, c)``) or vector voxels, the channel to read.
+        orient: reorient to this DICOM orientation code before returning (e.g. ``"LPS"``: rows run
+            anterior -> posterior, columns patient right -> left, slices inferior -> superior, the radiological
+            display of an axial slice); the geometry is updated so that physical positions are unchanged.
 
     Returns:
-        Volume with ``array`` (Z, Y, X) and the source geometry.
+        Volume with ``array`` (Z, Y, X) and its geometry.
 
     Raises:
-        InputError: see :func:`read_image`; also multi-component (vector) volumes and NaN/inf voxels.
+        InputError: see :func:`read_image`; a 4-D or vector file without a valid ``component``; NaN/inf voxels.
     """
     path = Path(path)
     image = read_image(path)
-    if image.GetNumberOfComponentsPerPixel() != 1:
-        raise InputError(f"{image.GetNumberOfComponentsPerPixel()}-component voxels; expected a scalar volume",
-                         path)
+    n_comp = image.GetSize()[3] if image.GetDimension() == 4 else image.GetNumberOfComponentsPerPixel()
+    if image.GetDimension() == 4 or image.GetNumberOfComponentsPerPixel() > 1:
+        if component is None or not 0 <= component < n_comp:
+            raise InputError(f"holds {n_comp} channels; expected a scalar volume or a channel index in "
+                             f"[0, {n_comp - 1}] (got {component})", path)
+        if image.GetDimension() == 4:
+            size = list(image.GetSize())
+            image = sitk.Extract(image, size[:3] + [0], [0, 0, 0, component])
+        else:
+            image = sitk.VectorIndexSelectionCast(image, component)
+    elif component not in (None, 0):
+        raise InputError(f"channel {component} requested but the file holds one channel", path)
+    if orient:
+        image = sitk.DICOMOrient(image, orient)
     array = sitk.GetArrayFromImage(image)
     check_finite(array, path)
     if np.issubdtype(array.dtype, np.floating) and full_suffix(path) in (".nii", ".nii.gz") \

@@ -38,7 +38,7 @@ from wiml import __version__
 from wiml.config import save_config, to_dict
 from wiml.data.datasets import (DEFAULT_CHANNELS, SliceCase, VolumeCase, find_cases, parse_target,
                                 resolve_target)
-from wiml.data.io import check_finite, read_slice, read_volume
+from wiml.data.io import read_slice, read_volume
 from wiml.data.slices import SPLITS, format_spacing, save_slice, write_manifest
 from wiml.errors import ConfigError, InputError
 from wiml.utils import atomic_write_text
@@ -97,6 +97,10 @@ class PrepareConfig:
         window_hu: [low, high] Hounsfield window for CT, scaled to [0, 1]. The default [-100, 200] HU
             covers liver (~60 HU), lesions and vessels; [0, 255] reproduces the liver_ct_slices grey values.
         size: output slice size in px (square).
+        orient: reorient volumes to this DICOM code before slicing (default ``LPS``: row 0 anterior, column 0
+            the patient's right, slice 0 inferior — the radiological display, also for LiTS files whose
+            arrays are stored flipped); ``""`` keeps the file's array order. ``patients.json`` holds the
+            geometry of the reoriented volume, so predictions written with it land in the same place.
         drop_empty_margin: keep tag-negative slices only within this many slices of the target's axial
             extent; -1 keeps all slices. Patients without any target keep all slices.
         patients: prepare only these patient ids (empty = all).
@@ -117,6 +121,7 @@ class PrepareConfig:
     window_hu: list[float] = dataclasses.field(default_factory=lambda: [-100.0, 200.0])
     size: int = 256
     drop_empty_margin: int = -1
+    orient: str = "LPS"
     patients: list[str] = dataclasses.field(default_factory=list)
     max_patients: int = 0
     patient_regex: str = ""
@@ -268,14 +273,15 @@ class _Prepared:
 
 def _load_volume_case(case: VolumeCase, cfg: PrepareConfig, target: str) -> _Prepared:
     arrays, geometry, info_path = [], None, None
+    orient = cfg.orient or None
     normalize = cfg.normalize
     if normalize == "auto":
         normalize = "window" if case.modality == "ct" else "zscore"
     body = None
     if normalize == "zscore" and case.body_mask is not None:
-        body = read_volume(case.body_mask).array > 0
+        body = read_volume(case.body_mask, orient=orient).array > 0
     for ch in case.channels:
-        vol = read_volume(ch.path) if ch.index is None else _read_component(ch.path, ch.index)
+        vol = read_volume(ch.path, component=ch.index, orient=orient)
         if geometry is None:
             geometry, info_path = vol.geometry, ch.path
         elif vol.array.shape != arrays[0].shape:
@@ -301,7 +307,7 @@ def _load_volume_case(case: VolumeCase, cfg: PrepareConfig, target: str) -> _Pre
             normed.append(a.astype(np.float32))
     mask, source_tags = None, None
     if case.mask is not None:
-        m = read_volume(case.mask).array
+        m = read_volume(case.mask, orient=orient).array
         if m.shape != arrays[0].shape:
             raise InputError(f"mask shape {m.shape} (z, y, x) does not match the image {arrays[0].shape} of "
                              f"{info_path}", case.mask)
@@ -326,27 +332,6 @@ def _load_volume_case(case: VolumeCase, cfg: PrepareConfig, target: str) -> _Pre
             "mask": str(case.mask) if case.mask is not None else None,
             "channels": [c.name for c in case.channels], **geometry.to_dict()}
     return _Prepared(images, masks, list(range(z)), [str(case.channels[0].path)] * z, spacing_mm, info)
-
-
-def _read_component(path: Path, index: int):
-    import SimpleITK as sitk
-
-    from wiml.data.io import Geometry, Volume, read_image
-
-    image = read_image(path)
-    array = sitk.GetArrayFromImage(image)
-    if array.ndim == 4:  # (C, Z, Y, X) for 4-D NIfTI read as a scalar 4-D image
-        if index >= array.shape[0]:
-            raise InputError(f"component {index} out of range (file holds {array.shape[0]})", path)
-        array = array[index]
-        extract = sitk.Extract(image, list(image.GetSize()[:3]) + [0], [0, 0, 0, index])
-        geometry = Geometry.from_image(extract)
-    else:
-        if index != 0:
-            raise InputError(f"component {index} requested but the file is 3-D", path)
-        geometry = Geometry.from_image(image)
-    check_finite(array, path)
-    return Volume(array, geometry, path)
 
 
 def _load_slice_case(case: SliceCase, cfg: PrepareConfig) -> _Prepared:
