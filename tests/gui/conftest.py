@@ -8,12 +8,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
-# a bright ellipse on a darker, slightly noisy background: one click inside segments most of it
-PNG_SHAPE = (64, 80)  # non-square on purpose
-VOLUME_SHAPE = (5, 48, 56)  # (z, y, x)
-VOLUME_SPACING = (0.8, 0.7, 2.5)  # (x, y, z) mm
-VOLUME_ORIGIN = (-20.0, 15.5, 100.0)
-VOLUME_DIRECTION = (1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)
+from gui_cases import PNG_SHAPE, VOLUME_DIRECTION, VOLUME_ORIGIN, VOLUME_SHAPE, VOLUME_SPACING
 
 
 def _ellipse(shape: tuple[int, int], centre: tuple[float, float], radii: tuple[float, float]) -> np.ndarray:

@@ -13,7 +13,7 @@ from wiml.gui.controller import NO_CHECKPOINT_MESSAGE, AnnotationController
 from wiml.gui.loading import find_ground_truth, list_images, open_image
 from wiml.gui.results import default_result_dir
 
-from conftest import PNG_SHAPE, VOLUME_DIRECTION, VOLUME_ORIGIN, VOLUME_SHAPE, VOLUME_SPACING
+from gui_cases import PNG_SHAPE, VOLUME_DIRECTION, VOLUME_ORIGIN, VOLUME_SHAPE, VOLUME_SPACING
 
 
 class FakeClock:

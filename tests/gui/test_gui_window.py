@@ -13,7 +13,7 @@ import pytest
 import SimpleITK as sitk
 
 pytest.importorskip("PyQt5")
-pytestqt = pytest.importorskip("pytestqt")
+pytest.importorskip("pytestqt")
 
 from PyQt5.QtCore import QPointF, Qt  # noqa: E402
 
@@ -22,7 +22,7 @@ from wiml.gui.controller import AnnotationController  # noqa: E402
 from wiml.gui.window import AnnotatorWindow  # noqa: E402
 from wiml.interactive import RefinementSession  # noqa: E402
 
-from conftest import PNG_SHAPE, VOLUME_SHAPE  # noqa: E402
+from gui_cases import PNG_SHAPE, VOLUME_SHAPE  # noqa: E402
 
 pytestmark = pytest.mark.gui
 TIMEOUT_MS = 20000
