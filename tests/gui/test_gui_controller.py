@@ -10,7 +10,7 @@ import SimpleITK as sitk
 
 from wiml.errors import CheckpointError, InputError
 from wiml.gui.controller import NO_CHECKPOINT_MESSAGE, AnnotationController
-from wiml.gui.loading import find_ground_truth, list_images, open_image
+from wiml.gui.loading import find_ground_truth, list_images, open_image, orientation_code
 from wiml.gui.results import default_result_dir
 
 from gui_cases import PNG_SHAPE, VOLUME_DIRECTION, VOLUME_ORIGIN, VOLUME_SHAPE, VOLUME_SPACING
@@ -131,7 +131,12 @@ def test_nifti_volume_saves_nifti_with_source_geometry(nifti_case, tmp_path, int
     assert np.allclose(label.GetSpacing(), VOLUME_SPACING) and np.allclose(label.GetOrigin(), VOLUME_ORIGIN)
     assert np.allclose(label.GetDirection(), VOLUME_DIRECTION)
     arr = sitk.GetArrayFromImage(label)
-    assert np.array_equal(arr[2], slice2)  # both annotated slices are in the volume
+    # the file's rows run the other way (direction diag(1, -1, 1)): the annotator shows the volume as wiml prepare
+    # slices it (LPS) and writes the label back in the file's orientation
+    assert np.array_equal(arr[2], slice2[::-1])  # both annotated slices are in the volume
+    source = sitk.GetArrayFromImage(sitk.ReadImage(str(nifti_case)))
+    assert np.array_equal(ctl.image.volume[2], source[2][::-1].astype(np.float32))
+    assert orientation_code(ctl.image.reference) == "LPS" and orientation_code(ctl.image.source_geometry) == "LAS"
     assert arr[1].sum() > 0 and arr[0].sum() == 0 and arr[4].sum() == 0
     with pytest.raises(InputError, match="out of range"):
         ctl.set_slice(VOLUME_SHAPE[0])

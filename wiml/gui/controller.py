@@ -441,7 +441,7 @@ class AnnotationController:
                     if annotation.mask is not None:
                         volume[index] = annotation.mask
                 written.append(write_mask_volume(root / "strong_label" / f"{image.name}.nii.gz", volume,
-                                                 image.reference))
+                                                 image.reference, image.source_geometry))
         except OSError as exc:
             raise InputError(f"cannot write results ({exc.strerror or exc}); choose another folder with "
                              "--result-dir or File > Result Folder", root) from exc

@@ -28,6 +28,8 @@ VOLUME_SUFFIXES = tuple(s for s in IO_VOLUME_SUFFIXES if s != ".npz")
 LABEL_FOLDERS = ("label", "labels", "masks")
 #: the (low, high) HU window ``wiml prepare`` scales CT to [0, 1] with for the network ([-100, 200] HU).
 PREPARE_WINDOW_HU: tuple[float, float] = (float(PrepareConfig().window_hu[0]), float(PrepareConfig().window_hu[1]))
+#: orientation ``wiml prepare`` gives volumes before slicing (the weak model saw its slices that way).
+PREPARE_ORIENTATION: str | None = PrepareConfig().orient
 #: default CT window (level, width) in HU for display and refinement: the same window.
 CT_WINDOW_HU = ((PREPARE_WINDOW_HU[0] + PREPARE_WINDOW_HU[1]) / 2.0, PREPARE_WINDOW_HU[1] - PREPARE_WINDOW_HU[0])
 
@@ -42,7 +44,10 @@ class AnnotationImage:
         volume: (D, H, W) float32 slices in source units (D = 1 for a 2-D image).
         is_volume: True for NIfTI / DICOM input (strong labels are then written as NIfTI).
         is_ct: True when the values are Hounsfield units (a CT window is offered).
-        reference: the source geometry (:class:`wiml.data.io.Geometry`) of a volume, or None.
+        reference: geometry (:class:`wiml.data.io.Geometry`) of the volume as shown, reoriented like
+            ``wiml prepare`` does (LPS: row 0 anterior, column 0 patient right, slices inferior to superior),
+            or None for a 2-D image.
+        source_geometry: geometry of the volume as stored in the file (strong labels are written back in it).
         spacing_mm: (row, col) pixel spacing in mm, or None when the source has no physical geometry.
         window: default (level, width) in source units; also the normalisation of the analysis image.
         normalization: how ``wiml prepare`` scales this kind of input for the network: ``window`` (CT, HU
@@ -59,6 +64,7 @@ class AnnotationImage:
     is_volume: bool
     is_ct: bool
     reference: Geometry | None
+    source_geometry: Geometry | None
     spacing_mm: tuple[float, float] | None
     window: tuple[float, float]
     normalization: str = "unit"
@@ -120,13 +126,39 @@ def _as_stack(arr: np.ndarray, path: Path) -> np.ndarray:
     return np.ascontiguousarray(arr, dtype=np.float32)
 
 
-def _read(path: Path, volume: bool) -> tuple[np.ndarray, np.dtype, Geometry | None]:
-    """(D, H, W) float32 stack, the file's dtype, and the geometry of a volume (None for a 2-D slice)."""
+def orientation_code(geometry: Geometry) -> str:
+    """DICOM orientation code (e.g. ``LPS``) of a volume's direction cosines."""
+    import SimpleITK as sitk
+
+    return sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(geometry.direction)
+
+
+def reorient(array: np.ndarray, geometry: Geometry, code: str) -> tuple[np.ndarray, Geometry]:
+    """Reorient a (Z, Y, X) array with its geometry to DICOM orientation ``code`` (physical positions kept).
+
+    Returns:
+        (array, geometry) in the new orientation; unchanged when the volume already has it.
+    """
+    import SimpleITK as sitk
+
+    if orientation_code(geometry) == code:
+        return array, geometry
+    image = geometry.apply_to(sitk.GetImageFromArray(np.ascontiguousarray(array)))
+    image = sitk.DICOMOrient(image, code)
+    return sitk.GetArrayFromImage(image), Geometry.from_image(image)
+
+
+def _read(path: Path, volume: bool) -> tuple[np.ndarray, np.dtype, Geometry | None, Geometry | None]:
+    """(D, H, W) float32 stack, the file's dtype, and for a volume its geometry as shown (reoriented to
+    ``wiml prepare``'s orientation) and as stored in the file (None, None for a 2-D slice)."""
     if volume:
         vol = read_volume(path)
-        return _as_stack(vol.array, path), vol.array.dtype, vol.geometry
+        array, shown = vol.array, vol.geometry
+        if PREPARE_ORIENTATION:
+            array, shown = reorient(array, vol.geometry, PREPARE_ORIENTATION)
+        return _as_stack(array, path), vol.array.dtype, shown, vol.geometry
     arr = read_slice(path)
-    return _as_stack(arr, path), arr.dtype, None
+    return _as_stack(arr, path), arr.dtype, None, None
 
 
 def _default_window(volume: np.ndarray, is_ct: bool, raw_dtype: np.dtype) -> tuple[float, float]:
@@ -164,7 +196,7 @@ def find_ground_truth(path: Path) -> Path | None:
 
 
 def _read_ground_truth(gt_path: Path, shape: tuple[int, int, int], volume: bool) -> np.ndarray | None:
-    arr, _dtype, _geometry = _read(gt_path, volume and not gt_path.name.lower().endswith(RASTER_SUFFIXES))
+    arr, _dtype, _shown, _source = _read(gt_path, volume and not gt_path.name.lower().endswith(RASTER_SUFFIXES))
     if arr.shape != shape:
         logger.warning("ignoring ground truth %s: shape %s does not match the image %s", gt_path, arr.shape, shape)
         return None
@@ -195,14 +227,14 @@ def open_image(path: str | Path) -> AnnotationImage:
         raise InputError("unsupported file type; expected PNG/JPEG, NIfTI (.nii/.nii.gz) or a DICOM folder", path)
     volume = path.is_dir() or path.name.lower().endswith(VOLUME_SUFFIXES)
 
-    stack, dtype, geometry = _read(path, volume)
+    stack, dtype, geometry, source_geometry = _read(path, volume)
     is_ct = bool(volume and stack.min() < -500.0)
     spacing = (float(geometry.spacing[1]), float(geometry.spacing[0])) if geometry is not None else None
     window = _default_window(stack, is_ct, dtype)
     normalization = "window" if is_ct else "zscore" if volume else "unit"
     value_max = float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
     result = AnnotationImage(path=path, name=image_stem(path), volume=stack, is_volume=volume, is_ct=is_ct,
-                             reference=geometry, spacing_mm=spacing, window=window, normalization=normalization,
+                             reference=geometry, source_geometry=source_geometry, spacing_mm=spacing, window=window, normalization=normalization,
                              value_max=value_max)
     gt_path = find_ground_truth(path)
     if gt_path is not None:

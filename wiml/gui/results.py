@@ -23,6 +23,7 @@ import numpy as np
 
 from wiml.data.io import Geometry, write_slice, write_volume
 from wiml.errors import InputError
+from wiml.gui.loading import orientation_code, reorient
 from wiml.utils import atomic_write_text, keep_previous_version
 
 logger = logging.getLogger(__name__)
@@ -49,19 +50,27 @@ def write_png(path: Path, image: np.ndarray) -> Path:
     return write_slice(path, image)
 
 
-def write_mask_volume(path: Path, mask: np.ndarray, reference: Geometry) -> Path:
-    """Write a (D, H, W) uint8 mask as NIfTI with the source geometry, keeping any previous version.
+def write_mask_volume(path: Path, mask: np.ndarray, shown: Geometry, source: Geometry) -> Path:
+    """Write a (D, H, W) uint8 mask as NIfTI in the source volume's orientation and geometry, keeping any
+    previous version.
 
     Args:
         path: destination ``.nii.gz``.
-        mask: (D, H, W) uint8 {0, 1} in array (z, y, x) order.
-        reference: geometry of the source volume (spacing, origin, direction copied).
+        mask: (D, H, W) uint8 {0, 1} in the array order of the volume as shown (geometry ``shown``).
+        shown: geometry of the shown (reoriented) volume.
+        source: geometry of the volume in its file; the mask is reoriented back to it and gets its spacing,
+            origin and direction, so it overlays the source in any viewer.
 
     Raises:
-        InputError: the mask does not have the reference's size.
+        InputError: the mask does not have the volume's size.
     """
+    mask = np.asarray(mask, np.uint8)
+    if tuple(reversed(mask.shape)) != tuple(shown.size):
+        raise InputError(f"mask shape {mask.shape} (z, y, x) does not match the volume {tuple(shown.size)} (x, y, z)",
+                         path)
+    array, _ = reorient(mask, shown, orientation_code(source))
     keep_previous_version(path)
-    return write_volume(path, np.asarray(mask, np.uint8), like=reference)
+    return write_volume(path, array, like=source)
 
 
 def write_json(path: Path, data: dict) -> Path:
