@@ -10,7 +10,7 @@ import pytest
 from wiml.config import load_config
 from wiml.data.io import write_slice, write_volume
 from wiml.data.prepare import (CropConfig, PrepareConfig, SplitConfig, crop_positions, normalize_ct,
-                               normalize_zscore, prepare, split_patients)
+                               normalize_zscore, prepare, split_counts, split_patients)
 from wiml.data.slices import load_slice, read_manifest
 from wiml.errors import ConfigError, InputError
 
@@ -51,6 +51,15 @@ def test_tumour_target_and_window(lits, tmp_path):
     # lesion at 20 HU -> 0.2 in a [0, 100] HU window
     values = image[0][mask > 0]
     assert np.isclose(values.min(), 0.2) and (values < 0.4).all()  # liver (60 HU) would be 0.6
+
+
+@pytest.mark.parametrize("n, ratios, expected", [
+    (20, [0.7, 0.15, 0.15], (14, 3, 3)), (92, [0.7, 0.15, 0.15], (64, 14, 14)), (12, [0.7, 0.15, 0.15], (8, 2, 2)),
+    (5, [0.7, 0.15, 0.15], (3, 1, 1)), (5, [0.6, 0.2, 0.2], (3, 1, 1)), (3, [0.8, 0.1, 0.1], (1, 1, 1)),
+    (2, [0.8, 0.1, 0.1], (2, 0, 0)), (1, [0, 0, 1], (0, 0, 1)), (4, [1, 0, 0], (4, 0, 0)),
+    (0, [0.7, 0.15, 0.15], (0, 0, 0))])
+def test_split_counts(n, ratios, expected):
+    assert split_counts(n, ratios) == expected
 
 
 def test_no_patient_in_two_splits_and_seeded_split():

@@ -166,11 +166,30 @@ def check_config(cfg: PrepareConfig) -> None:
         raise ConfigError(f"prepare.crops.per_slice must be >= 1, got {cfg.crops.per_slice}")
 
 
+def split_counts(n: int, ratios: list[float]) -> tuple[int, int, int]:
+    """Numbers of (train, val, test) patients for ``n`` patients and ``ratios``.
+
+    Each split gets ``round(n * ratio)`` (halves rounded up); a split with a positive ratio gets at least one
+    patient while there are enough; the totals are then fixed on the largest split.
+    """
+    r = np.asarray(ratios, dtype=float) / float(sum(ratios))
+    counts = np.floor(r * n + 0.5).astype(int)
+    wanted = r > 0
+    if n >= int(wanted.sum()):
+        counts[wanted & (counts == 0)] = 1
+    while counts.sum() > n:
+        floor = wanted.astype(int)
+        counts[int(np.argmax(np.where(counts > floor, counts, -1)))] -= 1
+    while counts.sum() < n:
+        counts[0 if wanted[0] else int(np.argmax(r))] += 1
+    return int(counts[0]), int(counts[1]), int(counts[2])
+
+
 def split_patients(patient_ids: list[str], cfg: SplitConfig) -> dict[str, str]:
     """Patient-level split: explicit lists first, the rest by seeded ratios.
 
-    Counts: ``round(n * ratio)`` for val and test (at least one each when its ratio > 0 and enough
-    patients remain), the rest train. The shuffle uses ``numpy.random.default_rng(seed)`` on the sorted ids.
+    The patients not listed are sorted, shuffled with ``numpy.random.default_rng(seed)``, and the first
+    ``n_val`` go to val, the next ``n_test`` to test, the rest to train (counts: :func:`split_counts`).
 
     Returns:
         patient_id -> ``train`` | ``val`` | ``test``.
@@ -188,26 +207,8 @@ def split_patients(patient_ids: list[str], cfg: SplitConfig) -> dict[str, str]:
                 raise ConfigError(f"split.{split} lists patient {pid!r}, which the input does not hold")
             assigned[pid] = split
     rest = sorted(p for p in patient_ids if p not in assigned)
-    order = np.random.default_rng(cfg.seed).permutation(len(rest))
-    rest = [rest[i] for i in order]
-    total = float(sum(cfg.ratios))
-    r_train, r_val, r_test = (r / total for r in cfg.ratios)
-    n = len(rest)
-    n_val = int(round(n * r_val))
-    n_test = int(round(n * r_test))
-    if r_val > 0 and n_val == 0 and n - n_test >= 2 + (r_train > 0):
-        n_val = 1
-    if r_test > 0 and n_test == 0 and n - n_val >= 2 + (r_train > 0):
-        n_test = 1
-    if r_train > 0 and n_val + n_test >= n and n > 0:
-        # keep at least one training patient
-        if n_val >= n_test and n_val > 0:
-            n_val -= 1
-        elif n_test > 0:
-            n_test -= 1
-    if r_train == 0:
-        n_test = n - n_val if r_test > 0 else 0
-        n_val = n - n_test
+    rest = [rest[i] for i in np.random.default_rng(cfg.seed).permutation(len(rest))]
+    _, n_val, n_test = split_counts(len(rest), cfg.ratios)
     for i, pid in enumerate(rest):
         assigned[pid] = "val" if i < n_val else "test" if i < n_val + n_test else "train"
     return assigned
