@@ -246,6 +246,7 @@ class AnnotatorWindow(QMainWindow):
         self._submit(self.controller.open, Path(path))
 
     def segment(self) -> None:
+        """CAM of the weak model -> initial mask (empty without a checkpoint); drops the slice's clicks."""
         self._submit(self.controller.segment)
 
     def click(self, row: int, col: int, foreground: bool) -> None:
@@ -256,12 +257,15 @@ class AnnotatorWindow(QMainWindow):
         self._submit(self.controller.add_click, row, col, foreground)
 
     def undo(self) -> None:
+        """Remove the last click and restore the mask before it."""
         self._submit(self.controller.undo)
 
     def clear(self) -> None:
+        """Remove every click of the slice; back to the initial mask."""
         self._submit(self.controller.clear)
 
     def save(self) -> None:
+        """Write CAM, initial mask, strong label and recording under result/ (after every queued click)."""
         self._submit(self.controller.save)
 
     def load_checkpoint(self, path: str | Path) -> None:
@@ -269,6 +273,7 @@ class AnnotatorWindow(QMainWindow):
         self._submit(self.controller.load_checkpoint, Path(path))
 
     def set_slice(self, index: int) -> None:
+        """Show slice ``index`` of a volume now (the slider itself waits 120 ms for the drag to settle)."""
         self.slice_slider.setValue(int(index))
         self._slice_timer.stop()
         self._submit_slice()
@@ -278,6 +283,7 @@ class AnnotatorWindow(QMainWindow):
             self._submit(self.controller.set_slice, self.slice_slider.value())
 
     def step_slice(self, delta: int) -> None:
+        """Move the slice slider by ``delta`` slices."""
         if self.snapshot.depth > 1:
             self.slice_slider.setValue(self.slice_slider.value() + delta)
 
@@ -329,6 +335,7 @@ class AnnotatorWindow(QMainWindow):
             self.statusBar().showMessage(f"results will be written under {path}", 5000)
 
     def show_shortcuts(self) -> None:
+        """List the mouse and keyboard shortcuts (F1)."""
         rows = "".join(f"<tr><td><b>{k}</b></td><td>&nbsp;{v}</td></tr>" for k, v in _SHORTCUTS)
         QMessageBox.information(self, "Keyboard shortcuts", f"<table>{rows}</table>")
 
@@ -406,6 +413,7 @@ class AnnotatorWindow(QMainWindow):
         self.preset_box.setCurrentIndex(0)
 
     def reset_window(self) -> None:
+        """Back to the image's default window (level, width)."""
         if self.snapshot.raw is not None:
             self._set_window(*self.snapshot.window)
             self._render_image()
