@@ -144,7 +144,7 @@ def test_checkpoint_menu_path_gives_cam(qtbot, tmp_path, png_case, tiny_checkpoi
     win.worker.shutdown()
 
 
-def test_volume_slider_window_level_zoom_opacity(qtbot, window, nifti_case, interior_point):
+def test_volume_slider_window_level_zoom_opacity_save(qtbot, window, nifti_case, interior_point, tmp_path):
     snap = run(qtbot, window, window.open_path, nifti_case)
     assert window.slice_row.isVisible() and window.slice_slider.maximum() == VOLUME_SHAPE[0] - 1
     assert window.slice_slider.value() == snap.slice_index == 2
@@ -162,7 +162,14 @@ def test_volume_slider_window_level_zoom_opacity(qtbot, window, nifti_case, inte
     window.canvas.fit()
     window.opacity_slider.setValue(70)
     assert window.canvas.opacity == pytest.approx(0.7)
-    click_pixel(qtbot, window, *interior_point(snap.ground_truth))
+    snap = click_pixel(qtbot, window, *interior_point(snap.ground_truth))
+    run(qtbot, window, window.save)
+    label = sitk.ReadImage(str(tmp_path / "result" / "strong_label" / "vol.nii.gz"))
+    source = sitk.ReadImage(str(nifti_case))
+    assert label.GetSize() == source.GetSize() and label.GetSpacing() == source.GetSpacing()
+    assert label.GetOrigin() == source.GetOrigin() and label.GetDirection() == source.GetDirection()
+    assert sitk.GetArrayFromImage(label)[1].sum() == snap.mask.sum() > 0
+    assert (tmp_path / "result" / "recording" / "vol_0001.json").is_file()
 
 
 def test_parser_defaults_and_start_image(png_case, tmp_path):
