@@ -189,3 +189,14 @@ def test_dicom_series_saves_nifti_with_series_geometry(dicom_case, interior_poin
     assert np.allclose(label.GetSpacing(), (0.7, 0.7, 2.0)) and np.allclose(label.GetOrigin(), (-10.0, 5.0, 30.0))
     arr = sitk.GetArrayFromImage(label)
     assert arr[1, 20, 24] == 1 and arr[0].sum() == 0 and arr[2].sum() == 0
+
+
+def test_unwritable_result_folder_is_reported(png_case, tmp_path):
+    blocker = tmp_path / "not_a_folder"
+    blocker.write_text("a file where the result folder should go")
+    ctl = AnnotationController(result_dir=blocker)
+    ctl.open(png_case)
+    ctl.add_click(30, 42, foreground=True)
+    with pytest.raises(InputError, match="cannot write results"):
+        ctl.save()
+    assert ctl.dirty  # nothing was marked as saved
