@@ -182,8 +182,10 @@ def make_phantom(index: int, seed: int = 0, config: PhantomConfig = PhantomConfi
     n_lesions = int(rng.integers(0, 4))
     liver_slices = np.flatnonzero(liver.reshape(nz, -1).any(1))
     zz = z_mm[:, None, None]
-    for _ in range(n_lesions if len(liver_slices) else 0):
-        k = int(rng.choice(liver_slices[len(liver_slices) // 5: max(len(liver_slices) * 4 // 5, 1 + len(liver_slices) // 5)]))
+    n_liver = len(liver_slices)
+    central = liver_slices[n_liver // 5: max(n_liver * 4 // 5, n_liver // 5 + 1)]  # lesions away from the tips
+    for _ in range(n_lesions if n_liver else 0):
+        k = int(rng.choice(central))
         inside = ndimage.distance_transform_edt(liver[k]) * sx
         candidates = np.argwhere(inside > 12)
         if not len(candidates):

@@ -36,49 +36,21 @@ from tqdm import tqdm
 
 from wiml import __version__
 from wiml.config import save_config, to_dict
+from wiml.data.crops import CropConfig, crop_positions
 from wiml.data.datasets import (DEFAULT_CHANNELS, SliceCase, VolumeCase, find_cases, parse_target,
                                 resolve_target)
 from wiml.data.io import read_slice, read_volume
+from wiml.data.normalize import normalize_ct, normalize_unit, normalize_zscore
 from wiml.data.slices import SPLITS, format_spacing, save_slice, write_manifest
+from wiml.data.split import SplitConfig, split_counts, split_patients
 from wiml.errors import ConfigError, InputError
 from wiml.utils import atomic_write_text
 
+__all__ = ["CropConfig", "PrepareConfig", "PrepareSummary", "SplitConfig", "check_config", "crop_positions",
+           "fingerprint", "normalize_ct", "normalize_unit", "normalize_zscore", "prepare", "resize_stack",
+           "split_counts", "split_patients"]
+
 logger = logging.getLogger(__name__)
-
-
-@dataclasses.dataclass
-class SplitConfig:
-    """Patient-level split.
-
-    Attributes:
-        seed: seed of the shuffle of the (sorted) patient ids.
-        ratios: train/val/test fractions of the patients not listed explicitly.
-        train, val, test: patient ids placed in that split explicitly.
-    """
-
-    seed: int = 0
-    ratios: list[float] = dataclasses.field(default_factory=lambda: [0.7, 0.15, 0.15])
-    train: list[str] = dataclasses.field(default_factory=list)
-    val: list[str] = dataclasses.field(default_factory=list)
-    test: list[str] = dataclasses.field(default_factory=list)
-
-
-@dataclasses.dataclass
-class CropConfig:
-    """Crop-level tags for slice sets that hold only tag-positive slices (e.g. liver_ct_slices).
-
-    Each (resized) slice gives ``per_slice`` square crops of ``size`` px; a crop's tag is 1 when it holds at
-    least ``min_foreground_px`` target pixels. With ``balance`` half of the crops of a slice are drawn from
-    the positions whose crop holds target and half from those whose crop holds none (where such exist), so
-    that both tag classes occur.
-    """
-
-    enabled: bool = False
-    size: int = 128
-    per_slice: int = 4
-    min_foreground_px: int = 1
-    balance: bool = True
-    seed: int = 0
 
 
 @dataclasses.dataclass
@@ -164,84 +136,6 @@ def check_config(cfg: PrepareConfig) -> None:
         raise ConfigError(f"prepare.crops.size must be in [8, size={cfg.size}], got {cfg.crops.size}")
     if cfg.crops.enabled and cfg.crops.per_slice < 1:
         raise ConfigError(f"prepare.crops.per_slice must be >= 1, got {cfg.crops.per_slice}")
-
-
-def split_counts(n: int, ratios: list[float]) -> tuple[int, int, int]:
-    """Numbers of (train, val, test) patients for ``n`` patients and ``ratios``.
-
-    Each split gets ``round(n * ratio)`` (halves rounded up); a split with a positive ratio gets at least one
-    patient while there are enough; the totals are then fixed on the largest split.
-    """
-    r = np.asarray(ratios, dtype=float) / float(sum(ratios))
-    counts = np.floor(r * n + 0.5).astype(int)
-    wanted = r > 0
-    if n >= int(wanted.sum()):
-        counts[wanted & (counts == 0)] = 1
-    while counts.sum() > n:
-        floor = wanted.astype(int)
-        counts[int(np.argmax(np.where(counts > floor, counts, -1)))] -= 1
-    while counts.sum() < n:
-        counts[0 if wanted[0] else int(np.argmax(r))] += 1
-    return int(counts[0]), int(counts[1]), int(counts[2])
-
-
-def split_patients(patient_ids: list[str], cfg: SplitConfig) -> dict[str, str]:
-    """Patient-level split: explicit lists first, the rest by seeded ratios.
-
-    The patients not listed are sorted, shuffled with ``numpy.random.default_rng(seed)``, and the first
-    ``n_val`` go to val, the next ``n_test`` to test, the rest to train (counts: :func:`split_counts`).
-
-    Returns:
-        patient_id -> ``train`` | ``val`` | ``test``.
-
-    Raises:
-        ConfigError: a patient listed in two splits, or listed but not present.
-    """
-    assigned: dict[str, str] = {}
-    for split in SPLITS:
-        for pid in getattr(cfg, split):
-            pid = str(pid)
-            if pid in assigned:
-                raise ConfigError(f"patient {pid!r} listed in split {assigned[pid]!r} and {split!r}")
-            if pid not in patient_ids:
-                raise ConfigError(f"split.{split} lists patient {pid!r}, which the input does not hold")
-            assigned[pid] = split
-    rest = sorted(p for p in patient_ids if p not in assigned)
-    rest = [rest[i] for i in np.random.default_rng(cfg.seed).permutation(len(rest))]
-    _, n_val, n_test = split_counts(len(rest), cfg.ratios)
-    for i, pid in enumerate(rest):
-        assigned[pid] = "val" if i < n_val else "test" if i < n_val + n_test else "train"
-    return assigned
-
-
-def normalize_ct(volume: np.ndarray, window_hu: tuple[float, float]) -> np.ndarray:
-    """Clip HU to ``window_hu`` and scale to [0, 1] (float32)."""
-    lo, hi = float(window_hu[0]), float(window_hu[1])
-    return ((np.clip(volume.astype(np.float32), lo, hi) - lo) / (hi - lo)).astype(np.float32)
-
-
-def normalize_zscore(volume: np.ndarray, body: np.ndarray | None = None) -> np.ndarray:
-    """Z-score inside ``body`` (bool, same shape; default: non-zero voxels); outside set to 0 (float32).
-
-    Raises:
-        InputError: an empty body mask.
-    """
-    volume = volume.astype(np.float32)
-    body = volume != 0 if body is None else body.astype(bool)
-    if not body.any():
-        raise InputError("z-score: the brain/body mask is empty")
-    values = volume[body]
-    mean, std = float(values.mean()), float(values.std())
-    out = np.zeros_like(volume)
-    out[body] = (values - mean) / (std if std > 1e-6 else 1.0)
-    return out
-
-
-def normalize_unit(array: np.ndarray) -> np.ndarray:
-    """Integer grey values / dtype maximum (uint8: / 255) -> [0, 1]; float arrays are returned as float32."""
-    if np.issubdtype(array.dtype, np.integer):
-        return (array.astype(np.float32) / float(np.iinfo(array.dtype).max)).astype(np.float32)
-    return array.astype(np.float32)
 
 
 def resize_stack(stack: np.ndarray, size: int, is_mask: bool = False) -> np.ndarray:
@@ -373,31 +267,6 @@ def _keep_rows(tags: np.ndarray, margin: int) -> np.ndarray:
     pos = np.flatnonzero(tags)
     lo, hi = pos[0] - margin, pos[-1] + margin
     return np.flatnonzero((tags > 0) | ((np.arange(len(tags)) >= lo) & (np.arange(len(tags)) <= hi)))
-
-
-def crop_positions(mask: np.ndarray, crop: int, n: int, rng: np.random.Generator, min_fg: int = 1,
-                   balance: bool = True) -> list[tuple[int, int]]:
-    """Top-left corners (row, col) of ``n`` square crops of ``crop`` px from an (H, W) mask.
-
-    With ``balance``, ``ceil(n/2)`` crops are drawn among positions whose crop holds >= ``min_fg``
-    foreground pixels and the rest among positions that hold fewer (falling back to the other kind where
-    one kind does not exist); otherwise positions are uniform.
-    """
-    h, w = mask.shape
-    rows, cols = h - crop + 1, w - crop + 1
-    if not balance:
-        return [(int(rng.integers(rows)), int(rng.integers(cols))) for _ in range(n)]
-    sat = np.pad(np.cumsum(np.cumsum(mask.astype(np.int64), 0), 1), ((1, 0), (1, 0)))
-    counts = sat[crop:, crop:] - sat[:-crop, crop:] - sat[crop:, :-crop] + sat[:-crop, :-crop]
-    pos = np.argwhere(counts >= min_fg)
-    neg = np.argwhere(counts < min_fg)
-    n_pos = (n + 1) // 2
-    picks = []
-    for k in range(n):
-        pool = pos if (k < n_pos and len(pos)) or not len(neg) else neg
-        r, c = pool[int(rng.integers(len(pool)))]
-        picks.append((int(r), int(c)))
-    return picks
 
 
 def _input_files(cases) -> list[Path]:
