@@ -242,7 +242,7 @@ def build_steps(config: PipelineConfig, run: Path) -> list[Step]:
         "baselines": Step("baselines", run / "baselines", ["--run", str(run), "--k", str(config.k), *dev,
                                                            "--seeds", str(config.seed), *x(config.baselines_args)],
                           check_baselines),
-        "report": Step("report", run / "report", ["--run", str(run)], check_report),
+        "report": Step("report", run / "report", ["--run", str(run), "--quiet"], check_report),
     }
     unknown = [s for s in config.steps if s not in table]
     if unknown:

@@ -127,7 +127,13 @@ def run_baselines(run: Path, out: Path, methods: list[str], seeds: list[int], ms
     cases = cases_from_prepared(data, "test")
     dev = resolve_device(device)
     out.mkdir(parents=True, exist_ok=True)
-    results = []
+    previous = {}
+    if (out / "summary.json").is_file():  # methods run earlier into the same folder are kept
+        try:
+            previous = {r["method"]: r for r in json.loads((out / "summary.json").read_text())["methods"]}
+        except (json.JSONDecodeError, KeyError, TypeError):
+            previous = {}
+    results = [r for m, r in previous.items() if m not in methods]
     for method in methods:
         runs = []
         for seed in seeds if method != "weak_only" else seeds[:1]:

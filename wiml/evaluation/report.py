@@ -45,6 +45,25 @@ def _scalars_table(data: dict, title: str = "value") -> list[str]:
     return [f"| key | {title} |", "|---|---|"] + [f"| {k} | {_fmt(v)} |" for k, v in rows]
 
 
+def _flatten(data: dict, skip: tuple[str, ...] = ("config", "per_slice")) -> dict:
+    """One level of nested dicts -> ``{"outer.inner": value}``; lists and ``skip`` keys are left out."""
+    out = {}
+    for k, v in data.items():
+        if k in skip or isinstance(v, list):
+            continue
+        if isinstance(v, dict):
+            out.update({f"{k}.{kk}": vv for kk, vv in v.items() if not isinstance(vv, (dict, list))})
+        else:
+            out[k] = v
+    return out
+
+
+def wia_main_stats(wia: dict) -> dict:
+    """The WIA summary's numbers of its main mode (``cam``) or the top level of a flat summary."""
+    mode = wia.get("main_mode")
+    return wia[mode] if isinstance(wia.get(mode), dict) else wia
+
+
 def _copy(src: Path, dst_dir: Path, name: str | None = None) -> str | None:
     if not src.is_file():
         return None
@@ -130,7 +149,7 @@ def write_report(run: str | Path) -> Path:
     prep = _load(run / "data" / "prepare.json")
     if prep:
         md += ["## Data", ""]
-        info = {k: v for k, v in prep.items() if isinstance(v, (int, float, str))}
+        info = {k: v for k, v in prep.items() if isinstance(v, (int, float, str)) and k not in ("fingerprint",)}
         splits = prep.get("splits")
         if isinstance(splits, dict):
             info.update({f"patients ({k})": len(v) if isinstance(v, list) else v for k, v in splits.items()})
@@ -147,8 +166,9 @@ def write_report(run: str | Path) -> Path:
 
     cam = _load(run / "cam" / "summary.json")
     if cam:
-        md += ["## CAM initial masks", ""] + _scalars_table(cam) + [""]
-        overlays = sorted((run / "cam" / "overlays").glob("*.png"))[:3]
+        md += ["## CAM initial masks (weak model, test split)", ""] + _scalars_table(_flatten(cam)) + [""]
+        overlays = sorted((run / "cam" / "overlays").glob("*.png"))
+        overlays = [overlays[i] for i in np.linspace(0, len(overlays) - 1, 3).round().astype(int)] if overlays else []
         for p in overlays:
             md.append(f"![CAM {p.stem}]({_copy(p, out, 'cam_' + p.name)})")
         md += [""] if overlays else []
@@ -156,7 +176,10 @@ def write_report(run: str | Path) -> Path:
     wia = _load(run / "wia" / "summary.json")
     md += ["## Weakly-interactive annotation (robot user)", ""]
     if wia:
-        md += _scalars_table(wia) + [""]
+        stats = wia_main_stats(wia)
+        md += [f"Robot user on {stats.get('n_slices', '?')} slices (mode {wia.get('main_mode', '?')}); strong labels "
+               f"written for {', '.join(wia.get('selected', [])) or 'n/a'}.", ""]
+        md += _scalars_table(_flatten(stats)) + [""]
     fig = _copy(run / "wia" / "dice_vs_clicks.png", out)
     if fig is None and plot_dice_vs_clicks(run / "wia" / "result" / "recording", out / "dice_vs_clicks.png"):
         fig = "dice_vs_clicks.png"
@@ -211,9 +234,9 @@ def terminal_summary(run: str | Path) -> str:
         lines.append(f"  weak model:  val AUC {_fmt(m.get('val_auc'))}, accuracy {_fmt(m.get('val_accuracy'))}")
     wia = _load(run / "wia" / "summary.json") or {}
     if wia:
-        keys = [k for k in ("noc85", "noc90", "NoC@85", "NoC@90", "mean_initial_dice", "mean_final_dice",
-                            "initial_dice", "final_dice", "n_slices") if k in wia]
-        lines.append("  WIA (robot): " + ", ".join(f"{k} {_fmt(wia[k])}" for k in keys))
+        stats = wia_main_stats(wia)
+        keys = [k for k in ("n_slices", "initial_dice", "noc85", "noc90") if k in stats]
+        lines.append("  WIA (robot): " + ", ".join(f"{k} {_fmt(stats[k])}" for k in keys))
     strong = _load(run / "msl" / "strong_labels.json") or {}
     msl = _load(run / "msl" / "best.json") or {}
     if msl:

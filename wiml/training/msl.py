@@ -232,8 +232,12 @@ def train_msl(config: MSLConfig, data_dir: str | Path, out_dir: str | Path, resu
             sampler = MixedSampler(len(train_ds), strong_idx, tc.batch_size, config.strong_per_batch, tc.seed,
                                    dist.rank, dist.world_size, max_batches)
         else:
-            n = tc.samples_per_epoch or max(len(train_ds), tc.batch_size * 8 if config.mode == "strong_only" else 0)
-            sampler = MixedSampler(n, [], tc.batch_size, 0, tc.seed, dist.rank, dist.world_size)
+            # supervised baselines: plain shuffled batches; a tiny set (K strong slices) is repeated so that an
+            # epoch has at least 8 batches
+            per_epoch = tc.samples_per_epoch or max(len(train_ds), tc.batch_size * 8)
+            repeats = -(-per_epoch // len(train_ds))
+            sampler = MixedSampler(len(train_ds) * repeats, [], tc.batch_size, 0, tc.seed, dist.rank, dist.world_size,
+                                   max_batches=-(-per_epoch // tc.batch_size))
             sampler = _ModuloSampler(sampler, len(train_ds))
         train_loader = DataLoader(train_ds, batch_size=tc.batch_size, sampler=sampler, num_workers=tc.num_workers)
         val_loader = None
@@ -267,7 +271,8 @@ def train_msl(config: MSLConfig, data_dir: str | Path, out_dir: str | Path, resu
 
 
 class _ModuloSampler(torch.utils.data.Sampler):
-    """Maps a :class:`MixedSampler` over ``n`` virtual items onto a dataset of ``length`` (repeats small sets)."""
+    """Maps a :class:`MixedSampler` over ``r * length`` virtual items onto a dataset of ``length`` (each item
+    appears ``r`` times in the virtual range, so small sets are repeated evenly)."""
 
     def __init__(self, inner: MixedSampler, length: int) -> None:
         self.inner = inner

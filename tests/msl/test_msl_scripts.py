@@ -1,0 +1,38 @@
+"""The original-release entry points MSL/code/{train,test}_MSL_FPSNet.py: defaults from their own location."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+
+import torch
+
+from wiml.networks.fpsnet import FPSNet, FPSNetConfig
+from wiml.training.checkpoint import save_checkpoint
+
+
+def _load(project_root, name):
+    spec = importlib.util.spec_from_file_location(name, project_root / "MSL" / "code" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_train_script_defaults_resolve_from_the_project(project_root):
+    script = _load(project_root, "train_MSL_FPSNet")
+    argv = script.with_defaults([])
+    assert argv[argv.index("--data") + 1] == str(project_root / "runs" / "demo" / "data")
+    assert argv[argv.index("--strong-from") + 1] == "wia"
+    gt = script.with_defaults(["--strong-from", "gt", "--init", "scratch", "--out", "x"])
+    assert "--wia-dir" not in gt and "--init-checkpoint" not in gt and gt.count("--out") == 1
+
+
+def test_test_script_runs_on_the_project_test_data(project_root, tmp_path, capsys):
+    torch.manual_seed(0)
+    ckpt = save_checkpoint(tmp_path / "m.safetensors", FPSNet(FPSNetConfig(base_width=4, depth=2)),
+                           {"kind": "msl-mixed", "run_config": {"image_size": 32}})
+    script = _load(project_root, "test_MSL_FPSNet")
+    assert script.main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "out"), "--device", "cpu",
+                        "--quiet"]) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["data"] == str(project_root / "test_data") and summary["n_slices"] >= 1
