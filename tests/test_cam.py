@@ -82,3 +82,20 @@ def test_cam_cli_on_tiny_trained_model(tmp_path, capsys):
     assert 0.0 <= summary["classification"]["auc"] <= 1.0
     assert cam_main(["--checkpoint", str(tmp_path / "missing.safetensors"), "--data", str(data),
                      "--out", str(out)]) == 2
+
+
+def test_body_mask_and_restricted_cam():
+    from wiml.cam import body_mask, restrict_cam
+
+    yy, xx = np.mgrid[:48, :48]
+    head = ((yy - 24) ** 2 + (xx - 24) ** 2) <= 15 ** 2
+    image = np.where(head, 1.0 + 0.1 * np.sin(xx), 0.0).astype(np.float32)
+    image[20:24, 20:24] = 0.0  # a hole of background value inside the head is filled
+    body = body_mask(image[None])
+    assert body.dtype == bool and np.array_equal(body, head)
+    cam = np.ones((2, 48, 48), np.float32)
+    cam[0, 0, 0] = 5.0  # peak outside the body
+    out = restrict_cam(cam, body)
+    assert out.shape == cam.shape and out[:, ~head].max() == 0.0
+    np.testing.assert_allclose(out[:, head].max(axis=-1), 1.0)
+    assert body_mask(np.zeros((1, 8, 8), np.float32)).all()  # nothing found: nothing masked

@@ -97,6 +97,43 @@ def grad_cam(model: nn.Module, images: torch.Tensor, layer: str | None = None) -
     return compute_grad_cam(model, images, layer)[0]
 
 
+def body_mask(image: np.ndarray, close_radius_px: int = 2) -> np.ndarray:
+    """The body (or brain) region of a prepared slice: pixels that differ from the background value.
+
+    The background value of each channel is the median of its border pixels (air in CT windowed to [0, 255]
+    HU, the zero outside the brain in z-scored MR). The region is closed, its holes filled, and only the
+    largest component kept. Used to keep Grad-CAM off the background, where large receptive fields can put
+    tumour evidence next to the head instead of on the lesion.
+
+    Args:
+        image: (C, H, W) or (H, W) prepared slice.
+        close_radius_px: radius of the closing before hole filling.
+
+    Returns:
+        (H, W) bool; all True where no foreground is found (nothing is masked then).
+    """
+    from wiml.interactive.postprocess import postprocess_mask
+
+    arr = np.asarray(image, dtype=np.float32)
+    arr = arr[None] if arr.ndim == 2 else arr
+    fg = np.zeros(arr.shape[1:], bool)
+    for ch in arr:
+        border = np.concatenate([ch[0], ch[-1], ch[:, 0], ch[:, -1]])
+        tol = 1e-3 * (float(ch.std()) + 1e-6)
+        fg |= np.abs(ch - float(np.median(border))) > tol
+    if not fg.any():
+        return np.ones(fg.shape, bool)
+    return postprocess_mask(fg, largest=True, open_radius_px=0, close_radius_px=close_radius_px,
+                            fill_holes=True) > 0
+
+
+def restrict_cam(cam: np.ndarray, region: np.ndarray) -> np.ndarray:
+    """Zero a (H, W) or (B, H, W) CAM outside ``region`` and normalise each map again to [0, 1]."""
+    cam = np.asarray(cam, dtype=np.float32) * np.asarray(region, dtype=np.float32)
+    peak = cam.reshape(-1, *cam.shape[-2:]).max(axis=(1, 2)).reshape(cam.shape[:-2] + (1, 1))
+    return np.where(peak > 1e-12, cam / np.maximum(peak, 1e-12), 0.0).astype(np.float32)
+
+
 def graph_cut_image(image: np.ndarray, percentiles: tuple[float, float] = (0.5, 99.5)) -> np.ndarray:
     """The (H, W) image in [0, 1] that the graph cut's contrast term sees: channel 0, percentile-windowed.
 

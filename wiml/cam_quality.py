@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from wiml.cam import cam_to_initial_mask, compute_grad_cam, graph_cut_image
+from wiml.cam import body_mask, cam_to_initial_mask, compute_grad_cam, graph_cut_image, restrict_cam
 from wiml.data.slices import SliceRecord, load_slice, read_manifest
 from wiml.evaluation.metrics import dice_score, iou_score
 from wiml.networks.fpsnet import tag_probability
@@ -39,6 +39,7 @@ class CamConfig:
         sigma: graph-cut intensity scale.
         taus: CAM thresholds of the sweep.
         gate: tag-probability threshold of the gated initial mask.
+        restrict_to_body: zero the CAM outside the body / brain (``wiml.cam.body_mask``) before use.
         batch_size: slices per Grad-CAM batch.
         overlays: write overlay PNGs.
         max_overlays: at most this many overlays (0 = all).
@@ -50,6 +51,7 @@ class CamConfig:
     sigma: float = 0.1
     taus: list[float] = dataclasses.field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
     gate: float = 0.5
+    restrict_to_body: bool = True
     batch_size: int = 16
     overlays: bool = True
     max_overlays: int = 0
@@ -157,6 +159,8 @@ def evaluate_cams(model: torch.nn.Module, records: list[SliceRecord], out_dir: s
         for rec, (image, gt), cam, p in zip(chunk, loaded, cams, prob):
             name = slice_name(rec)
             gc_image = graph_cut_image(image)
+            if config.restrict_to_body:
+                cam = restrict_cam(cam, body_mask(image))
             mask = cam_to_initial_mask(gc_image, cam, config.lam, config.sigma)
             mask_gated = mask if p >= config.gate else np.zeros_like(mask)
             write_slice(out_dir / "cams" / f"{name}.png", (cam * 255).round().astype(np.uint8))
