@@ -77,27 +77,19 @@ class Snapshot:
     saved: tuple[Path, ...] = ()
 
 
-def first_conv_in_channels(model) -> int:
-    """Input channels C of the first 2-D convolution of ``model`` (1 when there is none)."""
-    import torch
-
-    for module in model.modules():
-        if isinstance(module, torch.nn.Conv2d):
-            return int(module.in_channels)
-    return 1
-
-
-def compute_cam(model, image: np.ndarray, input_size_px: int | None = 256, device=None) -> np.ndarray:
+def compute_cam(model, image: np.ndarray, input_size_px: int | None = 256, restrict_to_body: bool = True) -> np.ndarray:
     """Grad-CAM of the weak model for one slice, at the slice's resolution.
 
     The slice is resized to ``input_size_px`` (the prepared-slice size the model was trained on), repeated to
-    the model's input channels, passed to :func:`wiml.cam.grad_cam`, and the CAM is resized back.
+    the model's input channels, passed to :func:`wiml.cam.grad_cam`, and the CAM is resized back. As in
+    ``wiml cam`` (:mod:`wiml.cam_quality`), the CAM is then zeroed outside the body
+    (:func:`wiml.cam.body_mask`, :func:`wiml.cam.restrict_cam`) and normalised again.
 
     Args:
-        model: the weak FPSNet (eval mode).
+        model: the weak FPSNet (eval mode; ``model.config.in_channels`` input channels).
         image: (H, W) float32 scaled like the training data (:attr:`AnnotationController.network_image`).
         input_size_px: side of the square network input; None keeps (H, W) (must suit the network's strides).
-        device: torch device of the model (default: the device of its first parameter).
+        restrict_to_body: keep the CAM inside the body / brain only.
 
     Returns:
         (H, W) float32 CAM in [0, 1].
@@ -105,20 +97,22 @@ def compute_cam(model, image: np.ndarray, input_size_px: int | None = 256, devic
     import torch
     import torch.nn.functional as F
 
-    from wiml.cam import grad_cam
+    from wiml.cam import body_mask, grad_cam, restrict_cam
 
     h, w = image.shape
-    if device is None:
-        device = next(model.parameters()).device
+    device = next(model.parameters()).device
     x = torch.from_numpy(np.ascontiguousarray(image, np.float32))[None, None].to(device)
-    if input_size_px:
+    if input_size_px and (h, w) != (input_size_px, input_size_px):
         x = F.interpolate(x, size=(int(input_size_px), int(input_size_px)), mode="bilinear", align_corners=False)
-    x = x.repeat(1, first_conv_in_channels(model), 1, 1)
+    x = x.repeat(1, int(model.config.in_channels), 1, 1)
     cam = np.asarray(grad_cam(model, x))[0].astype(np.float32)
     if cam.shape != (h, w):
         t = torch.from_numpy(cam)[None, None]
         cam = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
-    return np.clip(cam, 0.0, 1.0).astype(np.float32)
+    cam = np.clip(cam, 0.0, 1.0).astype(np.float32)
+    if restrict_to_body:
+        cam = restrict_cam(cam, body_mask(image))
+    return cam
 
 
 class AnnotationController:
