@@ -46,7 +46,7 @@ def resolve_paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
 
 def run(args: argparse.Namespace) -> int:
     from wiml.config import load_config, save_config
-    from wiml.evaluation.evaluate import TestConfig, evaluate, load_cases
+    from wiml.evaluation.evaluate import TestConfig, evaluate, load_cases, trained_with_tags
     from wiml.evaluation.metrics import format_mean_std
     from wiml.training.checkpoint import load_model
     from wiml.utils import resolve_device
@@ -63,6 +63,8 @@ def run(args: argparse.Namespace) -> int:
     trained_size = meta.get("image_size") or (meta.get("run_config") or {}).get("image_size")
     if config.size is None and trained_size:
         config.size = int(trained_size)
+    if config.gate_with_tag is None:
+        config.gate_with_tag = trained_with_tags(meta)
     cases, kind = load_cases(data, config.split)
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.yaml")

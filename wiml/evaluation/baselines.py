@@ -111,7 +111,7 @@ def run_baselines(run: Path, out: Path, methods: list[str], seeds: list[int], ms
     Raises:
         ConfigError: an unknown method.
     """
-    from wiml.evaluation.evaluate import TestConfig, cases_from_prepared, evaluate
+    from wiml.evaluation.evaluate import TestConfig, cases_from_prepared, evaluate, trained_with_tags
     from wiml.training.checkpoint import load_model
     from wiml.training.msl import MSLConfig, train_msl
 
@@ -153,8 +153,9 @@ def run_baselines(run: Path, out: Path, methods: list[str], seeds: list[int], ms
                 config = load_config(MSLConfig, msl_config, cfg_over)
                 res = train_msl(config, data, folder / "train")
                 train_s = time.perf_counter() - t0
-                model, _ = load_model(folder / "train" / "best.safetensors", dev)
-                summary = evaluate(model, cases, folder / "test", TestConfig(overlays=4, write_nifti=False), dev,
+                model, meta = load_model(folder / "train" / "best.safetensors", dev)
+                test_cfg = TestConfig(overlays=4, write_nifti=False, gate_with_tag=trained_with_tags(meta))
+                summary = evaluate(model, cases, folder / "test", test_cfg, dev,
                                    data=data, kind="prepared", extra={"method": method, "seed": seed})
                 strong_desc = "all" if method == "full" else str(res["n_strong"])
             pp = summary.get("per_patient") or summary["per_slice_positive"]

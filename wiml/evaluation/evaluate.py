@@ -42,6 +42,10 @@ class TestConfig:
         overlays: number of overlay PNGs to write (slices with the target, spread over the cases).
         size: network input side in px; None = the checkpoint's training size (sidecar ``image_size``).
         write_nifti: write NIfTI predictions for volume data.
+        gate_with_tag: empty the predicted mask of a slice whose predicted tag probability is below 0.5 (uses
+            FPSNet's classification output to suppress false positives on slices without the target); None =
+            automatic: on for checkpoints trained with tags (weak, MSL), off for the supervised baselines whose
+            classification output is untrained (see :func:`trained_with_tags`).
         device: ``auto``, ``cpu`` or ``cuda[:N]``.
     """
 
@@ -51,6 +55,7 @@ class TestConfig:
     overlays: int = 6
     size: int | None = None
     write_nifti: bool = True
+    gate_with_tag: bool | None = None
     device: str = "auto"
 
 
@@ -140,6 +145,17 @@ def load_cases(data: Path, split: str = "test") -> tuple[list[Case], str]:
     if (data / "manifest.csv").is_file() or data.name == "manifest.csv":
         return cases_from_prepared(data, split), "prepared"
     return cases_from_png_folder(data), "png"
+
+
+def trained_with_tags(meta: dict) -> bool:
+    """Whether a checkpoint's classification output was trained (weak models and mixed MSL, tag weight > 0)."""
+    run_config = meta.get("run_config") or {}
+    kind = str(meta.get("kind", ""))
+    if kind == "weak":
+        return True
+    if run_config.get("mode", "mixed") != "mixed":
+        return False
+    return float((run_config.get("loss") or {}).get("tag_weight", 1.0)) > 0
 
 
 def _overlay_rgb(image: np.ndarray, gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
@@ -284,6 +300,8 @@ def evaluate(model, cases: list[Case], out: Path, config: TestConfig, device, da
             for j, i in enumerate(chunk):
                 pred_masks[i] = (prob[j] >= config.threshold).astype(np.uint8)
                 tag_probs[i] = tags[j]
+                if config.gate_with_tag and tags[j] < 0.5:
+                    pred_masks[i][:] = 0
     for i, c in enumerate(cases):
         sp2 = None if c.spacing_mm is None else c.spacing_mm[:2]
         m = segmentation_metrics(pred_masks[i], c.mask, sp2)
@@ -315,6 +333,7 @@ def evaluate(model, cases: list[Case], out: Path, config: TestConfig, device, da
         "data": str(data) if data is not None else None,
         "kind": kind,
         "threshold": config.threshold,
+        "gate_with_tag": config.gate_with_tag,
         "n_slices": len(cases),
         "n_patients": len(groups),
         "seconds_per_slice": seconds / max(n_done, 1),

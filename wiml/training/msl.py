@@ -113,11 +113,19 @@ class StrongLabelDataset(SliceDataset):
         return image, self.strong_masks.get(i)
 
 
-def dice_val_step(threshold: float = 0.5):
-    """A trainer ``val_step``: per-slice intersection / predicted / true foreground pixel counts and index."""
+def dice_val_step(threshold: float = 0.5, gate_with_tag: bool = False):
+    """A trainer ``val_step``: per-slice intersection / predicted / true foreground pixel counts and index.
+
+    With ``gate_with_tag`` a slice whose predicted tag probability is < 0.5 predicts no foreground (as
+    ``wiml test`` does for models trained with tags).
+    """
+    from wiml.networks.fpsnet import tag_probability
 
     def step(model: torch.nn.Module, batch: dict) -> dict[str, np.ndarray]:
-        pred = foreground_probability(model(batch["image"]).seg) >= threshold
+        out = model(batch["image"])
+        pred = foreground_probability(out.seg) >= threshold
+        if gate_with_tag:
+            pred = pred & (tag_probability(out.cls) >= 0.5)[:, None, None]
         gt = batch["mask"] > 0
         return {"inter": (pred & gt).sum(dim=(1, 2)).cpu().numpy(), "pred": pred.sum(dim=(1, 2)).cpu().numpy(),
                 "gt": gt.sum(dim=(1, 2)).cpu().numpy(), "index": batch["index"].cpu().numpy()}
@@ -258,7 +266,9 @@ def train_msl(config: MSLConfig, data_dir: str | Path, out_dir: str | Path, resu
             atomic_write_text(out_dir / "strong_labels.json", json.dumps(strong_info, indent=2))
         size = int(train_ds[0]["image"].shape[-1])
         trainer = Trainer(model, make_mixed_loss(loss_cfg), train_loader, out_dir, tc, config.optim, device,
-                          val_loader=val_loader, val_step=dice_val_step(config.val_threshold),
+                          val_loader=val_loader,
+                          val_step=dice_val_step(config.val_threshold,
+                                                 config.mode == "mixed" and config.loss.tag_weight > 0),
                           val_metrics=dice_val_metrics(val_records), dist=dist, kind=f"msl-{config.mode}",
                           run_config={**to_dict(resolved), "data_dir": str(data_dir), "image_size": size,
                                       **init_info})
