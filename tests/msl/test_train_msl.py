@@ -83,3 +83,21 @@ def test_cli_strong_only_and_resume(tiny_prepared, tmp_path, capsys):
     log = (out / "log.csv").read_text().strip().splitlines()
     assert len(log) == 3                                               # header + 2 epochs, the first kept
     assert "strong_only" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("name", ["msl_default.yaml", "msl_paper.yaml", "msl_brats.yaml"])
+def test_msl_configs_load(project_root, name):
+    cfg = load_config(MSLConfig, project_root / "configs" / name)
+    assert cfg.trainer.monitor == "dice" and cfg.strong.k == 5
+    if name == "msl_paper.yaml":   # the original recipe
+        assert (cfg.optim.lr, cfg.optim.weight_decay, cfg.trainer.epochs) == (1e-4, 1e-4, 60)
+        assert cfg.loss.seg_loss == "bce" and cfg.model.num_classes == 2 and cfg.init == "weak"
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "brats2015.yaml"])
+def test_pipeline_configs_load(project_root, tmp_path, name):
+    from wiml.pipeline import PipelineConfig, build_steps
+
+    cfg = load_config(PipelineConfig, project_root / "configs" / name)
+    steps = build_steps(cfg, tmp_path / "run")
+    assert [s.name for s in steps][-1] == "report" and cfg.k == 5
