@@ -200,3 +200,26 @@ def test_unwritable_result_folder_is_reported(png_case, tmp_path):
     with pytest.raises(InputError, match="cannot write results"):
         ctl.save()
     assert ctl.dirty  # nothing was marked as saved
+
+
+def test_prepared_slice_labels_feed_train_msl(png_case, tmp_path, interior_point, tiny_checkpoint):
+    """A prepared slice opened in the annotator gives a strong label that wiml train-msl's WIA reader accepts."""
+    from wiml.data.slices import SliceRecord, save_slice
+    from wiml.training.strong_labels import wia_strong_labels
+
+    image = open_image(png_case)
+    npz = save_slice(tmp_path / "data" / "slices" / "p1" / "p1_0003.npz", image.volume / 255.0,
+                     image.ground_truth[0])
+    ctl = AnnotationController(cam_input_px=32)
+    ctl.load_checkpoint(tiny_checkpoint)
+    snap = ctl.open(npz)
+    assert snap.name == "p1_0003" and snap.ground_truth is not None and ctl.network_image.shape == (1, *PNG_SHAPE)
+    assert ctl.resolved_result_dir() == tmp_path / "data" / "result"
+    snap = ctl.segment()
+    assert snap.cam.shape == PNG_SHAPE
+    ctl.add_click(*interior_point(snap.ground_truth), foreground=True)
+    ctl.save()
+    record = SliceRecord("p1", 3, npz, 1, True, "train", None, str(png_case))
+    masks, recordings = wia_strong_labels([record], tmp_path / "data" / "result")
+    assert np.array_equal(masks[0], ctl.mask)
+    assert recordings[0]["patient_id"] == "p1" and recordings[0]["slice_index"] == 3

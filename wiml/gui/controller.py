@@ -87,7 +87,8 @@ def compute_cam(model, image: np.ndarray, input_size_px: int | None = 256, restr
 
     Args:
         model: the weak FPSNet (eval mode; ``model.config.in_channels`` input channels).
-        image: (H, W) float32 scaled like the training data (:attr:`AnnotationController.network_image`).
+        image: (H, W) or (C, H, W) float32 scaled like the training data
+            (:attr:`AnnotationController.network_image`).
         input_size_px: side of the square network input; None keeps (H, W) (must suit the network's strides).
         restrict_to_body: keep the CAM inside the body / brain only.
 
@@ -99,12 +100,18 @@ def compute_cam(model, image: np.ndarray, input_size_px: int | None = 256, restr
 
     from wiml.cam import body_mask, grad_cam, restrict_cam
 
-    h, w = image.shape
+    image = np.asarray(image, np.float32)
+    image = image[None] if image.ndim == 2 else image
+    h, w = image.shape[-2:]
+    in_channels = int(model.config.in_channels)
+    if image.shape[0] not in (1, in_channels):
+        raise InputError(f"the slice has {image.shape[0]} channels, the weak model expects {in_channels}")
     device = next(model.parameters()).device
-    x = torch.from_numpy(np.ascontiguousarray(image, np.float32))[None, None].to(device)
+    x = torch.from_numpy(np.ascontiguousarray(image))[None].to(device)
     if input_size_px and (h, w) != (input_size_px, input_size_px):
         x = F.interpolate(x, size=(int(input_size_px), int(input_size_px)), mode="bilinear", align_corners=False)
-    x = x.repeat(1, int(model.config.in_channels), 1, 1)
+    if x.shape[1] != in_channels:
+        x = x.repeat(1, in_channels, 1, 1)  # a grey slice into a multi-channel network
     cam = np.asarray(grad_cam(model, x))[0].astype(np.float32)
     if cam.shape != (h, w):
         t = torch.from_numpy(cam)[None, None]
@@ -281,9 +288,12 @@ class AnnotationController:
     @property
     def network_image(self) -> np.ndarray:
         """(H, W) float32 current slice scaled the way ``wiml prepare`` scales the weak model's training data
-        (:mod:`wiml.data.prepare`: CT HU window, MR z-score per volume, slice files / dtype maximum)."""
+        (:mod:`wiml.data.prepare`: CT HU window, MR z-score per volume, slice files / dtype maximum), or the
+        (C, H, W) image of a prepared slice as stored."""
         image = self._require_image()
         raw = image.volume[self.slice_index]
+        if image.prepared is not None:
+            return image.prepared
         if image.normalization == "window":
             return normalize_ct(raw, PREPARE_WINDOW_HU)
         if image.normalization == "zscore":
@@ -387,8 +397,8 @@ class AnnotationController:
         annotation = self._slices.get(index, SliceAnnotation())
         return {
             "image": str(image.path),
-            "patient_id": image.name,
-            "slice_index": index,
+            "patient_id": image.patient_id or image.name,
+            "slice_index": image.prepared_index if image.prepared_index is not None else index,
             "shape": list(image.shape),
             "ground_truth": str(image.ground_truth_path) if image.ground_truth_path else None,
             "checkpoint": str(self.checkpoint_path) if self.checkpoint_path else None,

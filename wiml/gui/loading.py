@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+import re
 from pathlib import Path
 
 import numpy as np
@@ -54,6 +55,10 @@ class AnnotationImage:
             window), ``zscore`` (MR volume, per volume inside the non-zero voxels) or ``unit`` (2-D slice
             files, grey value / ``value_max``).
         value_max: maximum of the file's integer dtype (255 for 8-bit), 1.0 for float input.
+        prepared: for a prepared slice (``wiml prepare``'s NPZ), its (C, H, W) float32 image, which is the
+            network input as it is (``normalization`` is then ``prepared``); None otherwise.
+        patient_id, prepared_index: patient and slice index of a prepared slice (from its name
+            ``<patient>_<slice:04d>``); None otherwise.
         ground_truth: (D, H, W) uint8 {0, 1} mask, or None.
         ground_truth_path: where the ground truth came from, or None.
     """
@@ -69,6 +74,9 @@ class AnnotationImage:
     window: tuple[float, float]
     normalization: str = "unit"
     value_max: float = 1.0
+    prepared: np.ndarray | None = None
+    patient_id: str | None = None
+    prepared_index: int | None = None
     ground_truth: np.ndarray | None = None
     ground_truth_path: Path | None = None
 
@@ -95,18 +103,16 @@ def is_openable(path: Path) -> bool:
     if path.is_dir():
         return True
     name = path.name.lower()
-    return name.endswith(RASTER_SUFFIXES + VOLUME_SUFFIXES + (".dcm",))
+    return name.endswith(RASTER_SUFFIXES + VOLUME_SUFFIXES + (".dcm", ".npz"))
 
 
 def list_images(folder: Path) -> list[Path]:
     """Openable files directly inside ``folder`` (PNG/JPEG/NIfTI/...), in natural order (2 before 10)."""
-    import re
-
     folder = Path(folder)
     if not folder.is_dir():
         return []
     files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
-             and p.name.lower().endswith(RASTER_SUFFIXES + VOLUME_SUFFIXES)]
+             and p.name.lower().endswith(RASTER_SUFFIXES + VOLUME_SUFFIXES + (".npz",))]
 
     def key(p: Path):
         return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]
@@ -224,7 +230,10 @@ def open_image(path: str | Path) -> AnnotationImage:
     if path.is_file() and path.name.lower().endswith(".dcm"):
         path = path.parent
     if path.is_file() and not is_openable(path):
-        raise InputError("unsupported file type; expected PNG/JPEG, NIfTI (.nii/.nii.gz) or a DICOM folder", path)
+        raise InputError("unsupported file type; expected PNG/JPEG, NIfTI (.nii/.nii.gz), a DICOM folder or a "
+                         "prepared slice (.npz)", path)
+    if path.name.lower().endswith(".npz") and path.is_file():
+        return open_prepared_slice(path)
     volume = path.is_dir() or path.name.lower().endswith(VOLUME_SUFFIXES)
 
     stack, dtype, geometry, source_geometry = _read(path, volume)
@@ -234,8 +243,8 @@ def open_image(path: str | Path) -> AnnotationImage:
     normalization = "window" if is_ct else "zscore" if volume else "unit"
     value_max = float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
     result = AnnotationImage(path=path, name=image_stem(path), volume=stack, is_volume=volume, is_ct=is_ct,
-                             reference=geometry, source_geometry=source_geometry, spacing_mm=spacing, window=window, normalization=normalization,
-                             value_max=value_max)
+                             reference=geometry, source_geometry=source_geometry, spacing_mm=spacing, window=window,
+                             normalization=normalization, value_max=value_max)
     gt_path = find_ground_truth(path)
     if gt_path is not None:
         try:
@@ -245,6 +254,43 @@ def open_image(path: str | Path) -> AnnotationImage:
             logger.warning("ignoring unreadable ground truth: %s", exc)
     logger.info("opened %s: %d slice(s) of %d x %d px%s", path, stack.shape[0], stack.shape[1], stack.shape[2],
                 f", ground truth {gt_path}" if result.ground_truth is not None else "")
+    return result
+
+
+def open_prepared_slice(path: Path) -> AnnotationImage:
+    """Open a prepared slice (``wiml prepare``'s ``slices/<patient>/<patient>_<slice:04d>.npz``).
+
+    The network sees the stored (C, H, W) image as it is; the annotator shows and refines channel 0; the
+    stored mask is the ground truth. Strong labels are then named ``<patient>_<slice:04d>`` at the prepared
+    resolution, which is what ``wiml train-msl`` reads from a WIA ``result/`` folder.
+
+    Raises:
+        InputError: not a prepared slice NPZ.
+    """
+    from wiml.data.slices import load_slice
+
+    path = Path(path)
+    with np.load(path, allow_pickle=False) as data:
+        keys = set(data.files)
+    if keys & {"spacing", "origin", "direction"}:
+        raise InputError("this NPZ is a volume (it stores a geometry); expected a prepared slice with arrays "
+                         "'image' (C, H, W) and optional 'mask'", path)
+    image, mask = load_slice(path)
+    channel0 = image[0]
+    lo, hi = (0.0, 1.0) if channel0.min() >= 0.0 and channel0.max() <= 1.0 else \
+        tuple(float(v) for v in np.percentile(channel0, [0.5, 99.5]))
+    if hi <= lo:
+        hi = lo + 1.0
+    result = AnnotationImage(path=path, name=image_stem(path), volume=_as_stack(channel0, path), is_volume=False,
+                             is_ct=False, reference=None, source_geometry=None, spacing_mm=None,
+                             window=((lo + hi) / 2.0, hi - lo), normalization="prepared", prepared=image)
+    match = re.fullmatch(r"(.+)_(\d{4,})", result.name)
+    if match:
+        result.patient_id, result.prepared_index = match.group(1), int(match.group(2))
+    if mask is not None:
+        result.ground_truth = (mask > 0).astype(np.uint8)[None]
+        result.ground_truth_path = path
+    logger.info("opened prepared slice %s: %d channel(s) of %d x %d px", path, *image.shape)
     return result
 
 

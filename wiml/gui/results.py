@@ -83,8 +83,11 @@ def write_json(path: Path, data: dict) -> Path:
 def default_result_dir(image_path: Path) -> Path:
     """``result/`` beside the image's folder: ``data_source/1.png`` -> ``result/`` next to ``data_source/``.
 
-    A DICOM series is its own folder: ``patient/PATIENT_DICOM`` -> ``patient/result``.
+    A DICOM series is its own folder: ``patient/PATIENT_DICOM`` -> ``patient/result``. A prepared slice
+    ``<prepared dir>/slices/<patient>/<name>.npz`` -> ``<prepared dir>/result``.
     """
     image_path = Path(image_path)
     folder = image_path if image_path.is_dir() else image_path.parent
+    if image_path.suffix == ".npz" and folder.parent.name == "slices":
+        return folder.parent.parent / "result"  # a prepared slice: <prepared dir>/result
     return folder.parent / "result"

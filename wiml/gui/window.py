@@ -310,7 +310,8 @@ class AnnotatorWindow(QMainWindow):
     def open_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
             self, "Open image", self._dialog_folder(),
-            "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.nii *.nii.gz *.mha *.mhd *.nrrd *.dcm);;All files (*)")
+            "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.nii *.nii.gz *.mha *.mhd *.nrrd *.dcm);;"
+            "Prepared slices (*.npz);;All files (*)")
         if path:
             self.open_path(path)
 
