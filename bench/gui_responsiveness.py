@@ -3,8 +3,10 @@
 Drives the real window offscreen on a real slice: Segment, then robot-user clicks
 (:func:`wiml.interactive.robot.next_click`) against the ground truth. A 5 ms QTimer on the GUI thread
 records the gaps between its ticks; a frozen window shows up as a gap as long as the refinement. For each
-action the script also records the time from the click to the drawn mask. The same clicks are then replayed
-with the refinement called directly on the GUI thread, the naive design, to show the stall it would cause.
+action the script also records the time from the click to the drawn mask. It runs the annotator's default
+(refinement in a helper process, :mod:`wiml.gui.remote`), then ``--in-thread`` (refinement on the worker
+thread, where SimpleCRF holding Python's GIL still stalls the GUI thread), then replays the same clicks with
+the refinement called directly on the GUI thread, the naive design, to show the stall it would cause.
 
 Usage:
     QT_QPA_PLATFORM=offscreen OMP_NUM_THREADS=1 .venv/bin/python bench/gui_responsiveness.py \\
@@ -44,57 +46,63 @@ def main(argv: list[str] | None = None) -> int:
     from wiml.interactive.robot import next_click
 
     app = QApplication.instance() or QApplication(sys.argv[:1])
-    with tempfile.TemporaryDirectory() as tmp:
-        ctl = AnnotationController(result_dir=Path(tmp))
-        if args.checkpoint is not None:
-            ctl.load_checkpoint(args.checkpoint)
-        win = AnnotatorWindow(ctl, ask_to_save=False)
-        win.resize(1100, 900)
-        win.show()
-        ticks: list[float] = []
-        heartbeat = QTimer(interval=5)
-        heartbeat.timeout.connect(lambda: ticks.append(time.perf_counter()))
-        heartbeat.start()
+    ticks: list[float] = []
+    heartbeat = QTimer(interval=5)
+    heartbeat.timeout.connect(lambda: ticks.append(time.perf_counter()))
 
-        def settle() -> None:
-            loop = QEventLoop()
-            poll = QTimer(interval=2)
-            poll.timeout.connect(lambda: loop.quit() if win.worker.pending == 0 else None)
-            poll.start()
-            loop.exec_()
-            poll.stop()
+    def drive(refine_in_process: bool) -> dict:
+        """Segment + robot clicks in the real window; GUI event-loop gaps and click-to-mask times."""
+        with tempfile.TemporaryDirectory() as tmp:
+            ctl = AnnotationController(result_dir=Path(tmp), refine_in_process=refine_in_process)
+            if args.checkpoint is not None:
+                ctl.load_checkpoint(args.checkpoint)
+            win = AnnotatorWindow(ctl, ask_to_save=False)
+            win.resize(1100, 900)
+            win.show()
 
-        win.open_path(args.image)
-        settle()
-        ctl.warm_up()
-        shape = win.snapshot.raw.shape
-        gt = win.snapshot.ground_truth
-        if gt is None:
-            print(f"{args.image}: needs a ground truth in a label/ folder", file=sys.stderr)
-            return 2
-        ticks.clear()
-        t0 = time.perf_counter()
-        win.segment()
-        settle()
-        segment_s = time.perf_counter() - t0
-        segment_gaps = np.diff(ticks).tolist() if len(ticks) > 1 else [0.0]
-        click_s, gaps, clicks = [], [], []
-        for _ in range(args.clicks):
-            click = next_click(win.snapshot.mask, gt)
-            if click is None:
-                break
-            clicks.append(click)
+            def settle() -> None:
+                loop = QEventLoop()
+                poll = QTimer(interval=2)
+                poll.timeout.connect(lambda: loop.quit() if win.worker.pending == 0 else None)
+                poll.start()
+                loop.exec_()
+                poll.stop()
+
+            win.open_path(args.image)
+            win.worker.submit(ctl.warm_up)
+            settle()
+            gt = win.snapshot.ground_truth
+            if gt is None:
+                raise SystemExit(f"{args.image}: needs a ground truth in a label/ folder")
+            heartbeat.start()
             ticks.clear()
             t0 = time.perf_counter()
-            win.click(click.row, click.col, bool(click.label))
+            win.segment()
             settle()
-            click_s.append(time.perf_counter() - t0)
-            gaps.extend(np.diff(ticks).tolist())
-        dice = win.snapshot.dice
-        heartbeat.stop()
-        win.worker.shutdown()
+            out = {"segment_s": time.perf_counter() - t0, "segment_gaps": np.diff(ticks).tolist() or [0.0],
+                   "click_s": [], "gaps": [], "clicks": []}
+            for _ in range(args.clicks):
+                click = next_click(win.snapshot.mask, gt)
+                if click is None:
+                    break
+                out["clicks"].append(click)
+                ticks.clear()
+                t0 = time.perf_counter()
+                win.click(click.row, click.col, bool(click.label))
+                settle()
+                out["click_s"].append(time.perf_counter() - t0)
+                out["gaps"].extend(np.diff(ticks).tolist())
+            heartbeat.stop()
+            out["dice"] = win.snapshot.dice
+            out["shape"] = win.snapshot.raw.shape
+            win.close()
+        return out
 
-        # the naive design: the same clicks refined on the GUI thread (the event loop waits for each)
+    runs = {"helper process (default)": drive(True), "worker thread (--in-thread)": drive(False)}
+    clicks = runs["helper process (default)"]["clicks"]
+
+    # the naive design: the same clicks refined on the GUI thread (the event loop waits for each)
+    with tempfile.TemporaryDirectory() as tmp:
         ctl2 = AnnotationController(result_dir=Path(tmp))
         if args.checkpoint is not None:
             ctl2.load_checkpoint(args.checkpoint)
@@ -107,12 +115,15 @@ def main(argv: list[str] | None = None) -> int:
             app.processEvents()
             blocked.append(time.perf_counter() - t0)
 
+    shape = runs["helper process (default)"]["shape"]
     print(f"image {args.image} ({shape[0]} x {shape[1]} px), checkpoint {args.checkpoint}")
-    print(f"Segment (Grad-CAM + initial mask) on the worker: {1000 * segment_s:.0f} ms; "
-          f"GUI event-loop gaps meanwhile: {_percentiles(segment_gaps)}")
-    print(f"{len(click_s)} robot clicks, click -> mask drawn: {_percentiles(click_s)}; final Dice {dice:.3f}")
-    print(f"GUI event-loop gaps during the clicks (5 ms timer): {_percentiles(gaps)}")
-    print(f"same clicks refined on the GUI thread (naive): window frozen per click {_percentiles(blocked)}")
+    for name, out in runs.items():
+        print(f"[{name}] Segment on the worker: {1000 * out['segment_s']:.0f} ms, GUI gaps meanwhile: "
+              f"{_percentiles(out['segment_gaps'])}")
+        print(f"[{name}] {len(out['click_s'])} robot clicks, click -> mask drawn: {_percentiles(out['click_s'])}; "
+              f"final Dice {out['dice']:.3f}")
+        print(f"[{name}] GUI event-loop gaps during the clicks (5 ms timer): {_percentiles(out['gaps'])}")
+    print(f"[GUI thread, naive] same clicks: window frozen per click {_percentiles(blocked)}")
     return 0
 
 

@@ -223,3 +223,29 @@ def test_prepared_slice_labels_feed_train_msl(png_case, tmp_path, interior_point
     masks, recordings = wia_strong_labels([record], tmp_path / "data" / "result")
     assert np.array_equal(masks[0], ctl.mask)
     assert recordings[0]["patient_id"] == "p1" and recordings[0]["slice_index"] == 3
+
+
+def test_refinement_in_a_helper_process_matches_in_process(png_case, interior_point):
+    """The helper-process session gives the same masks and errors as the in-process one."""
+    local = AnnotationController()
+    remote = AnnotationController(refine_in_process=True)
+    try:
+        for ctl in (local, remote):
+            ctl.open(png_case)
+            ctl.segment()
+        r, c = interior_point(local.ground_truth)
+        for ctl in (local, remote):
+            ctl.add_click(r, c, foreground=True)
+            ctl.add_click(2, 2, foreground=False)
+        assert np.array_equal(local.mask, remote.mask) and remote.mask.sum() > 0
+        for ctl in (local, remote):
+            ctl.undo()
+        assert np.array_equal(local.mask, remote.mask) and len(remote.clicks) == 1
+        with pytest.raises(InputError, match="outside"):
+            remote.current.session.add_click(PNG_SHAPE[0] + 1, 0, True)
+        remote.open(png_case)  # the old sessions are dropped in the helper on the next call
+        remote.add_click(r, c, foreground=True)
+        assert remote.mask.sum() > 0
+    finally:
+        remote.close()
+    assert remote._server is None

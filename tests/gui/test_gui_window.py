@@ -212,7 +212,9 @@ def test_start_opens_image_and_says_checkpoint_is_missing(qtbot, png_case, tmp_p
     assert "weak checkpoint not found" in win.banner.text() and str(missing) in win.banner.text()
     assert "clicks only" in win.banner.text()
     assert win.controller.result_dir == tmp_path / "r"
-    win.worker.shutdown()
+    assert win.controller._server is not None and win.controller._server.alive  # refinement in a helper process
+    win.close()  # stops the worker thread and the helper process
+    assert win.controller._server is None
 
 
 def test_ctrl_drag_pans_and_is_not_a_click(qtbot, window, png_case):

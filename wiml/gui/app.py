@@ -41,6 +41,9 @@ def build_parser(default_image: Path | None = None, default_checkpoint: Path | N
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="refinement parameter (wiml.interactive.session.RefinementConfig), e.g. --set lam=5 "
                              "--set click_radius_px=3 --set backend=geodistk")
+    parser.add_argument("--in-thread", action="store_true",
+                        help="refine on the worker thread of this process instead of a helper process (the GUI "
+                             "then stalls while SimpleCRF holds Python's GIL)")
     parser.add_argument("--debug", action="store_true", help="debug logging")
     return parser
 
@@ -70,7 +73,7 @@ def create_window(args: argparse.Namespace):
     refinement = load_config(RefinementConfig, None, args.overrides)
     refinement.make_session()  # validates the values
     controller = AnnotationController(result_dir=args.result_dir, device=args.device, refinement=refinement,
-                                      cam_input_px=args.cam_size)
+                                      cam_input_px=args.cam_size, refine_in_process=not args.in_thread)
     if args.checkpoint is not None:
         try:
             controller.load_checkpoint(args.checkpoint)
@@ -109,4 +112,5 @@ def main(argv: Sequence[str] | None = None, default_image: Path | None = None,
         return 2
     status = int(app.exec_())
     window.worker.shutdown()
+    window.controller.close()
     return status

@@ -135,16 +135,24 @@ class AnnotationController:
         session_factory: callable returning a fresh refinement session (tests inject one); default
             ``refinement.make_session``.
         clock: time source in seconds (tests inject a fake one).
+        refine_in_process: run the refinement sessions in a helper process (:mod:`wiml.gui.remote`), so that
+            SimpleCRF holding Python's GIL never stalls the GUI thread; call :meth:`close` at the end.
     """
 
     def __init__(self, result_dir: str | Path | None = None, device: str = "cpu",
                  refinement: RefinementConfig | None = None, cam_input_px: int | None = 256,
                  session_factory: Callable[[], object] | None = None,
-                 clock: Callable[[], float] = time.perf_counter) -> None:
+                 clock: Callable[[], float] = time.perf_counter, refine_in_process: bool = False) -> None:
         self.result_dir = Path(result_dir) if result_dir is not None else None
         self.device = device
         self.cam_input_px = cam_input_px
         self.refinement = refinement or RefinementConfig()
+        self._server = None
+        if session_factory is None and refine_in_process:
+            from wiml.gui.remote import RefinementServer
+
+            self._server = RefinementServer(self.refinement)
+            session_factory = self._server.new_session
         self._session_factory = session_factory or self.refinement.make_session
         self._clock = clock
         self.model = None
@@ -155,6 +163,12 @@ class AnnotationController:
         self._slices: dict[int, SliceAnnotation] = {}
         self._zscored: np.ndarray | None = None
         self._image_id = 0
+
+    def close(self) -> None:
+        """Stop the refinement helper process, if there is one."""
+        if self._server is not None:
+            self._server.close()
+            self._server = None
 
     # ------------------------------------------------------------------ checkpoint
     def load_checkpoint(self, path: str | Path) -> str:

@@ -477,4 +477,5 @@ class AnnotatorWindow(QMainWindow):
             return
         self._clock_timer.stop()
         self.worker.shutdown()
+        self.controller.close()
         event.accept()
