@@ -9,6 +9,7 @@ Qt-free layer (testable headless):
   segment, click, undo, clear, save), returning :class:`Snapshot` objects for the widgets.
 * :mod:`wiml.gui.results` - writers of ``result/{CAM,initial_mask,strong_label,recording}``.
 * :mod:`wiml.gui.overlay` - windowing to 8-bit, mask contours, CAM colours.
+* :mod:`wiml.gui.remote` - refinement sessions served by a helper process (the GIL never stalls the GUI).
 
 Qt layer: :mod:`wiml.gui.worker` (actions on one worker ``QThread``), :mod:`wiml.gui.canvas` and
 :mod:`wiml.gui.window` (the widgets), :mod:`wiml.gui.app` (``main(argv)``), :mod:`wiml.gui.screenshot`
