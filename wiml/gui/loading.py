@@ -1,9 +1,10 @@
-"""Open an image for annotation: a PNG/JPEG slice, a NIfTI volume or a DICOM series (Qt-free).
+"""Open an image for annotation: a PNG/JPEG slice, a NIfTI volume, a DICOM series or a prepared slice (Qt-free).
 
 Every input becomes an :class:`AnnotationImage`: a (D, H, W) float32 stack of slices in the source units
-(HU for CT, grey values for PNG/JPEG), the source geometry for writing the strong label back as NIfTI, the
-ground truth when a mask of the same name sits in a ``label/`` folder beside the image (``<dir>/label/`` or
-``<dir>/../label/``), and the intensity window used for display and for the network / refinement input.
+(HU for CT, grey values for PNG/JPEG), shown in ``wiml prepare``'s orientation; the source geometry for
+writing the strong label back as NIfTI; the ground truth when a mask of the same name sits in a ``label/``
+folder beside the image (``<dir>/label/`` or ``<dir>/../label/``) or, for a prepared slice, in its NPZ; and
+how to scale the slice for the weak model (as ``wiml prepare`` scaled its training data) and for display.
 """
 
 from __future__ import annotations
@@ -52,8 +53,8 @@ class AnnotationImage:
         spacing_mm: (row, col) pixel spacing in mm, or None when the source has no physical geometry.
         window: default (level, width) in source units; also the normalisation of the analysis image.
         normalization: how ``wiml prepare`` scales this kind of input for the network: ``window`` (CT, HU
-            window), ``zscore`` (MR volume, per volume inside the non-zero voxels) or ``unit`` (2-D slice
-            files, grey value / ``value_max``).
+            window), ``zscore`` (MR volume, per volume inside the non-zero voxels), ``unit`` (2-D slice
+            files, grey value / ``value_max``) or ``prepared`` (already scaled).
         value_max: maximum of the file's integer dtype (255 for 8-bit), 1.0 for float input.
         prepared: for a prepared slice (``wiml prepare``'s NPZ), its (C, H, W) float32 image, which is the
             network input as it is (``normalization`` is then ``prepared``); None otherwise.
