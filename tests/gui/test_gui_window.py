@@ -100,8 +100,13 @@ def test_load_segment_click_save_png(qtbot, window, png_case, tmp_path, interior
     assert len(json.loads((tmp_path / "result" / "recording" / "case.v1.json").read_text())["clicks"]) == 1
     assert len(json.loads((tmp_path / "result" / "recording" / "case.json").read_text())["clicks"]) == 2
 
-    # next image in the folder, then back
-    snap = run(qtbot, window, window.step_image, 1)
+    # Save & Next: saves, then opens the next image of the folder
+    click_pixel(qtbot, window, r, c)
+    with qtbot.waitSignal(window.snapshot_shown, timeout=TIMEOUT_MS):
+        window.act_save_next.trigger()
+    qtbot.waitUntil(lambda: window.worker.pending == 0, timeout=TIMEOUT_MS)
+    snap = window.snapshot
+    assert (tmp_path / "result" / "strong_label" / "case.v2.png").is_file()
     assert snap.image_path.name == "z2.png" and snap.ground_truth is None
     assert window.metrics_label.text() == "no ground truth"
 

@@ -30,7 +30,8 @@ _SHORTCUTS = [
     ("Left click", "foreground click"), ("Right click", "background click"),
     ("Wheel", "zoom at the cursor"), ("Middle drag / Ctrl + left drag", "pan"),
     ("S", "Segment (CAM initial mask)"), ("Ctrl+Z", "Undo the last click"), ("Delete", "Clear the clicks"),
-    ("Ctrl+S", "Save Segmentation"), ("Ctrl+O", "Open Image"), ("Ctrl+Shift+O", "Open DICOM Folder"),
+    ("Ctrl+S", "Save Segmentation"), ("Ctrl+Enter", "Save, then the next image / slice"),
+    ("Ctrl+O", "Open Image"), ("Ctrl+Shift+O", "Open DICOM Folder"),
     ("N / P", "next / previous image in the folder"), ("PgUp / PgDn", "next / previous slice"),
     ("+ / - / F", "zoom in / out / fit"), ("M / G / C", "show mask / ground truth / CAM"),
     ("[ / ]", "overlay opacity down / up"), ("W", "reset the window/level"), ("Ctrl+K", "Load Checkpoint"),
@@ -188,6 +189,8 @@ class AnnotatorWindow(QMainWindow):
                                 "choose where result/ files are written")
         self.act_save = a("&Save Segmentation", self.save, QKeySequence.Save,
                           "write the strong label, CAM, initial mask and recording", QStyle.SP_DialogSaveButton)
+        self.act_save_next = a("Save && &Next", self.save_and_next, "Ctrl+Return",
+                               "save, then open the next image of the folder (or the next slice of a volume)")
         self.act_quit = a("&Quit", self.close, QKeySequence.Quit, "quit")
         self.act_segment = a("Se&gment", self.segment, "S", "CAM of the weak model -> initial mask",
                              QStyle.SP_MediaPlay)
@@ -215,7 +218,7 @@ class AnnotatorWindow(QMainWindow):
         menu = self.menuBar()
         file_menu = menu.addMenu("&File")
         for act in (self.act_open, self.act_open_dicom, self.act_next, self.act_prev, None, self.act_checkpoint,
-                    self.act_result_dir, None, self.act_save, None, self.act_quit):
+                    self.act_result_dir, None, self.act_save, self.act_save_next, None, self.act_quit):
             file_menu.addSeparator() if act is None else file_menu.addAction(act)
         edit_menu = menu.addMenu("&Annotate")
         for act in (self.act_segment, self.act_undo, self.act_clear):
@@ -267,6 +270,14 @@ class AnnotatorWindow(QMainWindow):
     def save(self) -> None:
         """Write CAM, initial mask, strong label and recording under result/ (after every queued click)."""
         self._submit(self.controller.save)
+
+    def save_and_next(self) -> None:
+        """Save, then go on: the next slice of a volume, or the next image of the folder."""
+        self.save()
+        if self.snapshot.depth > 1:
+            self.set_slice(min(self.snapshot.slice_index + 1, self.snapshot.depth - 1))
+        else:
+            self.step_image(1)
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Load a weak checkpoint (on the worker; the banner says whether it worked)."""
