@@ -249,3 +249,21 @@ def test_refinement_in_a_helper_process_matches_in_process(png_case, interior_po
     finally:
         remote.close()
     assert remote._server is None
+
+
+def test_helper_process_restarts_after_a_crash(png_case, interior_point):
+    from wiml.gui.remote import RefinementServerError
+
+    ctl = AnnotationController(refine_in_process=True)
+    try:
+        ctl.open(png_case)
+        ctl.segment()
+        ctl._server._process.terminate()  # simulate a crash of the helper we started
+        ctl._server._process.join(5)
+        with pytest.raises(RefinementServerError, match="restarted"):
+            ctl.add_click(*interior_point(ctl.ground_truth), foreground=True)
+        ctl.segment()  # a fresh session in the restarted helper
+        snap = ctl.add_click(*interior_point(ctl.ground_truth), foreground=True)
+        assert snap.mask.sum() > 0 and len(snap.clicks) == 1
+    finally:
+        ctl.close()

@@ -74,15 +74,18 @@ class RefinementServer:
     """
 
     def __init__(self, refinement: RefinementConfig | None = None) -> None:
-        config = dataclasses.asdict(refinement or RefinementConfig())
-        ctx = multiprocessing.get_context("spawn")
-        self._conn, child = ctx.Pipe()
-        self._process = ctx.Process(target=_serve, args=(child, config), name="wiml-refinement", daemon=True)
-        self._process.start()
-        child.close()
+        self._config = dataclasses.asdict(refinement or RefinementConfig())
         self._lock = threading.Lock()
         self._next_id = 0
         self._dropped: list[int] = []
+        self._start()
+
+    def _start(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        self._conn, child = ctx.Pipe()
+        self._process = ctx.Process(target=_serve, args=(child, self._config), name="wiml-refinement", daemon=True)
+        self._process.start()
+        child.close()
         logger.info("refinement process started (pid %d)", self._process.pid)
 
     def call(self, sid: int, method: str, *args) -> Any:
@@ -90,16 +93,21 @@ class RefinementServer:
 
         Raises:
             whatever the session raised (e.g. InputError for a click outside the image);
-            RefinementServerError: the process is gone.
+            RefinementServerError: the process had stopped (it is restarted; its sessions are lost).
         """
         with self._lock:
             dropped, self._dropped = self._dropped, []
             try:
+                if not self._process.is_alive():
+                    raise EOFError("process not alive")
                 self._conn.send((sid, method, args, dropped))
                 ok, value = self._conn.recv()
-            except (EOFError, OSError, BrokenPipeError) as exc:
-                raise RefinementServerError(f"the refinement process is not running ({exc.__class__.__name__}); "
-                                            "restart the annotator") from exc
+            except (EOFError, OSError) as exc:
+                logger.error("refinement process lost (%s); restarting it", exc)
+                self._conn.close()
+                self._start()
+                raise RefinementServerError("the refinement process had stopped and was restarted; press Segment "
+                                            "to start this slice again") from exc
         if not ok:
             raise value
         return value
