@@ -130,7 +130,9 @@ def test_bad_checkpoint_and_bad_click_show_messages(qtbot, window, png_case, tmp
     run(qtbot, window, window.open_path, png_case)
     with qtbot.waitSignal(window.action_failed, timeout=TIMEOUT_MS) as blocker:
         window.click(PNG_SHAPE[0] + 3, 0, True)
-    assert "outside" in blocker.args[0]
+    assert "outside" in blocker.args[0] and "outside" in window.banner.text()
+    run(qtbot, window, window.click, 30, 40, True)  # a good click clears the error; the checkpoint note returns
+    assert "outside" not in window.banner.text() and "not found" in window.banner.text()
 
 
 def test_checkpoint_menu_path_gives_cam(qtbot, tmp_path, png_case, tiny_checkpoint):

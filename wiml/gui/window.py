@@ -88,6 +88,7 @@ class AnnotatorWindow(QMainWindow):
         self.banner.setWordWrap(True)
         self.banner.setVisible(False)
         self.banner.setTextInteractionFlags(Qt.TextSelectableByMouse)
+        self._banner_is_error = False
         layout.addWidget(self.banner)
         self.canvas = ImageCanvas(central)
         self.canvas.set_opacity(0.3)
@@ -400,8 +401,8 @@ class AnnotatorWindow(QMainWindow):
             self.canvas.set_overlays(snap.mask, snap.ground_truth, snap.cam, snap.clicks)
         if snap.message:
             self.statusBar().showMessage(snap.message, 6000)
-        if snap.saved:
-            self.banner.setVisible(False)
+        if self._banner_is_error:  # a successful action clears the last error (the checkpoint note stays)
+            self._update_checkpoint_banner()
         self.refresh_status()
         self.snapshot_shown.emit(snap)
 
@@ -465,6 +466,7 @@ class AnnotatorWindow(QMainWindow):
             self.checkpoint_label.setText("CAM: none (clicks only)")
 
     def _update_checkpoint_banner(self) -> None:
+        self._banner_is_error = False
         if self.controller.model is None:
             self._show_banner(self.controller.checkpoint_status, "#fff3cd", "#664d03")
         else:
@@ -480,6 +482,7 @@ class AnnotatorWindow(QMainWindow):
     def show_error(self, message: str) -> None:
         logger.warning("%s", message)
         self._show_banner(message, "#f8d7da", "#58151c")
+        self._banner_is_error = True
         self.statusBar().showMessage(message, 8000)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
