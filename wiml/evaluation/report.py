@@ -210,9 +210,12 @@ def write_report(run: str | Path) -> Path:
     else:
         md += ["(no test results)", ""]
 
-    base = _load(run / "baselines" / "summary.json")
-    if base:
-        md += ["## Baselines and ablations", ""] + baselines_table(base) + [""]
+    for folder, title in (("baselines", "Baselines"), ("ablations", "Ablations")):
+        base = _load(run / folder / "summary.json")
+        if base:
+            md += [f"## {title} (same split, strong labels and test code)", "",
+                   f"Seeds {base.get('seeds')}; strong labels: {' '.join(base.get('strong', []))}.", ""]
+            md += baselines_table(base) + [""]
     path = atomic_write_text(out / "report.md", "\n".join(md) + "\n")
     logger.info("report: %s", path)
     return path
@@ -250,7 +253,8 @@ def terminal_summary(run: str | Path) -> str:
                      f"{format_mean_std(s['iou'])}, HD95 {format_mean_std(s['hd95_mm'], 2)} mm, "
                      f"ASD {format_mean_std(s['asd_mm'], 2)} mm")
     base = _load(run / "baselines" / "summary.json") or {}
-    for r in base.get("methods", []):
+    abl = _load(run / "ablations" / "summary.json") or {}
+    for r in base.get("methods", []) + abl.get("methods", []):
         lines.append(f"    {r['method']:<24} Dice {format_mean_std(r.get('dice') or {})}")
     if (run / "report" / "report.md").is_file():
         lines.append(f"  report: {run / 'report' / 'report.md'}")
