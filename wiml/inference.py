@@ -19,7 +19,12 @@ from wiml.errors import InputError
 logger = logging.getLogger(__name__)
 
 
-def _fit_channels(x: torch.Tensor, in_channels: int) -> torch.Tensor:
+def fit_channels(x: torch.Tensor, in_channels: int) -> torch.Tensor:
+    """(B, C, H, W) -> (B, in_channels, H, W): a grey slice is repeated into a multi-channel network's input.
+
+    Raises:
+        InputError: C differs from ``in_channels`` and is not 1.
+    """
     if x.shape[1] == in_channels:
         return x
     if x.shape[1] == 1:
@@ -65,7 +70,7 @@ def predict_slices(model: torch.nn.Module, images: np.ndarray | Sequence[np.ndar
     t0 = time.perf_counter()
     for start in range(0, n, batch_size):
         x = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size], np.float32)).to(device)
-        x = _fit_channels(x, in_ch)
+        x = fit_channels(x, in_ch)
         if size is not None and (h, w) != (size, size):
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
         hh, ww = x.shape[2:]

@@ -57,7 +57,7 @@ def weak_only_predictions(checkpoint: Path, cases, device, batch_size: int = 8) 
     import torch
 
     from wiml.cam import cam_to_initial_mask, compute_grad_cam
-    from wiml.inference import _fit_channels
+    from wiml.inference import fit_channels
     from wiml.networks.fpsnet import tag_probability
     from wiml.training.checkpoint import load_model
 
@@ -65,7 +65,7 @@ def weak_only_predictions(checkpoint: Path, cases, device, batch_size: int = 8) 
     out = []
     for start in range(0, len(cases), batch_size):
         chunk = cases[start:start + batch_size]
-        x = _fit_channels(torch.from_numpy(np.stack([c.image for c in chunk])).to(device), model.config.in_channels)
+        x = fit_channels(torch.from_numpy(np.stack([c.image for c in chunk])).to(device), model.config.in_channels)
         with torch.no_grad():
             tags = tag_probability(model(x).cls).cpu().numpy()
         cams = compute_grad_cam(model, x)[0]
