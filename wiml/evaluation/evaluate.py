@@ -171,12 +171,17 @@ def _overlay_rgb(image: np.ndarray, gt: np.ndarray, pred: np.ndarray) -> np.ndar
     return rgb
 
 
-def write_overlay(path: Path, image: np.ndarray, gt: np.ndarray, pred: np.ndarray) -> Path:
-    """Write an overlay PNG (ground truth green, prediction red) atomically."""
+def write_overlay(path: Path, image: np.ndarray, gt: np.ndarray, pred: np.ndarray, min_side_px: int = 256) -> Path:
+    """Write an overlay PNG (ground truth green, prediction red) atomically, small slices enlarged
+    (nearest neighbour, integer factor) to at least ``min_side_px``."""
     from PIL import Image
 
+    rgb = _overlay_rgb(image, gt, pred)
+    factor = max(1, -(-min_side_px // max(rgb.shape[:2])))
+    if factor > 1:
+        rgb = rgb.repeat(factor, axis=0).repeat(factor, axis=1)
     with atomic_path(path) as tmp:
-        Image.fromarray(_overlay_rgb(image, gt, pred)).save(tmp, format="PNG")
+        Image.fromarray(rgb).save(tmp, format="PNG")
     return path
 
 
