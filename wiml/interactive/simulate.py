@@ -11,7 +11,7 @@ For every slice of a split that has a ground-truth mask with foreground, the rob
 
 Outputs (docs/architecture.md, "Run folder" and "WIA results")::
 
-    slices.csv          one row per slice and mode: initial Dice, Dice after each click, NoC@80/85/90, s/click
+    slices.csv          one row per slice and mode: target area (px), initial Dice, Dice after each click, NoC@80/85/90, s/click
     summary.json        means per mode, clicks saved by the CAM, the resolved config
     dice_vs_clicks.png  mean Dice against the number of clicks, one line per mode
     config.yaml         the resolved config
@@ -192,10 +192,10 @@ def write_wia_result(result_dir: Path, record: SliceRecord, result: RobotResult)
     return label_path, record_path
 
 
-def _row(name: str, record: SliceRecord, mode: str, r: RobotResult, max_clicks: int) -> dict:
+def _row(name: str, record: SliceRecord, mode: str, r: RobotResult, max_clicks: int, target_px: int) -> dict:
     steps = [r.dice_after(k) for k in range(1, max_clicks + 1)]
     row = {"name": name, "patient_id": record.patient_id, "slice_index": record.slice_index, "mode": mode,
-           "initial_dice": round(r.initial_dice, 4), "n_clicks": len(r.clicks),
+           "target_px": target_px, "initial_dice": round(r.initial_dice, 4), "n_clicks": len(r.clicks),
            "final_dice": round(r.final_dice, 4)}
     row.update({f"noc{int(round(t * 100))}": r.noc(t, max_clicks) for t in NOC_THRESHOLDS})
     row["s_per_click"] = round(float(np.mean(r.seconds_per_click)), 5) if r.seconds_per_click else ""
@@ -313,7 +313,7 @@ def run_wia_simulation(data: Path, out: Path, config: WiaSimConfig, cam_source: 
             session.set_image(img, use_cam)
             result = simulate(session, gt, config.max_clicks, config.target_dice,
                               jitter_px=config.jitter_px if mode == "jitter" else 0.0, rng=rng)
-            rows.append(_row(name, record, mode, result, config.max_clicks))
+            rows.append(_row(name, record, mode, result, config.max_clicks, areas[-1]))
             if mode == main_mode:
                 main_results.append(result)
     fields = list(rows[0].keys())
