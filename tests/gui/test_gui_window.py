@@ -220,6 +220,8 @@ def test_start_opens_image_and_says_checkpoint_is_missing(qtbot, png_case, tmp_p
     assert "clicks only" in win.banner.text()
     assert win.controller.result_dir == tmp_path / "r"
     assert win.controller._server is not None and win.controller._server.alive  # refinement in a helper process
+    snap = click_pixel(qtbot, win, 30, 42)
+    assert snap.mask[30, 42] == 1 and snap.dice > 0.1
     win.close()  # stops the worker thread and the helper process
     assert win.controller._server is None
 
