@@ -164,3 +164,16 @@ def test_helpers():
     assert region_of_interest(np.zeros((5, 5), bool), 2) is None
     roi = region_of_interest(np.eye(5, dtype=bool)[::-1] & (np.arange(5) == 2), 1)
     assert roi == (slice(1, 4), slice(1, 4))
+
+
+def test_cam_threshold_calibrates_a_low_cam():
+    img, gt, _ = _scene()
+    cam = np.where(gt > 0, 0.3, 0.05).astype(np.float32)  # a weak CAM: low, but higher on the target
+    plain = RefinementSession()
+    plain.set_image(img, cam)
+    assert plain.initial_mask().sum() == 0  # 0.3 < 0.5 everywhere: nothing is foreground
+    calibrated = RefinementSession(cam_threshold=0.2)  # CAM 0.2 counts as probability 0.5
+    calibrated.set_image(img, cam)
+    assert dice_score(calibrated.initial_mask(), gt) > 0.95
+    with pytest.raises(InputError):
+        RefinementSession(cam_threshold=1.5)

@@ -284,6 +284,7 @@ class RefinementConfig:
     roi_margin_px: int | None = 16
     roi_threshold: float = 0.4
     empty_prior: float = 0.3
+    cam_threshold: float | None = None
 
     def make_session(self) -> "RefinementSession":
         return RefinementSession(**dataclasses.asdict(self))
@@ -315,6 +316,9 @@ class RefinementSession:
         roi_margin_px: margin of the region of interest the graph cut runs in, px; None = whole image.
         roi_threshold: combined probability from which a pixel belongs to the ROI's core.
         empty_prior: constant foreground prior when there is no CAM (< 0.5: background unless clicked).
+        cam_threshold: CAM value that counts as probability 0.5: the prior is ``clip(cam * 0.5 / cam_threshold,
+            0, 1)`` (a calibration for weak models whose CAM is low over most of the target, chosen on
+            validation slices); None = the CAM itself is the probability (the original).
 
     Raises:
         InputError: a parameter is out of range.
@@ -322,7 +326,8 @@ class RefinementSession:
 
     def __init__(self, lam: float = 5.0, sigma: float = 0.1, click_radius_px: int = 2, backend: str = "fastgeodis",
                  likelihood_scale: float = 2.0, spatial_scale: float | None = 0.3, smoothing_px: float = 2.0,
-                 roi_margin_px: int | None = 16, roi_threshold: float = 0.4, empty_prior: float = 0.3) -> None:
+                 roi_margin_px: int | None = 16, roi_threshold: float = 0.4, empty_prior: float = 0.3,
+                 cam_threshold: float | None = None) -> None:
         if backend not in BACKENDS:
             raise InputError(f"unknown geodesic backend {backend!r}; expected one of {BACKENDS}")
         if lam < 0 or sigma <= 0 or click_radius_px < 0 or likelihood_scale <= 0:
@@ -330,6 +335,8 @@ class RefinementSession:
                              f"sigma={sigma}, click_radius_px={click_radius_px}, likelihood_scale={likelihood_scale}")
         if roi_margin_px is not None and roi_margin_px < 0:
             raise InputError(f"roi_margin_px must be >= 0 or None, got {roi_margin_px}")
+        if cam_threshold is not None and not 0.0 < cam_threshold < 1.0:
+            raise InputError(f"cam_threshold must be in (0, 1) or None, got {cam_threshold}")
         if not 0.0 <= empty_prior < min(0.5, roi_threshold):
             raise InputError(f"empty_prior must be in [0, min(0.5, roi_threshold)), got {empty_prior}")
         self.lam = float(lam)
@@ -342,6 +349,7 @@ class RefinementSession:
         self.roi_margin_px = roi_margin_px
         self.roi_threshold = float(roi_threshold)
         self.empty_prior = float(empty_prior)
+        self.cam_threshold = cam_threshold
         self._image: np.ndarray | None = None
         self._std: np.ndarray | None = None
         self._prior: np.ndarray | None = None
@@ -377,7 +385,12 @@ class RefinementSession:
         self._image = img
         self._std = standardize(img, self.smoothing_px)
         self.cam = cam
-        self._prior = cam if cam is not None else np.full(img.shape, self.empty_prior, np.float32)
+        if cam is None:
+            self._prior = np.full(img.shape, self.empty_prior, np.float32)
+        elif self.cam_threshold is None:
+            self._prior = cam
+        else:
+            self._prior = np.clip(cam * (0.5 / self.cam_threshold), 0.0, 1.0).astype(np.float32)
         self._clicks = []
         self._history = []
         self._t0 = time.perf_counter()
