@@ -221,7 +221,10 @@ def build_steps(config: PipelineConfig, run: Path) -> list[Step]:
     data, weak, msl = run / "data", run / "weak", run / "msl"
     dev = ["--device", config.device]
     seed = ["--seed", str(config.seed)]
-    x = lambda a: _expand(a, run)  # noqa: E731
+
+    def x(args: list[str]) -> list[str]:
+        return _expand(args, run)
+
     table = {
         "make-demo": Step("make-demo", raw, ["--out", str(raw), "--no-progress", *x(config.make_demo_args)], check_raw),
         "prepare": Step("prepare", data, ["--input", str(raw), "--out", str(data), "--no-progress",
