@@ -97,6 +97,7 @@ def _weights(path: Path) -> dict[str, torch.Tensor]:
     return load_model(path)[0].state_dict()
 
 
+@pytest.mark.slow
 def test_train_writes_outputs_and_resume_continues(prepared, tmp_path):
     cfg = load_config(WeakConfig, None, TINY + ["trainer.epochs=3"])
     full = train_weak(cfg, prepared, tmp_path / "full")
