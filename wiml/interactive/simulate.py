@@ -35,6 +35,7 @@ from wiml.data.slices import SliceRecord, load_slice, read_manifest
 from wiml.errors import InputError
 from wiml.interactive.robot import MAX_CLICKS, NOC_THRESHOLDS, RobotResult, simulate
 from wiml.interactive.session import RefinementConfig
+from wiml.training.strong_labels import slice_name
 from wiml.utils import atomic_path, atomic_write_text, keep_previous_version
 
 logger = logging.getLogger(__name__)
@@ -137,11 +138,6 @@ def checkpoint_cam_source(checkpoint: str | Path, device: str = "auto", input_px
         return np.clip(cam, 0.0, 1.0).astype(np.float32)
 
     return source
-
-
-def slice_name(record: SliceRecord) -> str:
-    """``<patient_id>_<slice_index:04d>``, the name of a prepared slice in every output."""
-    return f"{record.patient_id}_{record.slice_index:04d}"
 
 
 def select_slices(records: list[SliceRecord], areas: list[int], k: int) -> list[int]:
