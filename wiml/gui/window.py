@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 
 from PyQt5.QtCore import Qt, QTimer, pyqtSignal
-from PyQt5.QtGui import QKeySequence
+from PyQt5.QtGui import QGuiApplication, QKeySequence
 from PyQt5.QtWidgets import (QAction, QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QLabel, QMainWindow,
                              QMessageBox, QSizePolicy, QSlider, QStyle, QToolBar, QVBoxLayout, QWidget)
 
@@ -353,7 +353,9 @@ class AnnotatorWindow(QMainWindow):
         QMessageBox.information(self, "Keyboard shortcuts", f"<table>{rows}</table>")
 
     def _confirm_discard(self) -> bool:
-        if not self.ask_to_save or not self.controller.dirty or self.worker.pending:
+        """Ask whether to save unsaved clicks; False = cancel. Never asks without a screen to answer on."""
+        headless = QGuiApplication.platformName() in ("offscreen", "minimal")
+        if headless or not self.ask_to_save or not self.controller.dirty or self.worker.pending:
             return True
         answer = QMessageBox.question(self, "Unsaved annotation",
                                       f"Save the annotation of {self.snapshot.name} first?",
