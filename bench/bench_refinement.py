@@ -146,7 +146,8 @@ def report(res: dict, slices: list[dict], args: argparse.Namespace, load_before,
              "settings with GeodisTK and the whole image (quality reference); **wiml** = the default session "
              "(FastGeodis + region of interest). Time = one refinement (geodesic maps of both click sets, "
              "likelihoods, graph cut, post-processing), the click-to-mask time without drawing.", "",
-             "| size | slices | clicks | path | median ms/click | p90 ms | mean Dice over all clicks | mean final Dice |",
+             "| size | slices | clicks | path | median ms/click | p90 ms | mean Dice over all clicks "
+             "| mean final Dice |",
              "|---|---|---|---|---|---|---|---|"]
     verdicts = []
     for size in sorted({s["size"] for s in slices}):

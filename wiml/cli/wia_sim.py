@@ -50,8 +50,8 @@ def run(args: argparse.Namespace) -> int:
         if mode in s:
             m = s[mode]
             print(f"wia-sim {mode:>6}: {m['n_slices']} slices, initial Dice {m['initial_dice']:.3f}, "
-                  f"NoC@85 {m['noc85']:.2f}, NoC@90 {m['noc90']:.2f}, median {1000 * (m['median_s_per_click'] or 0):.0f}"
-                  f" ms/click")
+                  f"NoC@85 {m['noc85']:.2f}, NoC@90 {m['noc90']:.2f}, "
+                  f"median {1000 * (m['median_s_per_click'] or 0):.0f} ms/click")
     print(f"wia-sim: {len(s['selected'])} strong labels -> {Path(args.out) / 'result'}")
     return 0
 

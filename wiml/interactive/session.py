@@ -1,14 +1,14 @@
 """Headless click refinement: the engine behind the WIA annotator and the robot-user simulation.
 
 Each click re-runs the refinement of the original WIML release (Nie et al., IEEE JBHI 2023) from all
-clicks so far:
+clicks so far (the settings that differ from the original are measured in docs/results_wia.md):
 
 1. geodesic distance maps of the foreground and the background click disks on the smoothed, standardised
    image (:func:`wiml.interactive.geodesic.geodesic_distance`),
 2. click likelihoods ``exp(-(d / scale)^2)`` (:func:`wiml.interactive.geodesic.click_likelihood`), times a
    Gaussian decay with the Euclidean distance to the click (``spatial_scale``; the original has none),
-3. combined with the prior (the CAM, or a constant when there is none) by a per-pixel maximum
-   (:func:`combine_probabilities`),
+3. combined with the prior (the CAM, or a constant when there is none): a noisy-OR with foreground clicks,
+   the smooth form of the original's per-pixel maximum (:func:`combine_probabilities`),
 4. an interactive graph cut with the click disks as hard constraints
    (:func:`wiml.interactive.graphcut.graph_cut`; Boykov & Jolly, ICCV 2001),
 5. post-processing that keeps the components of the foreground clicks
@@ -354,6 +354,7 @@ class RefinementSession:
         self._std: np.ndarray | None = None
         self._prior: np.ndarray | None = None
         self._initial: np.ndarray | None = None
+        self._mask: np.ndarray | None = None
         self._history: list[np.ndarray] = []
         self._clicks: list[Click] = []
         self._t0 = time.perf_counter()

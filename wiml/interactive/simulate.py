@@ -11,7 +11,8 @@ For every slice of a split that has a ground-truth mask with foreground, the rob
 
 Outputs (docs/architecture.md, "Run folder" and "WIA results")::
 
-    slices.csv          one row per slice and mode: target area (px), initial Dice, Dice after each click, NoC@80/85/90, s/click
+    slices.csv          one row per slice and mode: target area (px), initial Dice, Dice after each click,
+                        NoC@80/85/90, s/click
     summary.json        means per mode, clicks saved by the CAM, the resolved config
     dice_vs_clicks.png  mean Dice against the number of clicks, one line per mode
     config.yaml         the resolved config
@@ -288,7 +289,9 @@ def run_wia_simulation(data: Path, out: Path, config: WiaSimConfig, cam_source: 
         records = [records[i] for i in dict.fromkeys(idx.tolist())]
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.yaml")
-    modes = (["cam"] if cam_source is not None else []) + (["no_cam"] if config.no_cam_run or cam_source is None else [])
+    modes = ["cam"] if cam_source is not None else []
+    if config.no_cam_run or cam_source is None:
+        modes.append("no_cam")
     main_mode = modes[0]
     if config.jitter_px > 0:
         modes.append("jitter")
