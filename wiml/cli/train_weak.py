@@ -9,6 +9,7 @@ Example::
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -38,7 +39,7 @@ def run(args: argparse.Namespace) -> int:
             overrides.append(f"{key}={value}")
     config = load_config(WeakConfig, args.config, overrides)
     summary = train_weak(config, args.data, args.out, resume=args.resume)
-    if summary.get("world_size", 1) > 1 and int(__import__("os").environ.get("RANK", "0")) != 0:
+    if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 reports
         return 0
     last = summary["last"]
     print(f"train-weak: {summary['epochs_done']} epochs, {summary['n_train']} train / {summary['n_val']} val slices, "

@@ -34,6 +34,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from wiml.errors import ConfigError
 from wiml.networks.fpsnet import FPSNetOutput
 from wiml.training.checkpoint import load_training_state, save_checkpoint, save_training_state
 from wiml.training.config import OptimConfig, TrainerConfig
@@ -127,8 +128,6 @@ class Trainer:
                  config: TrainerConfig, optim: OptimConfig, device: torch.device, val_loader=None,
                  val_step: ValStep | None = None, val_metrics: ValMetrics | None = None,
                  dist: DistInfo | None = None, kind: str = "weak", run_config: dict | None = None) -> None:
-        from wiml.errors import ConfigError
-
         if val_loader is not None and (val_step is None or val_metrics is None):
             raise ConfigError("a validation loader needs val_step and val_metrics")
         self.model = model
