@@ -225,6 +225,7 @@ def test_prepared_slice_labels_feed_train_msl(png_case, tmp_path, interior_point
     assert recordings[0]["patient_id"] == "p1" and recordings[0]["slice_index"] == 3
 
 
+@pytest.mark.slow  # starts a helper process (spawn: a fresh interpreter)
 def test_refinement_in_a_helper_process_matches_in_process(png_case, interior_point):
     """The helper-process session gives the same masks and errors as the in-process one."""
     local = AnnotationController()
@@ -251,6 +252,7 @@ def test_refinement_in_a_helper_process_matches_in_process(png_case, interior_po
     assert remote._server is None
 
 
+@pytest.mark.slow  # starts a helper process (spawn: a fresh interpreter)
 def test_helper_process_restarts_after_a_crash(png_case, interior_point):
     from wiml.gui.remote import RefinementServerError
 

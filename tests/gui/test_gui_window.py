@@ -206,6 +206,7 @@ def test_wia_main_help_resolves_defaults_from_its_location(project_root, tmp_pat
     assert str(project_root / "runs" / "demo" / "weak" / "best.safetensors") in text
 
 
+@pytest.mark.slow  # starts the refinement helper process
 def test_start_opens_image_and_says_checkpoint_is_missing(qtbot, png_case, tmp_path):
     from wiml.gui.app import create_window
 
