@@ -26,6 +26,10 @@ def test_mixed_loss_hand_computed():
     assert out.tag.item() == pytest.approx(LN2, abs=1e-6)
     assert out.seg.item() == pytest.approx(LN2 + 0.5, abs=1e-4)
     assert out.total.item() == pytest.approx(LN2 + 2.0 * (LN2 + 0.5), abs=1e-4)
+    # tag-negative weak slice 1 (logits +50 / -50 against an empty mask): BCE = (50 + 0) / 2 per pixel
+    neg = mixed_loss(seg, cls, tags, masks, strong, MixedLossConfig(negative_weight=0.5))
+    assert neg.neg.item() == pytest.approx(25.0, abs=1e-4)
+    assert neg.total.item() == pytest.approx(LN2 + (LN2 + 0.5) + 0.5 * 25.0, abs=1e-3)
     # the paper's recipe: cross-entropy only on the strong slice
     paper = mixed_loss(seg, cls, tags, masks, strong, MixedLossConfig(seg_loss="bce"))
     assert paper.seg.item() == pytest.approx(LN2, abs=1e-6)

@@ -32,19 +32,25 @@ class MixedLossConfig:
         seg_loss: ``dice_ce`` (MONAI DiceCELoss, ours) or ``bce``/``ce`` (cross-entropy only, the paper).
         seg_weight: weight of the segmentation term on the strong slices.
         tag_weight: weight of the tag term on every slice.
+        negative_weight: weight of a cross-entropy term that pushes the segmentation of tag-negative slices
+            (tag 0 and no strong label) to background: a tag of 0 says exactly that the mask is empty. 0 = off,
+            as in the original method.
     """
 
     seg_loss: Literal["dice_ce", "bce", "ce"] = "dice_ce"
     seg_weight: float = 1.0
     tag_weight: float = 1.0
+    negative_weight: float = 0.0
 
 
 class MixedLossTerms(NamedTuple):
-    """The total loss and its two terms (0-d tensors); ``seg`` is 0 when the batch has no strong slice."""
+    """The total loss and its terms (0-d tensors); ``seg`` is 0 when the batch has no strong slice, ``neg`` is 0
+    when ``negative_weight`` is 0 or the batch has no tag-negative weak slice."""
 
     total: torch.Tensor
     tag: torch.Tensor
     seg: torch.Tensor
+    neg: torch.Tensor
 
 
 def segmentation_loss(seg_logits: torch.Tensor, masks: torch.Tensor, kind: str = "dice_ce") -> torch.Tensor:
@@ -84,7 +90,8 @@ def segmentation_loss(seg_logits: torch.Tensor, masks: torch.Tensor, kind: str =
 
 def mixed_loss(seg_logits: torch.Tensor, cls_logits: torch.Tensor, tags: torch.Tensor, masks: torch.Tensor,
                strong: torch.Tensor, config: MixedLossConfig | None = None) -> MixedLossTerms:
-    """MSL loss: tag loss on every slice + weighted segmentation loss on the strong slices only.
+    """MSL loss: tag loss on every slice + weighted segmentation loss on the strong slices only
+    (+ optionally, ``negative_weight`` x cross-entropy to an empty mask on tag-negative weak slices).
 
     Args:
         seg_logits: (B, K, H, W) segmentation logits.
@@ -104,7 +111,13 @@ def mixed_loss(seg_logits: torch.Tensor, cls_logits: torch.Tensor, tags: torch.T
         s = segmentation_loss(seg_logits[strong], masks[strong], config.seg_loss)
     else:
         s = seg_logits.sum() * 0.0  # keeps the graph (DDP needs every parameter used)
-    return MixedLossTerms(config.tag_weight * t + config.seg_weight * s, t, s)
+    neg = (tags.reshape(-1) < 0.5) & ~strong
+    if config.negative_weight > 0 and bool(neg.any()):
+        n = segmentation_loss(seg_logits[neg], torch.zeros_like(masks[neg]), "ce")
+    else:
+        n = seg_logits.sum() * 0.0
+    total = config.tag_weight * t + config.seg_weight * s + config.negative_weight * n
+    return MixedLossTerms(total, t, s, n)
 
 
 def make_mixed_loss(config: MixedLossConfig | None = None):
@@ -116,7 +129,10 @@ def make_mixed_loss(config: MixedLossConfig | None = None):
 
     def loss_fn(output, batch: dict) -> tuple[torch.Tensor, dict[str, float]]:
         terms = mixed_loss(output.seg, output.cls, batch["tag"], batch["mask"], batch["has_mask"], config)
-        return terms.total, {"tag_loss": float(terms.tag.detach()), "seg_loss": float(terms.seg.detach())}
+        logs = {"tag_loss": float(terms.tag.detach()), "seg_loss": float(terms.seg.detach())}
+        if config.negative_weight > 0:
+            logs["neg_loss"] = float(terms.neg.detach())
+        return terms.total, logs
 
     return loss_fn
 
