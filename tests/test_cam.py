@@ -11,7 +11,7 @@ import torch
 from scipy import ndimage
 
 from tests.training.synthetic import make_prepared
-from wiml.cam import cam_to_initial_mask, compute_grad_cam, grad_cam, graph_cut_image
+from wiml.cam import body_mask, cam_for_image, cam_to_initial_mask, compute_grad_cam, grad_cam, graph_cut_image
 from wiml.cli.cam import main as cam_main
 from wiml.config import load_config
 from wiml.errors import InputError
@@ -44,6 +44,23 @@ def test_unknown_layer_refused():
         grad_cam(net, torch.zeros(1, 1, 8, 8), layer="nope")
     with pytest.raises(InputError):
         grad_cam(net, torch.zeros(1, 8, 8))
+
+
+def test_cam_for_image_matches_grad_cam_and_keeps_to_the_body():
+    torch.manual_seed(0)
+    net = FPSNet(FPSNetConfig(base_width=4, depth=3, in_channels=2)).eval()
+    image = np.zeros((2, 32, 40), np.float32)
+    image[:, 4:28, 6:34] = np.random.default_rng(0).normal(1.0, 0.3, (2, 24, 28))  # a "body" on a flat background
+    free = cam_for_image(net, image, restrict_to_body=False)
+    np.testing.assert_allclose(free, grad_cam(net, torch.from_numpy(image)[None])[0], atol=1e-5)
+    cam = cam_for_image(net, image)  # default: inside the body only
+    assert cam.shape == (32, 40) and cam.dtype == np.float32 and 0.0 <= cam.min() and cam.max() <= 1.0
+    assert not cam[~body_mask(image)].any()
+    assert cam_for_image(net, image[0], input_size_px=32).shape == (32, 40)  # grey slice, resized and back
+    with pytest.raises(InputError, match="channels"):
+        cam_for_image(net, np.zeros((3, 32, 32), np.float32))
+    with pytest.raises(InputError):
+        cam_for_image(net, np.zeros((1, 1, 32, 32), np.float32))
 
 
 def test_cam_to_initial_mask_recovers_a_disk():

@@ -134,6 +134,53 @@ def restrict_cam(cam: np.ndarray, region: np.ndarray) -> np.ndarray:
     return np.where(peak > 1e-12, cam / np.maximum(peak, 1e-12), 0.0).astype(np.float32)
 
 
+def cam_for_image(model: nn.Module, image: np.ndarray, input_size_px: int | None = None,
+                  restrict_to_body: bool = True, layer: str | None = None) -> np.ndarray:
+    """Grad-CAM of one slice for a loaded weak model, at the slice's own resolution.
+
+    The one place where a single slice's CAM is made (the GUI and ``wiml wia-sim`` call it): the slice is
+    repeated to the model's input channels when it is grey, resized to ``input_size_px`` (the prepared-slice
+    size the model was trained on), passed to :func:`grad_cam`, resized back, and by default zeroed outside
+    the body / brain (:func:`body_mask`, :func:`restrict_cam`) and normalised again, as ``wiml cam`` does.
+
+    Args:
+        model: the weak FPSNet (possibly wrapped; ``config.in_channels`` input channels when it has a config).
+        image: (H, W) or (C, H, W) float32 slice scaled like the training data (prepared slice).
+        input_size_px: side of the square network input; None keeps (H, W) (must suit the network's strides).
+        restrict_to_body: keep the CAM inside the body / brain only.
+        layer: Grad-CAM layer (default the model's ``default_cam_layer``).
+
+    Returns:
+        (H, W) float32 CAM in [0, 1].
+
+    Raises:
+        InputError: ``image`` is not 2-D / 3-D, or has a channel count other than 1 or the model's.
+    """
+    image = np.asarray(image, np.float32)
+    if image.ndim not in (2, 3):
+        raise InputError(f"image must be (H, W) or (C, H, W), got shape {image.shape}")
+    image = image[None] if image.ndim == 2 else image
+    h, w = image.shape[-2:]
+    net = unwrap(model)
+    in_channels = int(net.config.in_channels) if hasattr(net, "config") else image.shape[0]
+    if image.shape[0] not in (1, in_channels):
+        raise InputError(f"the slice has {image.shape[0]} channels, the weak model expects {in_channels}")
+    device = next(net.parameters()).device
+    x = torch.from_numpy(np.ascontiguousarray(image))[None].to(device)
+    if input_size_px and (h, w) != (input_size_px, input_size_px):
+        x = F.interpolate(x, size=(int(input_size_px), int(input_size_px)), mode="bilinear", align_corners=False)
+    if x.shape[1] != in_channels:
+        x = x.repeat(1, in_channels, 1, 1)  # a grey slice into a multi-channel network
+    cam = np.asarray(grad_cam(model, x, layer))[0].astype(np.float32)
+    if cam.shape != (h, w):
+        cam = F.interpolate(torch.from_numpy(cam)[None, None], size=(h, w), mode="bilinear",
+                            align_corners=False)[0, 0].numpy()
+    cam = np.clip(cam, 0.0, 1.0).astype(np.float32)
+    if restrict_to_body:
+        cam = restrict_cam(cam, body_mask(image))
+    return cam
+
+
 def graph_cut_image(image: np.ndarray, percentiles: tuple[float, float] = (0.5, 99.5)) -> np.ndarray:
     """The (H, W) image in [0, 1] that the graph cut's contrast term sees: channel 0, percentile-windowed.
 

@@ -78,48 +78,24 @@ class Snapshot:
 
 
 def compute_cam(model, image: np.ndarray, input_size_px: int | None = 256, restrict_to_body: bool = True) -> np.ndarray:
-    """Grad-CAM of the weak model for one slice, at the slice's resolution.
-
-    The slice is resized to ``input_size_px`` (the prepared-slice size the model was trained on), repeated to
-    the model's input channels, passed to :func:`wiml.cam.grad_cam`, and the CAM is resized back. As in
-    ``wiml cam`` (:mod:`wiml.cam_quality`), the CAM is then zeroed outside the body
-    (:func:`wiml.cam.body_mask`, :func:`wiml.cam.restrict_cam`) and normalised again.
+    """Grad-CAM of the weak model for one slice, at the slice's resolution (:func:`wiml.cam.cam_for_image`).
 
     Args:
         model: the weak FPSNet (eval mode; ``model.config.in_channels`` input channels).
         image: (H, W) or (C, H, W) float32 scaled like the training data
             (:attr:`AnnotationController.network_image`).
         input_size_px: side of the square network input; None keeps (H, W) (must suit the network's strides).
-        restrict_to_body: keep the CAM inside the body / brain only.
+        restrict_to_body: keep the CAM inside the body / brain only (as ``wiml cam`` and ``wia-sim``).
 
     Returns:
         (H, W) float32 CAM in [0, 1].
+
+    Raises:
+        InputError: the slice's channel count is neither 1 nor the model's.
     """
-    import torch
-    import torch.nn.functional as F
+    from wiml.cam import cam_for_image
 
-    from wiml.cam import body_mask, grad_cam, restrict_cam
-
-    image = np.asarray(image, np.float32)
-    image = image[None] if image.ndim == 2 else image
-    h, w = image.shape[-2:]
-    in_channels = int(model.config.in_channels)
-    if image.shape[0] not in (1, in_channels):
-        raise InputError(f"the slice has {image.shape[0]} channels, the weak model expects {in_channels}")
-    device = next(model.parameters()).device
-    x = torch.from_numpy(np.ascontiguousarray(image))[None].to(device)
-    if input_size_px and (h, w) != (input_size_px, input_size_px):
-        x = F.interpolate(x, size=(int(input_size_px), int(input_size_px)), mode="bilinear", align_corners=False)
-    if x.shape[1] != in_channels:
-        x = x.repeat(1, in_channels, 1, 1)  # a grey slice into a multi-channel network
-    cam = np.asarray(grad_cam(model, x))[0].astype(np.float32)
-    if cam.shape != (h, w):
-        t = torch.from_numpy(cam)[None, None]
-        cam = F.interpolate(t, size=(h, w), mode="bilinear", align_corners=False)[0, 0].numpy()
-    cam = np.clip(cam, 0.0, 1.0).astype(np.float32)
-    if restrict_to_body:
-        cam = restrict_cam(cam, body_mask(image))
-    return cam
+    return cam_for_image(model, image, input_size_px, restrict_to_body)
 
 
 class AnnotationController:

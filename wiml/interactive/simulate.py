@@ -100,43 +100,30 @@ def refinement_image(image: np.ndarray, channel: int = 0,
     return graph_cut_image(arr, percentiles)
 
 
-def checkpoint_cam_source(checkpoint: str | Path, device: str = "auto", input_px: int | None = None) -> CamSource:
-    """CAM source from a weak checkpoint: Grad-CAM (:func:`wiml.cam.grad_cam`) of the loaded FPSNet.
+def checkpoint_cam_source(checkpoint: str | Path, device: str = "auto", input_px: int | None = None,
+                          restrict_to_body: bool = True) -> CamSource:
+    """CAM source from a weak checkpoint: :func:`wiml.cam.cam_for_image` of the loaded FPSNet.
 
     Args:
         checkpoint: weak ``*.safetensors`` (loaded with :func:`wiml.training.checkpoint.load_model`).
         device: auto | cpu | cuda.
         input_px: resize slices to this square side for the network (None: as they are).
+        restrict_to_body: keep the CAM inside the body / brain (as ``wiml cam`` and the GUI).
 
     Raises:
         CheckpointError: the checkpoint cannot be loaded.
     """
-    import torch
-    import torch.nn.functional as F
-
-    from wiml.cam import grad_cam
+    from wiml.cam import cam_for_image
     from wiml.training.checkpoint import load_model
     from wiml.utils import resolve_device
 
-    dev = resolve_device(device)
-    model, _ = load_model(checkpoint, dev)
-    in_ch = int(model.config.in_channels) if hasattr(model, "config") else None
+    model, _ = load_model(checkpoint, resolve_device(device))
 
     def source(record: SliceRecord, image: np.ndarray) -> np.ndarray:
-        h, w = image.shape[-2:]
-        x = torch.from_numpy(np.ascontiguousarray(image, np.float32))[None].to(dev)
-        if in_ch is not None and x.shape[1] != in_ch:
-            if x.shape[1] == 1:
-                x = x.repeat(1, in_ch, 1, 1)
-            else:
-                raise InputError(f"slice has {x.shape[1]} channels, the weak model expects {in_ch}", record.path)
-        if input_px and (h, w) != (input_px, input_px):
-            x = F.interpolate(x, size=(input_px, input_px), mode="bilinear", align_corners=False)
-        cam = grad_cam(model, x)[0]
-        if cam.shape != (h, w):
-            cam = F.interpolate(torch.from_numpy(cam)[None, None], size=(h, w), mode="bilinear",
-                                align_corners=False)[0, 0].numpy()
-        return np.clip(cam, 0.0, 1.0).astype(np.float32)
+        try:
+            return cam_for_image(model, image, input_px, restrict_to_body)
+        except InputError as err:
+            raise InputError(str(err), record.path) from err
 
     return source
 
