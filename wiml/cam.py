@@ -20,6 +20,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from wiml.errors import InputError
+from wiml.interactive.appearance import AppearanceConfig
 from wiml.interactive.graphcut import graph_cut
 from wiml.interactive.postprocess import postprocess_mask
 from wiml.interactive.session import normalize_image
@@ -198,27 +199,41 @@ def graph_cut_image(image: np.ndarray, percentiles: tuple[float, float] = (0.5, 
 
 
 def cam_to_initial_mask(image: np.ndarray, cam: np.ndarray, lam: float = 5.0, sigma: float = 0.1,
-                        open_radius_px: int = 1, close_radius_px: int = 1) -> np.ndarray:
+                        open_radius_px: int = 1, close_radius_px: int = 1,
+                        appearance: AppearanceConfig | None = None, region: np.ndarray | None = None) -> np.ndarray:
     """Initial mask from a CAM: graph cut with ``fg_prob = cam`` (threshold-free), then post-processing.
 
+    With ``appearance`` the graph cut's unary term is instead the appearance-aware prior of
+    :func:`wiml.interactive.appearance.appearance_prior` (this project's method, after GrabCut, Rother et al.,
+    SIGGRAPH 2004): intensity histograms of the CAM's confident foreground / background pixels inside the
+    body, combined with the blurred CAM by Bayes' rule.
+
     Args:
-        image: (H, W) float32 in [0, 1] (see :func:`graph_cut_image`) or (C, H, W) prepared slice.
+        image: (H, W) float32 in [0, 1] (see :func:`graph_cut_image`) or (C, H, W) prepared slice (channel 0,
+            percentile-windowed, is used).
         cam: (H, W) float in [0, 1].
         lam: pairwise weight (5.0 in the original release).
         sigma: intensity scale of the pairwise term (0.1 in the original release).
         open_radius_px: opening radius of the post-processing.
         close_radius_px: closing radius of the post-processing.
+        appearance: parameters of the appearance-aware prior; None = the CAM alone (the original method).
+        region: (H, W) bool body / brain for the appearance models; None = :func:`body_mask` of ``image``.
 
     Returns:
         (H, W) uint8 in {0, 1}: largest component, opened, closed, holes filled.
 
     Raises:
-        InputError: shapes differ or values are not finite (from ``graph_cut``).
+        InputError: shapes differ or values are not finite (from ``graph_cut`` / ``appearance_prior``).
     """
     image = np.asarray(image, dtype=np.float32)
+    full = image
     if image.ndim == 3:
         image = graph_cut_image(image)
     cam = np.clip(np.asarray(cam, dtype=np.float32), 0.0, 1.0)
+    if appearance is not None:
+        if region is None:
+            region = body_mask(full)
+        cam = appearance.prior(image, cam, region, lam=lam, sigma=sigma)
     mask = graph_cut(image, cam, lam=lam, sigma=sigma)
     if not mask.any():
         return mask

@@ -285,6 +285,7 @@ class RefinementConfig:
     roi_threshold: float = 0.4
     empty_prior: float = 0.3
     cam_threshold: float | None = None
+    cam_appearance: bool = False
 
     def make_session(self) -> "RefinementSession":
         return RefinementSession(**dataclasses.asdict(self))
@@ -319,6 +320,10 @@ class RefinementSession:
         cam_threshold: CAM value that counts as probability 0.5: the prior is ``clip(cam * 0.5 / cam_threshold,
             0, 1)`` (a calibration for weak models whose CAM is low over most of the target, chosen on
             validation slices); None = the CAM itself is the probability (the original).
+        cam_appearance: replace the CAM prior by the appearance-aware prior of
+            :mod:`wiml.interactive.appearance` (intensity models of the CAM's confident pixels inside the body,
+            after GrabCut; this project's method) with :class:`~wiml.interactive.appearance.AppearanceConfig`'s
+            defaults; applied after ``cam_threshold``. False = the CAM alone (the original).
 
     Raises:
         InputError: a parameter is out of range.
@@ -327,7 +332,7 @@ class RefinementSession:
     def __init__(self, lam: float = 5.0, sigma: float = 0.1, click_radius_px: int = 2, backend: str = "fastgeodis",
                  likelihood_scale: float = 2.0, spatial_scale: float | None = 0.3, smoothing_px: float = 2.0,
                  roi_margin_px: int | None = 16, roi_threshold: float = 0.4, empty_prior: float = 0.3,
-                 cam_threshold: float | None = None) -> None:
+                 cam_threshold: float | None = None, cam_appearance: bool = False) -> None:
         if backend not in BACKENDS:
             raise InputError(f"unknown geodesic backend {backend!r}; expected one of {BACKENDS}")
         if lam < 0 or sigma <= 0 or click_radius_px < 0 or likelihood_scale <= 0:
@@ -350,6 +355,7 @@ class RefinementSession:
         self.roi_threshold = float(roi_threshold)
         self.empty_prior = float(empty_prior)
         self.cam_threshold = cam_threshold
+        self.cam_appearance = bool(cam_appearance)
         self._image: np.ndarray | None = None
         self._std: np.ndarray | None = None
         self._prior: np.ndarray | None = None
@@ -392,6 +398,11 @@ class RefinementSession:
             self._prior = cam
         else:
             self._prior = np.clip(cam * (0.5 / self.cam_threshold), 0.0, 1.0).astype(np.float32)
+        if cam is not None and self.cam_appearance:
+            from wiml.cam import body_mask
+            from wiml.interactive.appearance import AppearanceConfig
+
+            self._prior = AppearanceConfig().prior(img, self._prior, body_mask(img), lam=self.lam, sigma=self.sigma)
         self._clicks = []
         self._history = []
         self._t0 = time.perf_counter()
