@@ -9,7 +9,9 @@ segmentation head and the separate-head variant its bottleneck (``FPSNet.default
 
 The initial mask is a graph cut with the CAM as foreground probability (no threshold), then the largest
 connected component, opening, closing and hole filling (:mod:`wiml.interactive.graphcut`,
-:mod:`wiml.interactive.postprocess`).
+:mod:`wiml.interactive.postprocess`). Optionally (``appearance=``; the default of ``wiml cam``, the GUI and
+``wiml wia-sim``) the graph cut's unary term is an appearance-aware prior learnt from the CAM's confident
+pixels (:mod:`wiml.interactive.appearance`, this project's method after GrabCut, Rother et al., SIGGRAPH 2004).
 """
 
 from __future__ import annotations

@@ -56,7 +56,7 @@ class CamConfig:
     taus: list[float] = dataclasses.field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
     gate: float = 0.5
     restrict_to_body: bool = True
-    appearance: bool = False
+    appearance: bool = True
     appearance_params: AppearanceConfig = dataclasses.field(default_factory=AppearanceConfig)
     batch_size: int = 16
     overlays: bool = True

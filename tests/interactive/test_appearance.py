@@ -48,7 +48,7 @@ def test_grabcut_iterations_and_session_use_it():
     image, cam, body, disc = _phantom()
     prior = appearance_prior(image, cam, body, iterations=2)
     assert prior[disc].mean() > 0.5 > prior[body & ~disc].mean()
-    plain, aware = RefinementSession(), RefinementSession(cam_appearance=True)
+    plain, aware = RefinementSession(cam_appearance=False), RefinementSession()  # appearance by default
     plain.set_image(image, cam)
     aware.set_image(image, cam)
     assert dice_score(aware.initial_mask(), disc) > dice_score(plain.initial_mask(), disc)
