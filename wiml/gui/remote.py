@@ -1,7 +1,7 @@
 """Refinement sessions served by a helper process, so that the GUI thread is never held by Python's GIL.
 
 The annotator refines on a worker thread, but SimpleCRF's max-flow holds the GIL for the whole cut, which
-stalls the GUI thread as well (docs/results_gui.md). :class:`RefinementServer` runs the sessions in a
+stalls the GUI thread as well (docs/results.md). :class:`RefinementServer` runs the sessions in a
 separate process instead; the worker thread then only waits on a pipe, which releases the GIL. Each
 :class:`RemoteSession` has the interface of :class:`wiml.interactive.session.RefinementSession` (``set_image``,
 ``initial_mask``, ``add_click``, ``undo``, ``reset``, ``mask``, ``clicks``), so the controller uses either.

@@ -140,7 +140,7 @@ def appearance_prior(image: np.ndarray, cam: np.ndarray, region: np.ndarray | No
 @dataclasses.dataclass
 class AppearanceConfig:
     """Parameters of :func:`appearance_prior` (see its docstring); chosen on validation slices
-    (docs/results_weak.md). ``prior(image, cam, region)`` applies them."""
+    (docs/results.md). ``prior(image, cam, region)`` applies them."""
 
     fg_threshold: float = 0.5
     bg_threshold: float = 0.2

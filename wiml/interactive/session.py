@@ -1,7 +1,7 @@
 """Headless click refinement: the engine behind the WIA annotator and the robot-user simulation.
 
 Each click re-runs the refinement of the original WIML release (Nie et al., IEEE JBHI 2023) from all
-clicks so far (the settings that differ from the original are measured in docs/results_wia.md):
+clicks so far (the settings that differ from the original are measured in docs/results.md):
 
 1. geodesic distance maps of the foreground and the background click disks on the smoothed, standardised
    image (:func:`wiml.interactive.geodesic.geodesic_distance`),
@@ -308,7 +308,7 @@ class RefinementSession:
         backend: geodesic backend, ``"fastgeodis"`` (default) or ``"geodistk"``.
         likelihood_scale: distance scale of the click likelihood ``exp(-(d / scale)^2)``, in intensity standard
             deviations of the (smoothed) image; 1.0 = the original's ``exp(-d^2)``. 2.0 by default (tuned on the
-            validation slices of liver CT and BraTS, docs/results_wia.md).
+            validation slices of liver CT and BraTS, docs/results.md).
         spatial_scale: the click likelihood is also multiplied by ``exp(-(e / (spatial_scale * max(H, W)))^2)``
             of the Euclidean distance ``e`` to the nearest click of its class, so that a click cannot claim a
             whole flat region across the image (e.g. all the fat of a CT slice); None = off (the original).
@@ -324,7 +324,7 @@ class RefinementSession:
             :mod:`wiml.interactive.appearance` (intensity models of the CAM's confident pixels inside the body,
             after GrabCut; this project's method) with :class:`~wiml.interactive.appearance.AppearanceConfig`'s
             defaults; applied after ``cam_threshold``. True by default (chosen on liver validation slices,
-            docs/results_wia.md); False = the CAM alone (the original).
+            docs/results.md); False = the CAM alone (the original).
 
     Raises:
         InputError: a parameter is out of range.
