@@ -269,3 +269,20 @@ def test_helper_process_restarts_after_a_crash(png_case, interior_point):
         assert snap.mask.sum() > 0 and len(snap.clicks) == 1
     finally:
         ctl.close()
+
+
+def test_cam_input_size_comes_from_the_checkpoint(tmp_path):
+    from wiml.networks.fpsnet import FPSNet, FPSNetConfig
+    from wiml.training.checkpoint import save_checkpoint
+
+    model = FPSNet(FPSNetConfig(base_width=4, depth=2))
+    with_size = save_checkpoint(tmp_path / "a.safetensors", model, {"kind": "weak", "run_config": {"image_size": 48}})
+    without = save_checkpoint(tmp_path / "b.safetensors", model, {"kind": "weak"})
+    ctl = AnnotationController()
+    ctl.load_checkpoint(with_size)
+    assert ctl.cam_input_px == 48
+    ctl.load_checkpoint(without)
+    assert ctl.cam_input_px == 256
+    fixed = AnnotationController(cam_input_px=32)
+    fixed.load_checkpoint(with_size)
+    assert fixed.cam_input_px == 32

@@ -35,9 +35,9 @@ def build_parser(default_image: Path | None = None, default_checkpoint: Path | N
                         help="where result/{CAM,initial_mask,strong_label,recording} go "
                              "(default: result/ beside the image's folder)")
     parser.add_argument("--device", default="cpu", help="device of the weak model: cpu, cuda, auto (default cpu)")
-    parser.add_argument("--cam-size", type=int, default=256,
-                        help="side in px of the square network input for Grad-CAM: the size the weak model was "
-                             "prepared at (default 256)")
+    parser.add_argument("--cam-size", type=int, default=None,
+                        help="side in px of the square network input for Grad-CAM (default: the size the weak "
+                             "model was trained at, from its sidecar; 256 when the sidecar does not say)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
                         help="refinement parameter (wiml.interactive.session.RefinementConfig), e.g. --set lam=5 "
                              "--set click_radius_px=3 --set backend=geodistk")
@@ -72,8 +72,9 @@ def create_window(args: argparse.Namespace):
 
     refinement = load_config(RefinementConfig, None, args.overrides)
     refinement.make_session()  # validates the values
+    cam_input_px = args.cam_size if args.cam_size is not None else "auto"
     controller = AnnotationController(result_dir=args.result_dir, device=args.device, refinement=refinement,
-                                      cam_input_px=args.cam_size, refine_in_process=not args.in_thread)
+                                      cam_input_px=cam_input_px, refine_in_process=not args.in_thread)
     if args.checkpoint is not None:
         try:
             controller.load_checkpoint(args.checkpoint)

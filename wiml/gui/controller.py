@@ -98,6 +98,9 @@ def compute_cam(model, image: np.ndarray, input_size_px: int | None = 256, restr
     return cam_for_image(model, image, input_size_px, restrict_to_body)
 
 
+#: Grad-CAM input side (px) when a checkpoint does not record the size it was trained at.
+DEFAULT_CAM_INPUT_PX = 256
+
 class AnnotationController:
     """State of one annotation session: the image, the shown slice, the annotation of every slice touched
     (:class:`SliceAnnotation`: CAM, masks, clicks, timing), and saving.
@@ -107,7 +110,9 @@ class AnnotationController:
         device: torch device for the weak model (``cpu`` keeps the UI responsive on small machines).
         refinement: parameters of the click refinement (graph-cut lam/sigma, click radius, geodesic backend,
             ...); default :class:`wiml.interactive.session.RefinementConfig` (the ones ``wia-sim`` uses).
-        cam_input_px: side of the square network input for Grad-CAM (the prepared-slice size; 256).
+        cam_input_px: side of the square network input for Grad-CAM (the prepared-slice size); ``"auto"`` = the
+            size the loaded checkpoint was trained at (its sidecar's ``run_config.image_size``; 256 when absent);
+            None = the image's own size.
         session_factory: callable returning a fresh refinement session (tests inject one); default
             ``refinement.make_session``.
         clock: time source in seconds (tests inject a fake one).
@@ -116,12 +121,13 @@ class AnnotationController:
     """
 
     def __init__(self, result_dir: str | Path | None = None, device: str = "cpu",
-                 refinement: RefinementConfig | None = None, cam_input_px: int | None = 256,
+                 refinement: RefinementConfig | None = None, cam_input_px: int | str | None = "auto",
                  session_factory: Callable[[], object] | None = None,
                  clock: Callable[[], float] = time.perf_counter, refine_in_process: bool = False) -> None:
         self.result_dir = Path(result_dir) if result_dir is not None else None
         self.device = device
-        self.cam_input_px = cam_input_px
+        self._cam_input_px_auto = cam_input_px == "auto"
+        self.cam_input_px = DEFAULT_CAM_INPUT_PX if self._cam_input_px_auto else cam_input_px
         self.refinement = refinement or RefinementConfig()
         self._server = None
         if session_factory is None and refine_in_process:
@@ -167,12 +173,15 @@ class AnnotationController:
 
         device = resolve_device(self.device)
         try:
-            model, _sidecar = load_model(path, device)
+            model, sidecar = load_model(path, device)
         except CheckpointError as exc:
             self.checkpoint_error = str(exc)
             raise
         model.eval()
         self.model = model
+        if self._cam_input_px_auto:
+            trained = (sidecar.get("run_config") or {}).get("image_size")
+            self.cam_input_px = int(trained) if trained else DEFAULT_CAM_INPUT_PX
         self.checkpoint_path = path
         self.checkpoint_error = None
         logger.info("weak checkpoint %s loaded on %s", path, device)

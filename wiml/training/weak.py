@@ -148,7 +148,9 @@ def train_weak(config: WeakConfig, data_dir: str | Path, out_dir: str | Path, re
             logger.warning("no %r slices: no validation, best.safetensors = last epoch", config.data.val_split)
         trainer = Trainer(model, weak_loss, train_loader, out_dir, tc, config.optim, device,
                           val_loader=val_loader, val_step=weak_val_step, val_metrics=weak_val_metrics,
-                          dist=dist, kind="weak", run_config={**to_dict(resolved), "data_dir": str(data_dir)})
+                          dist=dist, kind="weak",
+                          run_config={**to_dict(resolved), "data_dir": str(data_dir),
+                                      "image_size": int(train_ds[0]["image"].shape[-1])})
         summary = trainer.fit(resume=resume, stop_after=stop_after)
     finally:
         cleanup(dist)
