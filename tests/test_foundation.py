@@ -107,3 +107,12 @@ def test_metrics_known_values():
 def test_cli_unknown_subcommand(capsys):
     assert wiml_main(["nope"]) == 2
     assert "unknown subcommand" in capsys.readouterr().err
+
+
+def test_enlarge_nearest():
+    from wiml.utils import enlarge_nearest
+
+    small = np.arange(6, dtype=np.uint8).reshape(2, 3)
+    big = enlarge_nearest(small, 7)
+    assert big.shape == (6, 9) and big[5, 8] == 5 and big[0, 2] == 0
+    assert enlarge_nearest(small, 2) is small

@@ -24,7 +24,7 @@ from wiml.data.slices import SliceRecord, load_slice, read_manifest
 from wiml.evaluation.metrics import dice_score, iou_score
 from wiml.interactive.appearance import AppearanceConfig
 from wiml.networks.fpsnet import tag_probability
-from wiml.utils import atomic_path, atomic_write_text
+from wiml.utils import atomic_path, atomic_write_text, enlarge_nearest
 
 logger = logging.getLogger(__name__)
 
@@ -174,7 +174,8 @@ def evaluate_cams(model: torch.nn.Module, records: list[SliceRecord], out_dir: s
             write_slice(out_dir / "cams" / f"{name}.png", (cam * 255).round().astype(np.uint8))
             write_slice(out_dir / "initial_masks" / f"{name}.png", mask * np.uint8(255))
             if config.overlays and (config.max_overlays <= 0 or n_overlays < config.max_overlays):
-                write_png_rgb(out_dir / "overlays" / f"{name}.png", overlay_rgb(gc_image, cam, mask, gt))
+                write_png_rgb(out_dir / "overlays" / f"{name}.png",
+                              enlarge_nearest(overlay_rgb(gc_image, cam, mask, gt)))
                 n_overlays += 1
             row = {"name": name, "patient_id": rec.patient_id, "slice_index": rec.slice_index, "tag": rec.tag,
                    "tag_prob": float(p), "cam_max_region_px": int((cam >= 0.5).sum()),

@@ -123,6 +123,15 @@ def seed_everything(seed: int) -> None:
     torch.manual_seed(seed)
 
 
+def enlarge_nearest(image: np.ndarray, min_side_px: int = 256) -> np.ndarray:
+    """Enlarge an (H, W[, C]) picture by an integer factor (nearest neighbour) so its longer side is at least
+    ``min_side_px``; small slices stay readable in overlay PNGs. Returns the input when it is large enough."""
+    factor = max(1, -(-int(min_side_px) // max(image.shape[:2])))
+    if factor == 1:
+        return image
+    return image.repeat(factor, axis=0).repeat(factor, axis=1)
+
+
 class Timer:
     """Context manager measuring wall time in seconds (``.seconds``)."""
 

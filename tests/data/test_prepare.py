@@ -263,3 +263,13 @@ def test_orient_lps_flips_a_flipped_volume(tmp_path):
     np.testing.assert_array_equal(lps[0], raw[0][::-1, ::-1])
     meta = json.loads((tmp_path / "lps" / "patients.json").read_text())["000"]
     np.testing.assert_allclose(meta["direction"], [1, 0, 0, 0, 1, 0, 0, 0, 1])
+
+
+def test_missing_input_is_reported_before_a_busy_output(tmp_path):
+    busy = tmp_path / "busy"
+    busy.mkdir()
+    (busy / "someone_elses_file.txt").write_text("keep me")
+    cfg = PrepareConfig(input=tmp_path / "nonexistent")
+    with pytest.raises(InputError, match="input folder not found"):
+        prepare(cfg, busy, progress=False)
+    assert (busy / "someone_elses_file.txt").read_text() == "keep me"

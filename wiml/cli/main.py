@@ -27,7 +27,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "test": ("wiml.cli.test", "predict test patients; per-slice and per-patient metrics"),
     "baselines": ("wiml.cli.baselines", "strong-only / full / weak-only baselines and ablations"),
     "report": ("wiml.cli.report", "markdown + PNG report of a run folder"),
-    "pipeline": ("wiml.cli.pipeline", "prepare -> train-weak -> WIA -> train-msl -> test -> report"),
+    "pipeline": ("wiml.cli.pipeline", "the whole chain: prepare -> train-weak -> cam -> WIA -> train-msl -> test"),
 }
 
 

@@ -41,7 +41,8 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-main = make_main("wiml pipeline", "prepare -> train-weak -> WIA -> train-msl -> test -> report", add_arguments, run)
+main = make_main("wiml pipeline", "make-demo -> prepare -> train-weak -> cam -> WIA -> train-msl -> test -> report",
+                 add_arguments, run)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -71,9 +71,10 @@ def run(args: argparse.Namespace) -> int:
     summary = evaluate(model, cases, out, config, device, data=data, kind=kind,
                        extra={"checkpoint": str(ckpt), "checkpoint_kind": meta.get("kind")})
     level = "per_patient" if summary["per_patient"] else "per_slice_positive"
+    unit = "mm" if any(c.spacing_mm for c in cases) else "px (no spacing known)"
     print(f"wiml test: {summary['n_slices']} slices / {summary['n_patients']} cases from {data}")
     print(f"  Dice ({level.replace('_', ' ')}): {format_mean_std(summary[level]['dice'])}   "
-          f"HD95: {format_mean_std(summary[level]['hd95_mm'], 2)} mm   "
+          f"HD95: {format_mean_std(summary[level]['hd95_mm'], 2)} {unit}   "
           f"{1000 * summary['seconds_per_slice']:.1f} ms/slice")
     print(f"  -> {out / 'metrics.md'}")
     return 0

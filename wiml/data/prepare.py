@@ -341,6 +341,8 @@ def prepare(cfg: PrepareConfig, out: str | Path, force: bool = False, progress: 
     check_config(cfg)
     out = Path(out).resolve()
     root = Path(cfg.input).expanduser().resolve()
+    if not root.exists():
+        raise InputError("input folder not found", root)
     if out.exists() and not out.is_dir():
         raise ConfigError("output exists and is not a folder", out)
     if out.is_dir() and any(out.iterdir()) and not (out / "prepare.json").is_file():

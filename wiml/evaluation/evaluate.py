@@ -24,7 +24,7 @@ import numpy as np
 
 from wiml.errors import InputError
 from wiml.evaluation.metrics import METRIC_NAMES, format_mean_std, segmentation_metrics, summarize, volume_metrics
-from wiml.utils import atomic_path, atomic_write_text
+from wiml.utils import atomic_path, atomic_write_text, enlarge_nearest
 
 logger = logging.getLogger(__name__)
 
@@ -176,10 +176,7 @@ def write_overlay(path: Path, image: np.ndarray, gt: np.ndarray, pred: np.ndarra
     (nearest neighbour, integer factor) to at least ``min_side_px``."""
     from PIL import Image
 
-    rgb = _overlay_rgb(image, gt, pred)
-    factor = max(1, -(-min_side_px // max(rgb.shape[:2])))
-    if factor > 1:
-        rgb = rgb.repeat(factor, axis=0).repeat(factor, axis=1)
+    rgb = enlarge_nearest(_overlay_rgb(image, gt, pred), min_side_px)
     with atomic_path(path) as tmp:
         Image.fromarray(rgb).save(tmp, format="PNG")
     return path

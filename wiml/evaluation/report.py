@@ -180,6 +180,8 @@ def write_report(run: str | Path) -> Path:
         md += [f"Robot user on {stats.get('n_slices', '?')} slices (mode {wia.get('main_mode', '?')}); strong labels "
                f"written for {', '.join(wia.get('selected', [])) or 'n/a'}.", ""]
         md += _scalars_table(_flatten(stats)) + [""]
+        md += ["`nocXX`: mean number of clicks to reach Dice 0.XX (capped at the click limit); `reached_XX`: share "
+               "of slices (0-1) that reach Dice 0.XX within the limit; `dice_k`: mean Dice after k clicks.", ""]
     fig = _copy(run / "wia" / "dice_vs_clicks.png", out)
     if fig is None and plot_dice_vs_clicks(run / "wia" / "result" / "recording", out / "dice_vs_clicks.png"):
         fig = "dice_vs_clicks.png"

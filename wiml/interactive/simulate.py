@@ -227,7 +227,10 @@ def plot_dice_vs_clicks(rows: list[dict], max_clicks: int, path: Path, title: st
         ax.plot(xs, ys, marker="o", ms=3, label=f"{mode} (n={len(sel)})")
     for t in NOC_THRESHOLDS:
         ax.axhline(t, color="grey", lw=0.5, ls=":")
-    ax.set_xlabel("clicks")
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel("clicks (0 = initial mask)")
     ax.set_ylabel("mean Dice")
     ax.set_ylim(0, 1)
     ax.set_xlim(0, max_clicks)
@@ -318,6 +321,7 @@ def run_wia_simulation(data: Path, out: Path, config: WiaSimConfig, cam_source: 
     summary["data"] = str(data)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     plot_dice_vs_clicks(rows, config.max_clicks, out / "dice_vs_clicks.png",
-                        f"robot user on {data.name} ({config.split}, {len(records)} slices)")
+                        f"robot user: {config.split} split of {data.resolve().parent.name}/{data.name}, "
+                        f"{len(records)} slices")
     logger.info("wia-sim: %d slices, modes %s -> %s", len(records), modes, out)
     return summary
