@@ -8,7 +8,8 @@ import pytest
 from wiml.errors import InputError
 from wiml.evaluation.metrics import dice_score
 from wiml.interactive import RefinementSession
-from wiml.interactive.session import Click, click_disks, combine_probabilities, normalize_image, region_of_interest
+from wiml.interactive.session import (Click, blend_previous_mask, click_disks, combine_probabilities, normalize_image,
+                                      refine_mask, region_of_interest)
 
 
 def _scene(shape=(48, 64), seed=0):
@@ -177,3 +178,61 @@ def test_cam_threshold_calibrates_a_low_cam():
     assert dice_score(calibrated.initial_mask(), gt) > 0.95
     with pytest.raises(InputError):
         RefinementSession(cam_threshold=1.5)
+
+
+def _bar_and_blob(seed=0):
+    """An elongated target (a bar) touching a spurious blob of the same intensity at its right end."""
+    shape = (64, 128)
+    rng = np.random.default_rng(seed)
+    img = np.full(shape, 0.2, np.float32)
+    gt = np.zeros(shape, np.uint8)
+    gt[28:37, 10:110] = 1
+    blob = np.zeros(shape, bool)
+    blob[22:43, 110:126] = True
+    img[(gt > 0) | blob] = 0.7
+    img += rng.normal(0, 0.01, shape).astype(np.float32)
+    cam = np.zeros(shape, np.float32)
+    cam[(gt > 0) | blob] = 0.55  # a moderately confident CAM over both: the initial mask has both
+    return img, gt, blob, cam
+
+
+def test_mask_prior_keeps_the_target_far_from_a_background_click():
+    img, gt, blob, cam = _bar_and_blob()
+    masks = {}
+    for weight in (0.0, 1.0):
+        s = RefinementSession(cam_appearance=False, mask_prior=weight)
+        s.set_image(img, cam)
+        assert s.mask[blob].mean() > 0.9 and s.mask[gt > 0].mean() > 0.9
+        masks[weight] = (dice_score(s.mask, gt), s.add_click(32, 118, foreground=False))
+    for _, mask in masks.values():
+        assert mask[blob].mean() < 0.05  # the clicked blob goes either way
+    # without the prior the click's geodesic reach along the bar deletes it 20-80 px away from the click
+    assert masks[0.0][1][28:37, 60:90].mean() < 0.1
+    assert dice_score(masks[0.0][1], gt) < masks[0.0][0]
+    # with it the bar away from the click stays, and Dice rises
+    assert masks[1.0][1][28:37, 10:90].mean() > 0.95
+    assert dice_score(masks[1.0][1], gt) > masks[1.0][0] + 0.05
+
+
+def test_mask_prior_zero_is_the_cut_from_the_clicks_alone_and_undo_is_exact():
+    img, gt, blob, cam = _bar_and_blob()
+    clicks = [(32, 118, False), (32, 40, True), (25, 60, False)]
+    for weight in (0.0, 0.7):
+        s = RefinementSession(cam_appearance=False, mask_prior=weight)
+        s.set_image(img, cam)
+        history = [s.mask]
+        for r, c, fg in clicks:
+            history.append(s.add_click(r, c, fg))
+            if weight == 0.0:  # no history: the same as one refinement from all clicks so far
+                expected = refine_mask(s.image, cam, s.clicks)
+                np.testing.assert_array_equal(history[-1], expected)
+        for previous in reversed(history[:-1]):
+            np.testing.assert_array_equal(s.undo(), previous)
+    prob = np.full((4, 4), 0.3, np.float32)
+    prev = np.eye(4, dtype=np.uint8)
+    np.testing.assert_array_equal(blend_previous_mask(prob, prev, np.zeros((4, 4)), 0.0), prob)
+    np.testing.assert_allclose(blend_previous_mask(prob, prev, np.zeros((4, 4)), 1.0), prev)
+    np.testing.assert_allclose(blend_previous_mask(prob, prev, np.ones((4, 4)), 1.0), prob)
+    np.testing.assert_allclose(blend_previous_mask(prob, prev, np.zeros((4, 4)), 0.5), 0.15 + 0.5 * prev)
+    with pytest.raises(InputError, match="mask_prior"):
+        RefinementSession(mask_prior=1.5)

@@ -14,6 +14,10 @@ clicks so far (the settings that differ from the original are measured in docs/r
 5. post-processing that keeps the components of the foreground clicks
    (:func:`wiml.interactive.postprocess.postprocess_mask`).
 
+Optionally (``mask_prior`` > 0, this project's method) the current mask is a prior for the next refinement,
+so that a click changes the mask mainly near itself (:func:`blend_previous_mask`): where the newest click's
+likelihood is low, the foreground probability is pulled towards the mask before the click.
+
 Speed: the graph cut and the post-processing run only inside a region of interest (ROI), the bounding
 box of every pixel that could turn foreground (combined probability >= ``roi_threshold``, foreground
 clicks) grown by ``roi_margin_px``. Outside it the combined probability is low, so the whole-image cut
@@ -182,6 +186,30 @@ def combine_probabilities(prior: np.ndarray, fg_likelihood: np.ndarray | None = 
     return np.clip(reach * favour + (1.0 - reach) * prior, 0.0, 1.0).astype(np.float32)
 
 
+def blend_previous_mask(prob: np.ndarray, previous_mask: np.ndarray, newest_likelihood: np.ndarray,
+                        mask_prior: float) -> np.ndarray:
+    """Use the mask before a click as a prior where the click says little (this project's method).
+
+    Each refinement re-runs the graph cut from all clicks, so without this a background click next to the
+    target can flip far-away parts that were right. With ``w = mask_prior * (1 - r)``, where ``r`` (in [0, 1])
+    is the newest click's likelihood (geodesic times Euclidean decay, as in :func:`refine_mask`),
+    ``P' = (1 - w) P + w M``: near the newest click (``r`` ~ 1) the usual probability ``P`` decides; far from
+    it (``r`` ~ 0) the previous mask ``M`` does, fully when ``mask_prior`` = 1. 0 = the original behaviour.
+
+    Args:
+        prob: (H, W) float32 foreground probability from the prior and all clicks.
+        previous_mask: (H, W) uint8/bool mask before the newest click.
+        newest_likelihood: (H, W) float32 in [0, 1], the newest click's likelihood.
+        mask_prior: weight in [0, 1].
+
+    Returns:
+        (H, W) float32 foreground probability in [0, 1].
+    """
+    w = float(mask_prior) * (1.0 - np.asarray(newest_likelihood, np.float32))
+    prev = (np.asarray(previous_mask) > 0).astype(np.float32)
+    return np.clip((1.0 - w) * prob + w * prev, 0.0, 1.0).astype(np.float32)
+
+
 def region_of_interest(candidates: np.ndarray, margin_px: int) -> tuple[slice, slice] | None:
     """Bounding box of the non-zero pixels of ``candidates`` grown by ``margin_px`` (clipped to the image).
 
@@ -201,7 +229,8 @@ def region_of_interest(candidates: np.ndarray, margin_px: int) -> tuple[slice, s
 def refine_mask(image: np.ndarray, prior: np.ndarray, clicks: list[Click], *, std_image: np.ndarray | None = None,
                 lam: float = 5.0, sigma: float = 0.1, click_radius_px: int = 2, backend: str = "fastgeodis",
                 likelihood_scale: float = 2.0, spatial_scale: float | None = 0.3, smoothing_px: float = 2.0,
-                roi_margin_px: int | None = 16, roi_threshold: float = 0.4, postprocess: bool = True) -> np.ndarray:
+                roi_margin_px: int | None = 16, roi_threshold: float = 0.4, postprocess: bool = True,
+                previous_mask: np.ndarray | None = None, mask_prior: float = 0.0) -> np.ndarray:
     """One refinement from scratch: geodesic likelihoods + prior -> interactive graph cut -> post-processing.
 
     Args:
@@ -223,6 +252,9 @@ def refine_mask(image: np.ndarray, prior: np.ndarray, clicks: list[Click], *, st
         roi_threshold: combined probability from which a pixel counts as possible foreground for the ROI.
         postprocess: apply :func:`wiml.interactive.postprocess.postprocess_mask` (keeping the foreground clicks'
             components) and force the background click disks to background.
+        previous_mask: (H, W) mask before the newest click (``clicks[-1]``), used with ``mask_prior``.
+        mask_prior: weight of ``previous_mask`` as a prior away from the newest click
+            (:func:`blend_previous_mask`); 0 or no previous mask / no click = the original behaviour.
 
     Returns:
         (H, W) uint8 mask in {0, 1}.
@@ -253,6 +285,16 @@ def refine_mask(image: np.ndarray, prior: np.ndarray, clicks: list[Click], *, st
             else:
                 lb = lik
     prob = combine_probabilities(prior, lf, lb)
+    if mask_prior > 0 and previous_mask is not None and clicks:
+        if np.shape(previous_mask) != image.shape:
+            raise InputError(f"previous mask shape {np.shape(previous_mask)} does not match the image {image.shape}")
+        newest = clicks[-1]
+        seeds = click_disks(image.shape, [Click(newest.row, newest.col, 1)], click_radius_px)[0]
+        reach = click_likelihood(geodesic_distance(std_image, seeds, backend), likelihood_scale)
+        if spatial_scale:
+            reach *= click_likelihood(nearest_point_distance(image.shape, [(newest.row, newest.col)]),
+                                      spatial_scale * max(image.shape))
+        prob = blend_previous_mask(prob, previous_mask, reach, mask_prior)
     prob[fg_seeds] = 1.0
     prob[bg_seeds] = 0.0
     if roi_margin_px is None:
@@ -286,6 +328,7 @@ class RefinementConfig:
     empty_prior: float = 0.3
     cam_threshold: float | None = None
     cam_appearance: bool = True
+    mask_prior: float = 0.0
 
     def make_session(self) -> "RefinementSession":
         return RefinementSession(**dataclasses.asdict(self))
@@ -325,6 +368,10 @@ class RefinementSession:
             after GrabCut; this project's method) with :class:`~wiml.interactive.appearance.AppearanceConfig`'s
             defaults; applied after ``cam_threshold``. True by default (chosen on liver validation slices,
             docs/results.md); False = the CAM alone (the original).
+        mask_prior: weight in [0, 1] of the current mask as a prior for the next click's refinement, applied
+            where the new click's likelihood is low (:func:`blend_previous_mask`; this project's method), so a
+            click changes the mask mainly near itself; 0 = each click re-cuts from the prior and all clicks
+            only (the original). Undo and reset restore earlier masks exactly either way.
 
     Raises:
         InputError: a parameter is out of range.
@@ -333,7 +380,7 @@ class RefinementSession:
     def __init__(self, lam: float = 5.0, sigma: float = 0.1, click_radius_px: int = 2, backend: str = "fastgeodis",
                  likelihood_scale: float = 2.0, spatial_scale: float | None = 0.3, smoothing_px: float = 2.0,
                  roi_margin_px: int | None = 16, roi_threshold: float = 0.4, empty_prior: float = 0.3,
-                 cam_threshold: float | None = None, cam_appearance: bool = True) -> None:
+                 cam_threshold: float | None = None, cam_appearance: bool = True, mask_prior: float = 0.0) -> None:
         if backend not in BACKENDS:
             raise InputError(f"unknown geodesic backend {backend!r}; expected one of {BACKENDS}")
         if lam < 0 or sigma <= 0 or click_radius_px < 0 or likelihood_scale <= 0:
@@ -343,6 +390,8 @@ class RefinementSession:
             raise InputError(f"roi_margin_px must be >= 0 or None, got {roi_margin_px}")
         if cam_threshold is not None and not 0.0 < cam_threshold < 1.0:
             raise InputError(f"cam_threshold must be in (0, 1) or None, got {cam_threshold}")
+        if not 0.0 <= mask_prior <= 1.0:
+            raise InputError(f"mask_prior must be in [0, 1], got {mask_prior}")
         if not 0.0 <= empty_prior < min(0.5, roi_threshold):
             raise InputError(f"empty_prior must be in [0, min(0.5, roi_threshold)), got {empty_prior}")
         self.lam = float(lam)
@@ -357,6 +406,7 @@ class RefinementSession:
         self.empty_prior = float(empty_prior)
         self.cam_threshold = cam_threshold
         self.cam_appearance = bool(cam_appearance)
+        self.mask_prior = float(mask_prior)
         self._image: np.ndarray | None = None
         self._std: np.ndarray | None = None
         self._prior: np.ndarray | None = None
@@ -441,7 +491,8 @@ class RefinementSession:
                           click_radius_px=self.click_radius_px, backend=self.backend,
                           likelihood_scale=self.likelihood_scale, spatial_scale=self.spatial_scale,
                           roi_margin_px=self.roi_margin_px,
-                          roi_threshold=self.roi_threshold)
+                          roi_threshold=self.roi_threshold,
+                          previous_mask=self._mask if clicks else None, mask_prior=self.mask_prior)
         self.last_seconds = time.perf_counter() - t0
         logger.debug("refinement with %d click(s): %.1f ms", len(clicks), 1000 * self.last_seconds)
         return out
