@@ -4,7 +4,7 @@ Three refinement paths see the same real slices and the same robot-user clicks:
 
 * ``original``: the original release's way: GeodisTK fast marching from each click set on the standardised
   image, likelihoods ``exp(-d^2)``, SimpleCRF interactive max-flow over the whole image (no smoothing, no
-  spatial decay, no region of interest);
+  spatial decay, no region of interest, no mask prior);
 * ``geodistk``: WIML's refinement settings (smoothing, likelihood scale, spatial decay) with GeodisTK fast
   marching and the max-flow over the whole image — the quality reference of the fast path;
 * ``wiml``: WIML's default session: FastGeodis raster scan and the graph cut restricted to the region of
@@ -40,7 +40,7 @@ logger = logging.getLogger("bench_refinement")
 
 PATHS = {
     "original": dict(backend="geodistk", likelihood_scale=1.0, spatial_scale=None, smoothing_px=0.0,
-                     roi_margin_px=None),
+                     roi_margin_px=None, mask_prior=0.0),
     "geodistk": dict(backend="geodistk", roi_margin_px=None),
     "wiml": dict(),
 }

@@ -328,7 +328,7 @@ class RefinementConfig:
     empty_prior: float = 0.3
     cam_threshold: float | None = None
     cam_appearance: bool = True
-    mask_prior: float = 0.0
+    mask_prior: float = 0.5
 
     def make_session(self) -> "RefinementSession":
         return RefinementSession(**dataclasses.asdict(self))
@@ -371,7 +371,8 @@ class RefinementSession:
         mask_prior: weight in [0, 1] of the current mask as a prior for the next click's refinement, applied
             where the new click's likelihood is low (:func:`blend_previous_mask`; this project's method), so a
             click changes the mask mainly near itself; 0 = each click re-cuts from the prior and all clicks
-            only (the original). Undo and reset restore earlier masks exactly either way.
+            only (the original). 0.5 by default (chosen on the liver and BraTS validation slices by NoC@90,
+            docs/results.md section 3). Undo and reset restore earlier masks exactly either way.
 
     Raises:
         InputError: a parameter is out of range.
@@ -380,7 +381,7 @@ class RefinementSession:
     def __init__(self, lam: float = 5.0, sigma: float = 0.1, click_radius_px: int = 2, backend: str = "fastgeodis",
                  likelihood_scale: float = 2.0, spatial_scale: float | None = 0.3, smoothing_px: float = 2.0,
                  roi_margin_px: int | None = 16, roi_threshold: float = 0.4, empty_prior: float = 0.3,
-                 cam_threshold: float | None = None, cam_appearance: bool = True, mask_prior: float = 0.0) -> None:
+                 cam_threshold: float | None = None, cam_appearance: bool = True, mask_prior: float = 0.5) -> None:
         if backend not in BACKENDS:
             raise InputError(f"unknown geodesic backend {backend!r}; expected one of {BACKENDS}")
         if lam < 0 or sigma <= 0 or click_radius_px < 0 or likelihood_scale <= 0:
