@@ -22,7 +22,6 @@ import math
 from typing import Literal, NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from wiml.config import from_dict, to_dict

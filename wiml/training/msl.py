@@ -32,11 +32,11 @@ from wiml.errors import ConfigError, InputError
 from wiml.networks.fpsnet import FPSNet, FPSNetConfig, foreground_probability
 from wiml.training.config import DataConfig, OptimConfig, TrainerConfig
 from wiml.training.data import SliceDataset
-from wiml.training.distributed import cleanup, init_distributed
+from wiml.training.distributed import cleanup
 from wiml.training.mixed import MixedLossConfig, MixedSampler, make_mixed_loss
 from wiml.training.strong_labels import gt_strong_labels, select_strong_slices, slice_name, wia_strong_labels
-from wiml.training.trainer import Trainer
-from wiml.utils import atomic_write_text, resolve_device, seed_everything
+from wiml.training.trainer import Trainer, start_run
+from wiml.utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -206,12 +206,8 @@ def train_msl(config: MSLConfig, data_dir: str | Path, out_dir: str | Path, resu
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     tc = config.trainer
-    if tc.threads > 0:
-        torch.set_num_threads(tc.threads)
-    device = resolve_device(tc.device)
-    dist, device = init_distributed(device)
+    dist, device = start_run(tc)
     try:
-        seed_everything(tc.seed)
         train_records = read_manifest(data_dir, config.data.train_split)
         val_records = [r for r in read_manifest(data_dir, config.data.val_split) if r.has_mask]
         if not train_records:

@@ -38,14 +38,31 @@ from wiml.errors import ConfigError
 from wiml.networks.fpsnet import FPSNetOutput
 from wiml.training.checkpoint import load_training_state, save_checkpoint, save_training_state
 from wiml.training.config import OptimConfig, TrainerConfig
-from wiml.training.distributed import DistInfo, all_reduce_mean, barrier, wrap_model
-from wiml.utils import atomic_path, atomic_write_text
+from wiml.training.distributed import DistInfo, all_reduce_mean, barrier, init_distributed, wrap_model
+from wiml.utils import atomic_path, atomic_write_text, resolve_device, seed_everything
 
 logger = logging.getLogger(__name__)
 
 LossFn = Callable[[FPSNetOutput, dict], tuple[torch.Tensor, dict[str, float]]]
 ValStep = Callable[[nn.Module, dict], dict[str, np.ndarray]]
 ValMetrics = Callable[[dict[str, np.ndarray]], dict[str, float]]
+
+
+def start_run(config: TrainerConfig) -> tuple[DistInfo, torch.device]:
+    """Set up a training run once, before the model is built: torch threads (``config.threads`` > 0), the
+    device (``config.device``: auto / cpu / cuda), the process group under torchrun, and the seed.
+
+    Returns:
+        (DistInfo, device); call :func:`wiml.training.distributed.cleanup` when the run ends.
+
+    Raises:
+        InputError: CUDA requested but not available.
+    """
+    if config.threads > 0:
+        torch.set_num_threads(config.threads)
+    dist, device = init_distributed(resolve_device(config.device))
+    seed_everything(config.seed)
+    return dist, device
 
 
 def to_device(batch: dict, device: torch.device) -> dict:

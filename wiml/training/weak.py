@@ -22,10 +22,9 @@ from wiml.errors import InputError
 from wiml.networks.fpsnet import FPSNet, tag_probability
 from wiml.training.config import WeakConfig
 from wiml.training.data import SliceDataset, WeightedEpochSampler, class_balanced_weights
-from wiml.training.distributed import cleanup, init_distributed
+from wiml.training.distributed import cleanup
 from wiml.training.losses import weak_loss
-from wiml.training.trainer import Trainer
-from wiml.utils import resolve_device, seed_everything
+from wiml.training.trainer import Trainer, start_run
 
 logger = logging.getLogger(__name__)
 
@@ -116,12 +115,8 @@ def train_weak(config: WeakConfig, data_dir: str | Path, out_dir: str | Path, re
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
     tc = config.trainer
-    if tc.threads > 0:
-        torch.set_num_threads(tc.threads)
-    device = resolve_device(tc.device)
-    dist, device = init_distributed(device)
+    dist, device = start_run(tc)
     try:
-        seed_everything(tc.seed)
         train_records = read_manifest(data_dir, config.data.train_split)
         val_records = read_manifest(data_dir, config.data.val_split)
         if not train_records:
