@@ -4,7 +4,7 @@ YAML layout of ``configs/weak_*.yaml``::
 
     model:   FPSNetConfig fields (in_channels: 0 = take it from the data)
     trainer: TrainerConfig fields (epochs, batch_size, seed, device, ...)
-    optim:   OptimConfig fields (AdamW + cosine)
+    optim:   OptimConfig fields (AdamW or Adam + cosine)
     augment: AugmentConfig fields
     data:    DataConfig fields (which splits to train / validate on)
 """
@@ -20,16 +20,19 @@ from wiml.networks.fpsnet import FPSNetConfig
 
 @dataclasses.dataclass
 class OptimConfig:
-    """AdamW with a cosine learning-rate schedule (stepped once per epoch).
+    """AdamW (or Adam) with a cosine learning-rate schedule (stepped once per epoch).
 
     Attributes:
+        name: ``adamw`` (decoupled weight decay; Loshchilov & Hutter, ICLR 2019) or ``adam`` (weight decay as an
+            L2 term in the gradient, as torch.optim.Adam and the original WIML release do).
         lr: initial learning rate.
-        weight_decay: AdamW decoupled weight decay.
+        weight_decay: weight decay (decoupled for ``adamw``, L2 for ``adam``).
         min_lr_ratio: the cosine ends at ``lr * min_lr_ratio``.
         warmup_epochs: linear warm-up epochs before the cosine (0 = none).
         grad_clip: clip the gradient norm to this value (0 = no clipping).
     """
 
+    name: Literal["adamw", "adam"] = "adamw"
     lr: float = 1e-3
     weight_decay: float = 1e-4
     min_lr_ratio: float = 0.01

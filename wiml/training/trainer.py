@@ -15,7 +15,7 @@ Outputs in ``out_dir``: ``best.safetensors``/``.json``, ``last.safetensors``/``.
 ``log.csv`` (one row per epoch), ``curves.png``. With ``torchrun`` the model is wrapped in
 DistributedDataParallel; rank 0 validates and writes files.
 
-Optimisation: AdamW, linear warm-up then cosine decay per epoch (Loshchilov & Hutter, ICLR 2017/2019).
+Optimisation: AdamW (or Adam, ``optim.name``), linear warm-up then cosine decay per epoch (Loshchilov & Hutter, ICLR 2017/2019).
 Epoch ``e`` reseeds torch, the sampler and the augmentation from ``seed`` and ``e``, so a resumed run draws
 the same batches as an uninterrupted one.
 """
@@ -160,7 +160,8 @@ class Trainer:
         self.dist = dist or DistInfo()
         self.kind = kind
         self.run_config = run_config or {}
-        self.optimizer = torch.optim.AdamW(model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
+        optimizer_cls = torch.optim.Adam if optim.name == "adam" else torch.optim.AdamW
+        self.optimizer = optimizer_cls(model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer,
             lambda e: cosine_factor(e, config.epochs, optim.warmup_epochs, optim.min_lr_ratio))
@@ -172,7 +173,7 @@ class Trainer:
 
     # -- steps ---------------------------------------------------------------------------------------------
     def train_step(self, batch: dict) -> dict[str, float]:
-        """One optimisation step on a batch: forward, ``loss_fn``, backward, (clip), AdamW step."""
+        """One optimisation step on a batch: forward, ``loss_fn``, backward, (clip), optimiser step."""
         batch = to_device(batch, self.device)
         self.optimizer.zero_grad(set_to_none=True)
         output = self.net(batch["image"])
