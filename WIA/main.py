@@ -19,7 +19,7 @@ if __name__ == "__main__":
         import wiml  # noqa: F401 - installed (pip install -e .)
     except ImportError:  # running from a checkout without installing
         sys.path.insert(0, str(PROJECT_ROOT))
-    from wiml.gui.app import main
+    from wiml.cli.annotate import main
 
     sys.exit(main(default_image=PROJECT_ROOT / "data_source",
                   default_checkpoint=PROJECT_ROOT / "runs" / "demo" / "weak" / "best.safetensors"))

@@ -38,7 +38,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-    from PyQt5.QtCore import QEventLoop, QTimer
+    from PyQt5.QtCore import QTimer
     from PyQt5.QtWidgets import QApplication
 
     from wiml.gui.controller import AnnotationController
@@ -61,12 +61,7 @@ def main(argv: list[str] | None = None) -> int:
             win.show()
 
             def settle() -> None:
-                loop = QEventLoop()
-                poll = QTimer(interval=2)
-                poll.timeout.connect(lambda: loop.quit() if win.worker.pending == 0 else None)
-                poll.start()
-                loop.exec_()
-                poll.stop()
+                win.worker.wait_idle(poll_ms=2)
 
             win.open_path(args.image)
             win.worker.submit(ctl.warm_up)

@@ -189,7 +189,7 @@ def test_parser_defaults_and_start_image(png_case, tmp_path):
 
 
 def test_main_refuses_bad_refinement_override(capsys):
-    from wiml.gui.app import main
+    from wiml.cli.annotate import main
 
     assert main(["--set", "lam=-1"]) == 2
     assert "lam" in capsys.readouterr().err

@@ -22,6 +22,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "prepare": ("wiml.cli.prepare", "volumes / slice folders -> 2-D slices, image tags, manifest.csv, split"),
     "train-weak": ("wiml.cli.train_weak", "train FPSNet on image tags only (weak checkpoint)"),
     "cam": ("wiml.cli.cam", "Grad-CAM overlays, initial masks and CAM quality"),
+    "annotate": ("wiml.cli.annotate", "the WIA annotator GUI (same as python WIA/main.py)"),
     "wia-sim": ("wiml.cli.wia_sim", "robot-user WIA simulation: NoC@85/90, strong labels + records"),
     "train-msl": ("wiml.cli.train_msl", "mixed-supervised FPSNet training on tags + K strong labels"),
     "test": ("wiml.cli.test", "predict test patients; per-slice and per-patient metrics"),

@@ -12,6 +12,6 @@ Qt-free layer (testable headless):
 * :mod:`wiml.gui.remote` - refinement sessions served by a helper process (the GIL never stalls the GUI).
 
 Qt layer: :mod:`wiml.gui.worker` (actions on one worker ``QThread``), :mod:`wiml.gui.canvas` and
-:mod:`wiml.gui.window` (the widgets), :mod:`wiml.gui.app` (``main(argv)``), :mod:`wiml.gui.screenshot`
-(offscreen picture for the docs). ``import wiml.gui`` itself imports nothing from Qt.
+:mod:`wiml.gui.window` (the widgets), :mod:`wiml.gui.app` (arguments and window set-up; the command line is
+:mod:`wiml.cli.annotate`). ``import wiml.gui`` itself imports nothing from Qt.
 """

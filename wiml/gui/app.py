@@ -1,4 +1,4 @@
-"""``python WIA/main.py``: start the annotator.
+"""The annotator's arguments and window set-up (the command line itself is :mod:`wiml.cli.annotate`).
 
 Example:
     python WIA/main.py                                   # data_source/ + runs/demo/weak/best.safetensors
@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import sys
-from collections.abc import Sequence
 from pathlib import Path
 
 from wiml.config import load_config
@@ -91,27 +89,3 @@ def create_window(args: argparse.Namespace):
             window.show_error(f"{start}: not found; use File > Open Image")
     window.worker.submit(controller.warm_up)  # after opening, so the image shows first
     return window
-
-
-def main(argv: Sequence[str] | None = None, default_image: Path | None = None,
-         default_checkpoint: Path | None = None) -> int:
-    """Parse arguments, build the window, run the Qt event loop. Returns the exit status."""
-    args = build_parser(default_image, default_checkpoint).parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
-    try:
-        from PyQt5.QtWidgets import QApplication
-    except ImportError:
-        print("WIA/main.py: error: PyQt5 is not installed (pip install 'wiml[gui]')", file=sys.stderr)
-        return 2
-    app = QApplication.instance() or QApplication(sys.argv[:1])
-    app.setApplicationName("WIML annotator")
-    try:
-        window = create_window(args)
-    except WimlError as exc:
-        print(f"WIA/main.py: error: {exc}", file=sys.stderr)
-        return 2
-    status = int(app.exec_())
-    window.worker.shutdown()
-    window.controller.close()
-    return status

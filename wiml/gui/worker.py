@@ -13,7 +13,7 @@ import logging
 import traceback
 from collections.abc import Callable
 
-from PyQt5.QtCore import QObject, QThread, pyqtSignal, pyqtSlot
+from PyQt5.QtCore import QEventLoop, QObject, QThread, QTimer, pyqtSignal, pyqtSlot
 
 from wiml.errors import WimlError
 
@@ -92,6 +92,16 @@ class ActionWorker(QObject):
     def _on_failed(self, job_id: int, message: str) -> None:
         self._done()
         self.failed.emit(job_id, message)
+
+    def wait_idle(self, poll_ms: int = 5) -> None:
+        """Run the Qt event loop until every queued action has finished (scripts and benchmarks that drive the
+        window; finished actions' signals are delivered meanwhile). Runs the loop for at least one poll."""
+        loop = QEventLoop()
+        poll = QTimer(interval=poll_ms)
+        poll.timeout.connect(lambda: loop.quit() if self._pending == 0 else None)
+        poll.start()
+        loop.exec_()
+        poll.stop()
 
     def shutdown(self, timeout_ms: int = 5000) -> None:
         """Stop the thread after the queued actions (waits at most ``timeout_ms``)."""

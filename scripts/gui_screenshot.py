@@ -1,10 +1,10 @@
 """Render the annotator offscreen after Segment and a few robot-user clicks, and save the window as PNG.
 
-Used for the screenshot in docs/usage_gui.md; the clicks are the robot user's
+Makes the pictures in docs/images/gui_*.png; the clicks are the robot user's
 (:func:`wiml.interactive.robot.next_click`) against the image's ground truth, so the picture is reproducible.
 
 Example:
-    QT_QPA_PLATFORM=offscreen python -m wiml.gui.screenshot ../shared/data/wiml_samples/WIA/data_source/1.png \\
+    QT_QPA_PLATFORM=offscreen .venv/bin/python scripts/gui_screenshot.py ../shared/data/wiml_samples/WIA/data_source/1.png \\
         --checkpoint runs/real/weak_liver/best.safetensors --clicks 3 --out docs/images/gui_liver.png
 """
 
@@ -19,7 +19,7 @@ from pathlib import Path
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m wiml.gui.screenshot", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="scripts/gui_screenshot.py", description=__doc__.splitlines()[0])
     parser.add_argument("image", type=Path, help="image with a ground truth in a label/ folder beside it")
     parser.add_argument("--checkpoint", type=Path, default=None, help="weak checkpoint for the CAM")
     parser.add_argument("--clicks", type=int, default=3, help="robot-user clicks after Segment (default 3)")
@@ -29,7 +29,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-    from PyQt5.QtCore import QEventLoop, QTimer
     from PyQt5.QtWidgets import QApplication
 
     from wiml.gui.controller import AnnotationController
@@ -47,12 +46,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.show()
 
         def settle() -> None:
-            loop = QEventLoop()
-            timer = QTimer(interval=20)
-            timer.timeout.connect(lambda: loop.quit() if window.worker.pending == 0 else None)
-            timer.start()
-            loop.exec_()
-            timer.stop()
+            window.worker.wait_idle(poll_ms=20)
             app.processEvents()
 
         window.open_path(args.image)
