@@ -4,6 +4,7 @@ the no-checkpoint message, window/level, zoom, opacity and the slice slider."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -198,8 +199,10 @@ def test_main_refuses_bad_refinement_override(capsys):
 
 
 def test_wia_main_help_resolves_defaults_from_its_location(project_root, tmp_path):
+    # a wide terminal, so that argparse does not break a long checkout path across lines
+    env = {**os.environ, "COLUMNS": "1000"}
     out = subprocess.run([sys.executable, str(project_root / "WIA" / "main.py"), "--help"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=120)
+                         capture_output=True, text=True, timeout=120, env=env)
     assert out.returncode == 0, out.stderr
     text = " ".join(out.stdout.split())
     assert str(project_root / "data_source") in text
