@@ -5,7 +5,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 RUN ?= runs/demo
 
-.PHONY: setup demo test test-fast gui clean-venv
+.PHONY: setup demo test test-fast lint format gui clean-venv
 
 setup:
 	@bash scripts/bootstrap.sh
@@ -18,6 +18,14 @@ test: setup
 
 test-fast: setup
 	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow" tests
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+format: setup
+	$(VENV)/bin/ruff check --fix .
+	$(VENV)/bin/ruff format .
 
 gui: setup
 	$(PY) WIA/main.py

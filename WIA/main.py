@@ -21,5 +21,9 @@ if __name__ == "__main__":
         sys.path.insert(0, str(PROJECT_ROOT))
     from wiml.cli.annotate import main
 
-    sys.exit(main(default_image=PROJECT_ROOT / "data_source",
-                  default_checkpoint=PROJECT_ROOT / "runs" / "demo" / "weak" / "best.safetensors"))
+    sys.exit(
+        main(
+            default_image=PROJECT_ROOT / "data_source",
+            default_checkpoint=PROJECT_ROOT / "runs" / "demo" / "weak" / "best.safetensors",
+        )
+    )

@@ -39,8 +39,14 @@ PROJECT = Path(__file__).resolve().parents[1]
 logger = logging.getLogger("bench_refinement")
 
 PATHS = {
-    "original": dict(backend="geodistk", likelihood_scale=1.0, spatial_scale=None, smoothing_px=0.0,
-                     roi_margin_px=None, mask_prior=0.0),
+    "original": dict(
+        backend="geodistk",
+        likelihood_scale=1.0,
+        spatial_scale=None,
+        smoothing_px=0.0,
+        roi_margin_px=None,
+        mask_prior=0.0,
+    ),
     "geodistk": dict(backend="geodistk", roi_margin_px=None),
     "wiml": dict(),
 }
@@ -64,20 +70,41 @@ def load_slices(root: Path, n256: int, n512: int) -> list[dict]:
         for i in np.linspace(0, len(liver) - 1, n256).round().astype(int):
             img = liver[i]
             gt = _read(root / "liver_ct_slices" / "masks" / img.name) > 127
-            out.append({"name": img.stem, "size": 256, "image": _read(img).astype(np.float32), "gt": gt,
-                        "value_range": None})
+            out.append(
+                {
+                    "name": img.stem,
+                    "size": 256,
+                    "image": _read(img).astype(np.float32),
+                    "gt": gt,
+                    "value_range": None,
+                }
+            )
     big = []
     samples = sorted((root / "wiml_samples" / "WIA" / "data_source").glob("*.png"))
     for img in samples:
         gt = _read(root / "wiml_samples" / "WIA" / "label" / img.name) > 127
-        big.append({"name": f"wiml_samples_{img.stem}", "size": 512, "image": _read(img).astype(np.float32), "gt": gt,
-                    "value_range": None})
+        big.append(
+            {
+                "name": f"wiml_samples_{img.stem}",
+                "size": 512,
+                "image": _read(img).astype(np.float32),
+                "gt": gt,
+                "value_range": None,
+            }
+        )
     ircadb = root / "ircadb_patient1"
     if ircadb.is_dir():
         for k in (40, 60, 80, 100):
             gt = _read(ircadb / "MASKS_DICOM" / "liver" / f"image_{k}") > 127
-            big.append({"name": f"ircadb1_{k}", "size": 512, "image": _read(ircadb / "PATIENT_DICOM" / f"image_{k}")
-                        .astype(np.float32), "gt": gt, "value_range": (-100.0, 200.0)})
+            big.append(
+                {
+                    "name": f"ircadb1_{k}",
+                    "size": 512,
+                    "image": _read(ircadb / "PATIENT_DICOM" / f"image_{k}").astype(np.float32),
+                    "gt": gt,
+                    "value_range": (-100.0, 200.0),
+                }
+            )
     if big and n512 > 0:
         out += [big[i] for i in np.linspace(0, len(big) - 1, min(n512, len(big))).round().astype(int)]
     return out
@@ -115,8 +142,12 @@ def run(slices: list[dict], n_clicks: int) -> dict:
                 dice.append(dice_score(mask, sl["gt"]))
             res[(sl["size"], name)]["dice"] += dice
             res[(sl["size"], name)]["final"].append(dice[-1] if dice else 0.0)
-        logger.info("%s: %d clicks, final Dice %s", sl["name"], len(robot.clicks),
-                    {n: round(res[(sl["size"], n)]["final"][-1], 3) for n in PATHS})
+        logger.info(
+            "%s: %d clicks, final Dice %s",
+            sl["name"],
+            len(robot.clicks),
+            {n: round(res[(sl["size"], n)]["final"][-1], 3) for n in PATHS},
+        )
     return res
 
 
@@ -130,25 +161,33 @@ def _cpu_name() -> str:
     return platform.processor() or platform.machine()
 
 
-def report(res: dict, slices: list[dict], args: argparse.Namespace, load_before, load_after, wall_s: float) -> str:
+def report(
+    res: dict, slices: list[dict], args: argparse.Namespace, load_before, load_after, wall_s: float
+) -> str:
     import FastGeodis
     import torch
 
-    lines = ["# Benchmarks", "", "## WIA refinement: click-to-mask latency (bench/bench_refinement.py)", "",
-             f"Latest run: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
-             f"`{' '.join([Path(sys.argv[0]).name] + sys.argv[1:])}`, {wall_s:.0f} s wall.",
-             f"Machine: {_cpu_name()}, {os.cpu_count()} cores visible, load average "
-             f"{load_before[0]:.1f} before / {load_after[0]:.1f} after (the machine is shared: medians, not means); "
-             f"torch {torch.__version__} ({torch.get_num_threads()} thread), FastGeodis {FastGeodis.__version__}.",
-             "",
-             "Paths (same slices, same robot clicks from an empty mask, replayed): **original** = GeodisTK fast "
-             "marching, `exp(-d^2)`, SimpleCRF max-flow over the whole image; **geodistk** = WIML's likelihood "
-             "settings with GeodisTK and the whole image (quality reference); **wiml** = the default session "
-             "(FastGeodis + region of interest). Time = one refinement (geodesic maps of both click sets, "
-             "likelihoods, graph cut, post-processing), the click-to-mask time without drawing.", "",
-             "| size | slices | clicks | path | median ms/click | p90 ms | mean Dice over all clicks "
-             "| mean final Dice |",
-             "|---|---|---|---|---|---|---|---|"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "## WIA refinement: click-to-mask latency (bench/bench_refinement.py)",
+        "",
+        f"Latest run: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
+        f"`{' '.join([Path(sys.argv[0]).name] + sys.argv[1:])}`, {wall_s:.0f} s wall.",
+        f"Machine: {_cpu_name()}, {os.cpu_count()} cores visible, load average "
+        f"{load_before[0]:.1f} before / {load_after[0]:.1f} after (the machine is shared: medians, not means); "
+        f"torch {torch.__version__} ({torch.get_num_threads()} thread), FastGeodis {FastGeodis.__version__}.",
+        "",
+        "Paths (same slices, same robot clicks from an empty mask, replayed): **original** = GeodisTK fast "
+        "marching, `exp(-d^2)`, SimpleCRF max-flow over the whole image; **geodistk** = WIML's likelihood "
+        "settings with GeodisTK and the whole image (quality reference); **wiml** = the default session "
+        "(FastGeodis + region of interest). Time = one refinement (geodesic maps of both click sets, "
+        "likelihoods, graph cut, post-processing), the click-to-mask time without drawing.",
+        "",
+        "| size | slices | clicks | path | median ms/click | p90 ms | mean Dice over all clicks "
+        "| mean final Dice |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     verdicts = []
     for size in sorted({s["size"] for s in slices}):
         n = sum(1 for s in slices if s["size"] == size)
@@ -156,27 +195,33 @@ def report(res: dict, slices: list[dict], args: argparse.Namespace, load_before,
         for name in PATHS:
             r = res[(size, name)]
             med[name] = float(np.median(r["ms"]))
-            lines.append(f"| {size} | {n} | {len(r['ms'])} | {name} | {med[name]:.1f} | "
-                         f"{np.percentile(r['ms'], 90):.1f} | {np.mean(r['dice']):.4f} | {np.mean(r['final']):.4f} |")
+            lines.append(
+                f"| {size} | {n} | {len(r['ms'])} | {name} | {med[name]:.1f} | "
+                f"{np.percentile(r['ms'], 90):.1f} | {np.mean(r['dice']):.4f} | {np.mean(r['final']):.4f} |"
+            )
         d_ref = np.mean(res[(size, "wiml")]["dice"]) - np.mean(res[(size, "geodistk")]["dice"])
         d_orig = np.mean(res[(size, "wiml")]["dice"]) - np.mean(res[(size, "original")]["dice"])
         target = TARGET_MS.get(size)
         ok = target is not None and med["wiml"] <= target
-        verdicts.append(f"- {size} x {size}: wiml median {med['wiml']:.1f} ms/click "
-                        f"({'meets' if ok else 'MISSES'} the {target:.0f} ms target); "
-                        f"{med['original'] / med['wiml']:.1f}x faster than the original "
-                        f"({med['original']:.0f} ms), {med['geodistk'] / med['wiml']:.1f}x faster than the GeodisTK "
-                        f"path; mean Dice wiml - geodistk = {d_ref:+.4f} "
-                        f"({'within' if abs(d_ref) <= 0.01 else 'OUTSIDE'} 0.01), wiml - original = {d_orig:+.4f}.")
-    lines += ["", *verdicts, "",
-              "Slices: " + ", ".join(s["name"] for s in slices) + ".", ""]
+        verdicts.append(
+            f"- {size} x {size}: wiml median {med['wiml']:.1f} ms/click "
+            f"({'meets' if ok else 'MISSES'} the {target:.0f} ms target); "
+            f"{med['original'] / med['wiml']:.1f}x faster than the original "
+            f"({med['original']:.0f} ms), {med['geodistk'] / med['wiml']:.1f}x faster than the GeodisTK "
+            f"path; mean Dice wiml - geodistk = {d_ref:+.4f} "
+            f"({'within' if abs(d_ref) <= 0.01 else 'OUTSIDE'} 0.01), wiml - original = {d_orig:+.4f}."
+        )
+    lines += ["", *verdicts, "", "Slices: " + ", ".join(s["name"] for s in slices) + ".", ""]
     return "\n".join(lines)
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-root", type=Path, default=Path(os.environ.get("WIML_SHARED_DATA",
-                                                                              PROJECT.parent / "shared" / "data")))
+    parser.add_argument(
+        "--data-root",
+        type=Path,
+        default=Path(os.environ.get("WIML_SHARED_DATA", PROJECT.parent / "shared" / "data")),
+    )
     parser.add_argument("--n256", type=int, default=8, help="liver_ct_slices slices (256 px)")
     parser.add_argument("--n512", type=int, default=5, help="512 px slices (wiml_samples, ircadb_patient1)")
     parser.add_argument("--clicks", type=int, default=5, help="robot clicks per slice")

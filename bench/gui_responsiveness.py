@@ -74,8 +74,13 @@ def main(argv: list[str] | None = None) -> int:
             t0 = time.perf_counter()
             win.segment()
             settle()
-            out = {"segment_s": time.perf_counter() - t0, "segment_gaps": np.diff(ticks).tolist() or [0.0],
-                   "click_s": [], "gaps": [], "clicks": []}
+            out = {
+                "segment_s": time.perf_counter() - t0,
+                "segment_gaps": np.diff(ticks).tolist() or [0.0],
+                "click_s": [],
+                "gaps": [],
+                "clicks": [],
+            }
             for _ in range(args.clicks):
                 click = next_click(win.snapshot.mask, gt)
                 if click is None:
@@ -113,10 +118,14 @@ def main(argv: list[str] | None = None) -> int:
     shape = runs["helper process (default)"]["shape"]
     print(f"image {args.image} ({shape[0]} x {shape[1]} px), checkpoint {args.checkpoint}")
     for name, out in runs.items():
-        print(f"[{name}] Segment on the worker: {1000 * out['segment_s']:.0f} ms, GUI gaps meanwhile: "
-              f"{_percentiles(out['segment_gaps'])}")
-        print(f"[{name}] {len(out['click_s'])} robot clicks, click -> mask drawn: {_percentiles(out['click_s'])}; "
-              f"final Dice {out['dice']:.3f}")
+        print(
+            f"[{name}] Segment on the worker: {1000 * out['segment_s']:.0f} ms, GUI gaps meanwhile: "
+            f"{_percentiles(out['segment_gaps'])}"
+        )
+        print(
+            f"[{name}] {len(out['click_s'])} robot clicks, click -> mask drawn: {_percentiles(out['click_s'])}; "
+            f"final Dice {out['dice']:.3f}"
+        )
         print(f"[{name}] GUI event-loop gaps during the clicks (5 ms timer): {_percentiles(out['gaps'])}")
     print(f"[GUI thread, naive] same clicks: window frozen per click {_percentiles(blocked)}")
     return 0

@@ -52,7 +52,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         window.open_path(args.image)
         settle()
         if window.snapshot.ground_truth is None and args.clicks:
-            print(f"{args.image}: no ground truth in a label/ folder; the robot user cannot click", file=sys.stderr)
+            print(
+                f"{args.image}: no ground truth in a label/ folder; the robot user cannot click",
+                file=sys.stderr,
+            )
             return 2
         window.segment()
         settle()
@@ -70,8 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         window.grab().save(str(args.out))
         snap = window.snapshot
-        print(f"{args.out}: {len(snap.clicks)} click(s), Dice {snap.dice:.3f}" if snap.dice is not None else
-              f"{args.out}: {len(snap.clicks)} click(s)")
+        print(
+            f"{args.out}: {len(snap.clicks)} click(s), Dice {snap.dice:.3f}"
+            if snap.dice is not None
+            else f"{args.out}: {len(snap.clicks)} click(s)"
+        )
         window.worker.shutdown()
     return 0
 

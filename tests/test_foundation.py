@@ -39,9 +39,14 @@ def test_config_yaml_and_overrides(tmp_path):
     assert again == cfg
 
 
-@pytest.mark.parametrize("text, match", [("optim:\n  lr: abc\n", "expected float"),
-                                         ("bogus: 1\n", "unknown key"),
-                                         ("optim: [\n", "not valid YAML")])
+@pytest.mark.parametrize(
+    "text, match",
+    [
+        ("optim:\n  lr: abc\n", "expected float"),
+        ("bogus: 1\n", "unknown key"),
+        ("optim: [\n", "not valid YAML"),
+    ],
+)
 def test_config_errors_name_file(tmp_path, text, match):
     p = tmp_path / "bad.yaml"
     p.write_text(text)
@@ -74,9 +79,21 @@ def test_manifest_round_trip(tmp_path):
     mask = np.zeros((8, 8), np.uint8)
     mask[2:4, 2:4] = 1
     save_slice(tmp_path / "slices" / "p1_0003.npz", img, mask)
-    write_manifest(tmp_path / "manifest.csv", [dict(
-        patient_id="p1", slice_index=3, file="slices/p1_0003.npz", tag=1, has_mask=1, split="train",
-        spacing_mm="0.5,0.5,2", source="x.nii")])
+    write_manifest(
+        tmp_path / "manifest.csv",
+        [
+            dict(
+                patient_id="p1",
+                slice_index=3,
+                file="slices/p1_0003.npz",
+                tag=1,
+                has_mask=1,
+                split="train",
+                spacing_mm="0.5,0.5,2",
+                source="x.nii",
+            )
+        ],
+    )
     (rec,) = read_manifest(tmp_path)
     assert rec.spacing_mm == (0.5, 0.5, 2.0) and rec.tag == 1 and rec.has_mask
     image, m = load_slice(rec)

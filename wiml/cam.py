@@ -39,7 +39,9 @@ def find_layer(model: nn.Module, name: str) -> nn.Module:
     modules = dict(unwrap(model).named_modules())
     if name not in modules or modules[name] is None:
         top = sorted({n.split(".")[0] for n in modules if n})
-        raise InputError(f"layer {name!r} not found in {type(unwrap(model)).__name__}; top-level layers: {top}")
+        raise InputError(
+            f"layer {name!r} not found in {type(unwrap(model)).__name__}; top-level layers: {top}"
+        )
     return modules[name]
 
 
@@ -49,8 +51,9 @@ def normalise_cam(cam: torch.Tensor) -> torch.Tensor:
     return torch.where(peak > 1e-12, cam / peak, torch.zeros_like(cam)).clamp(0.0, 1.0)
 
 
-def compute_grad_cam(model: nn.Module, images: torch.Tensor, layer: str | None = None
-                     ) -> tuple[np.ndarray, FPSNetOutput]:
+def compute_grad_cam(
+    model: nn.Module, images: torch.Tensor, layer: str | None = None
+) -> tuple[np.ndarray, FPSNetOutput]:
     """Grad-CAM of the "target present" score and the network's outputs, for a batch.
 
     The model is run in eval mode (restored afterwards); slices do not interact, so the batch gives the same
@@ -126,8 +129,10 @@ def body_mask(image: np.ndarray, close_radius_px: int = 2) -> np.ndarray:
         fg |= np.abs(ch - float(np.median(border))) > tol
     if not fg.any():
         return np.ones(fg.shape, bool)
-    return postprocess_mask(fg, largest=True, open_radius_px=0, close_radius_px=close_radius_px,
-                            fill_holes=True) > 0
+    return (
+        postprocess_mask(fg, largest=True, open_radius_px=0, close_radius_px=close_radius_px, fill_holes=True)
+        > 0
+    )
 
 
 def restrict_cam(cam: np.ndarray, region: np.ndarray) -> np.ndarray:
@@ -137,8 +142,13 @@ def restrict_cam(cam: np.ndarray, region: np.ndarray) -> np.ndarray:
     return np.where(peak > 1e-12, cam / np.maximum(peak, 1e-12), 0.0).astype(np.float32)
 
 
-def cam_for_image(model: nn.Module, image: np.ndarray, input_size_px: int | None = None,
-                  restrict_to_body: bool = True, layer: str | None = None) -> np.ndarray:
+def cam_for_image(
+    model: nn.Module,
+    image: np.ndarray,
+    input_size_px: int | None = None,
+    restrict_to_body: bool = True,
+    layer: str | None = None,
+) -> np.ndarray:
     """Grad-CAM of one slice for a loaded weak model, at the slice's own resolution.
 
     The one place where a single slice's CAM is made (the GUI and ``wiml wia-sim`` call it): the slice is
@@ -171,13 +181,16 @@ def cam_for_image(model: nn.Module, image: np.ndarray, input_size_px: int | None
     device = next(net.parameters()).device
     x = torch.from_numpy(np.ascontiguousarray(image))[None].to(device)
     if input_size_px and (h, w) != (input_size_px, input_size_px):
-        x = F.interpolate(x, size=(int(input_size_px), int(input_size_px)), mode="bilinear", align_corners=False)
+        x = F.interpolate(
+            x, size=(int(input_size_px), int(input_size_px)), mode="bilinear", align_corners=False
+        )
     if x.shape[1] != in_channels:
         x = x.repeat(1, in_channels, 1, 1)  # a grey slice into a multi-channel network
     cam = np.asarray(grad_cam(model, x, layer))[0].astype(np.float32)
     if cam.shape != (h, w):
-        cam = F.interpolate(torch.from_numpy(cam)[None, None], size=(h, w), mode="bilinear",
-                            align_corners=False)[0, 0].numpy()
+        cam = F.interpolate(
+            torch.from_numpy(cam)[None, None], size=(h, w), mode="bilinear", align_corners=False
+        )[0, 0].numpy()
     cam = np.clip(cam, 0.0, 1.0).astype(np.float32)
     if restrict_to_body:
         cam = restrict_cam(cam, body_mask(image))
@@ -200,9 +213,16 @@ def graph_cut_image(image: np.ndarray, percentiles: tuple[float, float] = (0.5, 
     return normalize_image(arr, (float(lo), float(hi)) if hi > lo else None)
 
 
-def cam_to_initial_mask(image: np.ndarray, cam: np.ndarray, lam: float = 5.0, sigma: float = 0.1,
-                        open_radius_px: int = 1, close_radius_px: int = 1,
-                        appearance: AppearanceConfig | None = None, region: np.ndarray | None = None) -> np.ndarray:
+def cam_to_initial_mask(
+    image: np.ndarray,
+    cam: np.ndarray,
+    lam: float = 5.0,
+    sigma: float = 0.1,
+    open_radius_px: int = 1,
+    close_radius_px: int = 1,
+    appearance: AppearanceConfig | None = None,
+    region: np.ndarray | None = None,
+) -> np.ndarray:
     """Initial mask from a CAM: graph cut with ``fg_prob = cam`` (threshold-free), then post-processing.
 
     With ``appearance`` the graph cut's unary term is instead the appearance-aware prior of
@@ -239,5 +259,6 @@ def cam_to_initial_mask(image: np.ndarray, cam: np.ndarray, lam: float = 5.0, si
     mask = graph_cut(image, cam, lam=lam, sigma=sigma)
     if not mask.any():
         return mask
-    return postprocess_mask(mask, largest=True, open_radius_px=open_radius_px, close_radius_px=close_radius_px,
-                            fill_holes=True)
+    return postprocess_mask(
+        mask, largest=True, open_radius_px=open_radius_px, close_radius_px=close_radius_px, fill_holes=True
+    )

@@ -68,8 +68,13 @@ def slice_name(record: SliceRecord) -> str:
     return f"{record.patient_id}_{record.slice_index:04d}"
 
 
-def overlay_rgb(image: np.ndarray, cam: np.ndarray, mask: np.ndarray | None = None,
-                gt: np.ndarray | None = None, alpha: float = 0.4) -> np.ndarray:
+def overlay_rgb(
+    image: np.ndarray,
+    cam: np.ndarray,
+    mask: np.ndarray | None = None,
+    gt: np.ndarray | None = None,
+    alpha: float = 0.4,
+) -> np.ndarray:
     """(H, W, 3) uint8: grey image blended with the CAM (jet), initial-mask outline green, ground truth red.
 
     Args:
@@ -111,22 +116,34 @@ def _csv_text(rows: list[dict]) -> str:
     return buf.getvalue()
 
 
-def _summarise(method: str, tau: float | None, preds: list[np.ndarray], gts: list[np.ndarray],
-               tags: np.ndarray) -> dict:
+def _summarise(
+    method: str, tau: float | None, preds: list[np.ndarray], gts: list[np.ndarray], tags: np.ndarray
+) -> dict:
     pos = [i for i, t in enumerate(tags) if t == 1 and gts[i] is not None]
     neg = [i for i, t in enumerate(tags) if t == 0]
     dice = [dice_score(preds[i], gts[i]) for i in pos]
     iou = [iou_score(preds[i], gts[i]) for i in pos]
     nan = float("nan")
-    return {"method": method, "tau": "" if tau is None else tau, "n_positive": len(pos),
-            "dice_mean": float(np.mean(dice)) if dice else nan, "dice_median": float(np.median(dice)) if dice else nan,
-            "iou_mean": float(np.mean(iou)) if iou else nan, "n_negative": len(neg),
-            "fpr_slices": float(np.mean([preds[i].any() for i in neg])) if neg else nan,
-            "fp_pixel_fraction": float(np.mean([preds[i].mean() for i in neg])) if neg else nan}
+    return {
+        "method": method,
+        "tau": "" if tau is None else tau,
+        "n_positive": len(pos),
+        "dice_mean": float(np.mean(dice)) if dice else nan,
+        "dice_median": float(np.median(dice)) if dice else nan,
+        "iou_mean": float(np.mean(iou)) if iou else nan,
+        "n_negative": len(neg),
+        "fpr_slices": float(np.mean([preds[i].any() for i in neg])) if neg else nan,
+        "fp_pixel_fraction": float(np.mean([preds[i].mean() for i in neg])) if neg else nan,
+    }
 
 
-def evaluate_cams(model: torch.nn.Module, records: list[SliceRecord], out_dir: str | Path,
-                  config: CamConfig, device: torch.device) -> dict:
+def evaluate_cams(
+    model: torch.nn.Module,
+    records: list[SliceRecord],
+    out_dir: str | Path,
+    config: CamConfig,
+    device: torch.device,
+) -> dict:
     """Grad-CAM, initial masks and CAM quality for ``records``; writes ``out_dir``.
 
     Writes ``cams/<name>.png`` (CAM x 255), ``initial_masks/<name>.png`` (0/255), ``overlays/<name>.png``,
@@ -157,7 +174,7 @@ def evaluate_cams(model: torch.nn.Module, records: list[SliceRecord], out_dir: s
     n_overlays = 0
     bs = max(1, config.batch_size)
     for start in tqdm(range(0, len(records), bs), desc="cam", leave=False):
-        chunk = records[start:start + bs]
+        chunk = records[start : start + bs]
         loaded = [load_slice(r) for r in chunk]
         images = torch.from_numpy(np.stack([im for im, _ in loaded])).to(device)
         cams, out = compute_grad_cam(model, images, config.layer or None)
@@ -167,19 +184,33 @@ def evaluate_cams(model: torch.nn.Module, records: list[SliceRecord], out_dir: s
             gc_image = graph_cut_image(image)
             if config.restrict_to_body:
                 cam = restrict_cam(cam, body_mask(image))
-            mask = cam_to_initial_mask(gc_image, cam, config.lam, config.sigma,
-                                       appearance=config.appearance_params if config.appearance else None,
-                                       region=body_mask(image))
+            mask = cam_to_initial_mask(
+                gc_image,
+                cam,
+                config.lam,
+                config.sigma,
+                appearance=config.appearance_params if config.appearance else None,
+                region=body_mask(image),
+            )
             mask_gated = mask if p >= config.gate else np.zeros_like(mask)
             write_slice(out_dir / "cams" / f"{name}.png", (cam * 255).round().astype(np.uint8))
             write_slice(out_dir / "initial_masks" / f"{name}.png", mask * np.uint8(255))
             if config.overlays and (config.max_overlays <= 0 or n_overlays < config.max_overlays):
-                write_png_rgb(out_dir / "overlays" / f"{name}.png",
-                              enlarge_nearest(overlay_rgb(gc_image, cam, mask, gt)))
+                write_png_rgb(
+                    out_dir / "overlays" / f"{name}.png",
+                    enlarge_nearest(overlay_rgb(gc_image, cam, mask, gt)),
+                )
                 n_overlays += 1
-            row = {"name": name, "patient_id": rec.patient_id, "slice_index": rec.slice_index, "tag": rec.tag,
-                   "tag_prob": float(p), "cam_max_region_px": int((cam >= 0.5).sum()),
-                   "initial_mask_px": int(mask.sum()), "gt_px": int(gt.sum()) if gt is not None else ""}
+            row = {
+                "name": name,
+                "patient_id": rec.patient_id,
+                "slice_index": rec.slice_index,
+                "tag": rec.tag,
+                "tag_prob": float(p),
+                "cam_max_region_px": int((cam >= 0.5).sum()),
+                "initial_mask_px": int(mask.sum()),
+                "gt_px": int(gt.sum()) if gt is not None else "",
+            }
             for t in taus:
                 cam_masks[t].append((cam >= t).astype(np.uint8))
             if gt is not None:
@@ -202,20 +233,27 @@ def evaluate_cams(model: torch.nn.Module, records: list[SliceRecord], out_dir: s
     cam_rows = [q for q in quality if q["method"] == "cam" and np.isfinite(q["dice_mean"])]
     best_cam = max(cam_rows, key=lambda q: q["dice_mean"]) if cam_rows else None
     init, init_g = quality[-2], quality[-1]
-    summary = {"n_slices": len(records), "n_positive_with_mask": init["n_positive"], "n_negative": init["n_negative"],
-               "classification": cls,
-               "initial_mask_dice": init["dice_mean"], "initial_mask_iou": init["iou_mean"],
-               "initial_mask_fpr_slices": init["fpr_slices"],
-               "gated_initial_mask_dice": init_g["dice_mean"], "gated_initial_mask_fpr_slices": init_g["fpr_slices"],
-               "best_cam_tau": best_cam["tau"] if best_cam else None,
-               "best_cam_dice": best_cam["dice_mean"] if best_cam else None,
-               "config": dataclasses.asdict(config)}
+    summary = {
+        "n_slices": len(records),
+        "n_positive_with_mask": init["n_positive"],
+        "n_negative": init["n_negative"],
+        "classification": cls,
+        "initial_mask_dice": init["dice_mean"],
+        "initial_mask_iou": init["iou_mean"],
+        "initial_mask_fpr_slices": init["fpr_slices"],
+        "gated_initial_mask_dice": init_g["dice_mean"],
+        "gated_initial_mask_fpr_slices": init_g["fpr_slices"],
+        "best_cam_tau": best_cam["tau"] if best_cam else None,
+        "best_cam_dice": best_cam["dice_mean"] if best_cam else None,
+        "config": dataclasses.asdict(config),
+    }
     atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2, default=float))
     return summary
 
 
-def run_cam(checkpoint: str | Path, data_dir: str | Path, out_dir: str | Path, config: CamConfig,
-            device: str = "auto") -> dict:
+def run_cam(
+    checkpoint: str | Path, data_dir: str | Path, out_dir: str | Path, config: CamConfig, device: str = "auto"
+) -> dict:
     """Load a weak checkpoint and :func:`evaluate_cams` on ``data_dir``'s ``config.split``.
 
     Raises:

@@ -145,8 +145,12 @@ def _merge(base: dict, extra: dict) -> dict:
     return base
 
 
-def load_config(cls: type[T], path: str | Path | None = None, overrides: list[str] | None = None,
-                section: str | None = None) -> T:
+def load_config(
+    cls: type[T],
+    path: str | Path | None = None,
+    overrides: list[str] | None = None,
+    section: str | None = None,
+) -> T:
     """Load dataclass ``cls`` from defaults, then a YAML file, then ``key=value`` overrides.
 
     Args:

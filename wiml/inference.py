@@ -33,8 +33,13 @@ def fit_channels(x: torch.Tensor, in_channels: int) -> torch.Tensor:
 
 
 @torch.no_grad()
-def predict_slices(model: torch.nn.Module, images: np.ndarray | Sequence[np.ndarray], device: torch.device | str = "cpu",
-                   batch_size: int = 8, size: int | None = None) -> tuple[np.ndarray, np.ndarray, float]:
+def predict_slices(
+    model: torch.nn.Module,
+    images: np.ndarray | Sequence[np.ndarray],
+    device: torch.device | str = "cpu",
+    batch_size: int = 8,
+    size: int | None = None,
+) -> tuple[np.ndarray, np.ndarray, float]:
     """Foreground and tag probabilities of a stack of slices.
 
     Args:
@@ -69,7 +74,7 @@ def predict_slices(model: torch.nn.Module, images: np.ndarray | Sequence[np.ndar
     tags = np.zeros((n,), np.float32)
     t0 = time.perf_counter()
     for start in range(0, n, batch_size):
-        x = torch.from_numpy(np.ascontiguousarray(images[start:start + batch_size], np.float32)).to(device)
+        x = torch.from_numpy(np.ascontiguousarray(images[start : start + batch_size], np.float32)).to(device)
         x = fit_channels(x, in_ch)
         if size is not None and (h, w) != (size, size):
             x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False)
@@ -81,7 +86,7 @@ def predict_slices(model: torch.nn.Module, images: np.ndarray | Sequence[np.ndar
         p = foreground_probability(out.seg)[:, :hh, :ww]
         if (hh, ww) != (h, w):
             p = F.interpolate(p[:, None], size=(h, w), mode="bilinear", align_corners=False)[:, 0]
-        probs[start:start + len(x)] = p.float().cpu().numpy()
-        tags[start:start + len(x)] = tag_probability(out.cls).float().cpu().numpy()
+        probs[start : start + len(x)] = p.float().cpu().numpy()
+        tags[start : start + len(x)] = tag_probability(out.cls).float().cpu().numpy()
     seconds = (time.perf_counter() - t0) / max(n, 1)
     return probs, tags, seconds

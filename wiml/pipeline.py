@@ -32,9 +32,17 @@ logger = logging.getLogger(__name__)
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 #: step name -> wiml subcommand
-STEP_COMMANDS = {"make-demo": "make-demo", "prepare": "prepare", "train-weak": "train-weak", "cam": "cam",
-                 "wia": "wia-sim", "train-msl": "train-msl", "test": "test", "baselines": "baselines",
-                 "report": "report"}
+STEP_COMMANDS = {
+    "make-demo": "make-demo",
+    "prepare": "prepare",
+    "train-weak": "train-weak",
+    "cam": "cam",
+    "wia": "wia-sim",
+    "train-msl": "train-msl",
+    "test": "test",
+    "baselines": "baselines",
+    "report": "report",
+}
 
 
 @dataclasses.dataclass
@@ -60,8 +68,18 @@ class PipelineConfig:
     k: int = 5
     seed: int = 0
     device: str = "auto"
-    steps: list[str] = dataclasses.field(default_factory=lambda: [
-        "make-demo", "prepare", "train-weak", "cam", "wia", "train-msl", "test", "report"])
+    steps: list[str] = dataclasses.field(
+        default_factory=lambda: [
+            "make-demo",
+            "prepare",
+            "train-weak",
+            "cam",
+            "wia",
+            "train-msl",
+            "test",
+            "report",
+        ]
+    )
     make_demo_args: list[str] = dataclasses.field(default_factory=list)
     prepare_args: list[str] = dataclasses.field(default_factory=list)
     train_weak_args: list[str] = dataclasses.field(default_factory=list)
@@ -92,6 +110,7 @@ class Step:
 
 
 # -- output checks -------------------------------------------------------------------------------------------
+
 
 def _json_file(path: Path) -> str | None:
     if not path.is_file():
@@ -196,7 +215,9 @@ def check_wia(out: Path) -> str | None:
 
 
 def check_test(out: Path) -> str | None:
-    return _json_file(out / "summary.json") or (None if (out / "per_slice.csv").is_file() else "per_slice.csv missing")
+    return _json_file(out / "summary.json") or (
+        None if (out / "per_slice.csv").is_file() else "per_slice.csv missing"
+    )
 
 
 def check_baselines(out: Path) -> str | None:
@@ -209,6 +230,7 @@ def check_report(out: Path) -> str | None:
 
 
 # -- steps -----------------------------------------------------------------------------------------------------
+
 
 def _expand(args: list[str], run: Path) -> list[str]:
     return [str(a).replace("{project}", str(PROJECT_ROOT)).replace("{run}", str(run)) for a in args]
@@ -226,25 +248,97 @@ def build_steps(config: PipelineConfig, run: Path) -> list[Step]:
         return _expand(args, run)
 
     table = {
-        "make-demo": Step("make-demo", raw, ["--out", str(raw), "--no-progress", *x(config.make_demo_args)], check_raw),
-        "prepare": Step("prepare", data, ["--input", str(raw), "--out", str(data), "--no-progress",
-                                          *x(config.prepare_args)], check_prepared),
-        "train-weak": Step("train-weak", weak, ["--data", str(data), "--out", str(weak), *dev, *seed,
-                                                *x(config.train_weak_args)], check_training, resumable=True),
-        "cam": Step("cam", run / "cam", ["--checkpoint", str(weak / "best.safetensors"), "--data", str(data),
-                                         "--out", str(run / "cam"), *dev, *x(config.cam_args)], check_cam),
-        "wia": Step("wia", run / "wia", ["--checkpoint", str(weak / "best.safetensors"), "--data", str(data),
-                                         "--out", str(run / "wia"), "--select", str(config.k),
-                                         *x(config.wia_args)], check_wia),
-        "train-msl": Step("train-msl", msl, ["--data", str(data), "--out", str(msl), "--strong-from", "wia",
-                                             "--wia-dir", str(run / "wia" / "result"), "--init", "weak",
-                                             "--init-checkpoint", str(weak / "best.safetensors"), *dev, *seed,
-                                             *x(config.train_msl_args)], check_training, resumable=True),
-        "test": Step("test", run / "test", ["--run", str(run), "--device", config.device, *x(config.test_args)],
-                     check_test),
-        "baselines": Step("baselines", run / "baselines", ["--run", str(run), "--k", str(config.k), *dev,
-                                                           "--seeds", str(config.seed), *x(config.baselines_args)],
-                          check_baselines),
+        "make-demo": Step(
+            "make-demo", raw, ["--out", str(raw), "--no-progress", *x(config.make_demo_args)], check_raw
+        ),
+        "prepare": Step(
+            "prepare",
+            data,
+            ["--input", str(raw), "--out", str(data), "--no-progress", *x(config.prepare_args)],
+            check_prepared,
+        ),
+        "train-weak": Step(
+            "train-weak",
+            weak,
+            ["--data", str(data), "--out", str(weak), *dev, *seed, *x(config.train_weak_args)],
+            check_training,
+            resumable=True,
+        ),
+        "cam": Step(
+            "cam",
+            run / "cam",
+            [
+                "--checkpoint",
+                str(weak / "best.safetensors"),
+                "--data",
+                str(data),
+                "--out",
+                str(run / "cam"),
+                *dev,
+                *x(config.cam_args),
+            ],
+            check_cam,
+        ),
+        "wia": Step(
+            "wia",
+            run / "wia",
+            [
+                "--checkpoint",
+                str(weak / "best.safetensors"),
+                "--data",
+                str(data),
+                "--out",
+                str(run / "wia"),
+                "--select",
+                str(config.k),
+                *x(config.wia_args),
+            ],
+            check_wia,
+        ),
+        "train-msl": Step(
+            "train-msl",
+            msl,
+            [
+                "--data",
+                str(data),
+                "--out",
+                str(msl),
+                "--strong-from",
+                "wia",
+                "--wia-dir",
+                str(run / "wia" / "result"),
+                "--init",
+                "weak",
+                "--init-checkpoint",
+                str(weak / "best.safetensors"),
+                *dev,
+                *seed,
+                *x(config.train_msl_args),
+            ],
+            check_training,
+            resumable=True,
+        ),
+        "test": Step(
+            "test",
+            run / "test",
+            ["--run", str(run), "--device", config.device, *x(config.test_args)],
+            check_test,
+        ),
+        "baselines": Step(
+            "baselines",
+            run / "baselines",
+            [
+                "--run",
+                str(run),
+                "--k",
+                str(config.k),
+                *dev,
+                "--seeds",
+                str(config.seed),
+                *x(config.baselines_args),
+            ],
+            check_baselines,
+        ),
         "report": Step("report", run / "report", ["--run", str(run), "--quiet"], check_report),
     }
     unknown = [s for s in config.steps if s not in table]
@@ -276,8 +370,12 @@ def _state_readable(path: Path) -> bool:
     return True
 
 
-def run_pipeline(config: PipelineConfig, run: str | Path, force: list[str] | None = None,
-                 runner: Callable[[str, list[str]], int] = run_subcommand) -> dict:
+def run_pipeline(
+    config: PipelineConfig,
+    run: str | Path,
+    force: list[str] | None = None,
+    runner: Callable[[str, list[str]], int] = run_subcommand,
+) -> dict:
     """Run (or resume) the pipeline in ``run``.
 
     Args:
@@ -314,14 +412,21 @@ def run_pipeline(config: PipelineConfig, run: str | Path, force: list[str] | Non
             reason = "an earlier step was redone"
         if reason is None:
             prev = previous.get(step.name, {})
-            record["steps"][step.name] = {"status": "skipped", "seconds": prev.get("seconds"),
-                                          "reason": "valid outputs exist"}
+            record["steps"][step.name] = {
+                "status": "skipped",
+                "seconds": prev.get("seconds"),
+                "reason": "valid outputs exist",
+            }
             logger.info("pipeline: %s skipped (valid outputs in %s)", step.name, step.out)
             continue
         redo_rest = True
         argv = list(step.argv)
-        resumable = step.resumable and (step.out / "state.pt").is_file() and _state_readable(step.out / "state.pt") \
+        resumable = (
+            step.resumable
+            and (step.out / "state.pt").is_file()
+            and _state_readable(step.out / "state.pt")
             and reason not in ("forced", "an earlier step was redone")
+        )
         if resumable:
             argv.append("--resume")
         elif step.out.exists():
@@ -332,8 +437,10 @@ def run_pipeline(config: PipelineConfig, run: str | Path, force: list[str] | Non
         rc = runner(STEP_COMMANDS[step.name], argv)
         seconds = time.perf_counter() - t0
         if rc != 0:
-            raise WimlError(f"pipeline step {step.name!r} failed (exit {rc}); fix the error above and re-run "
-                            "the same command to resume")
+            raise WimlError(
+                f"pipeline step {step.name!r} failed (exit {rc}); fix the error above and re-run "
+                "the same command to resume"
+            )
         bad = step.check(step.out)
         if bad:
             raise WimlError(f"pipeline step {step.name!r} finished but its outputs are invalid: {bad}")

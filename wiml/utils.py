@@ -135,7 +135,7 @@ def enlarge_nearest(image: np.ndarray, min_side_px: int = 256) -> np.ndarray:
 class Timer:
     """Context manager measuring wall time in seconds (``.seconds``)."""
 
-    def __enter__(self) -> "Timer":
+    def __enter__(self) -> Timer:
         self._t0 = time.perf_counter()
         self.seconds = 0.0
         return self

@@ -67,19 +67,27 @@ def write_msd(root: Path, n: int = 3, modalities: int = 1) -> Path:
             write_volume(root / "imagesTr" / f"liver_{i}.nii.gz", vol)
         write_volume(root / "labelsTr" / f"liver_{i}.nii.gz", seg)
     mods = {str(c): "CT" if modalities == 1 else f"MR{c}" for c in range(modalities)}
-    (root / "dataset.json").write_text(json.dumps({"name": "tiny", "modality": mods,
-                                                   "labels": {"0": "background", "1": "liver", "2": "cancer"}}))
+    (root / "dataset.json").write_text(
+        json.dumps(
+            {"name": "tiny", "modality": mods, "labels": {"0": "background", "1": "liver", "2": "cancer"}}
+        )
+    )
     return root
 
 
-def write_slice_folder(root: Path, names=("flipped_101_5", "flipped_101_7", "mirrored_102_3", "flipped_103_9"),
-                       image_dir="images", mask_dir="masks", suffix=".png") -> Path:
+def write_slice_folder(
+    root: Path,
+    names=("flipped_101_5", "flipped_101_7", "mirrored_102_3", "flipped_103_9"),
+    image_dir="images",
+    mask_dir="masks",
+    suffix=".png",
+) -> Path:
     (root / image_dir).mkdir(parents=True)
     (root / mask_dir).mkdir(parents=True)
     for k, name in enumerate(names):
         img = np.full((32, 32), 40 + k, np.uint8)
         mask = np.zeros((32, 32), np.uint8)
-        mask[10:20, 5 + k:15 + k] = 255
+        mask[10:20, 5 + k : 15 + k] = 255
         write_slice(root / image_dir / f"{name}{suffix}", img)
         write_slice(root / mask_dir / f"{name}{suffix}", mask)
     return root

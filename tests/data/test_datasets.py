@@ -5,10 +5,19 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from .helpers import write_brats2019, write_lits, write_msd, write_slice_folder
-from wiml.data.datasets import (detect_layout, find_brats2019, find_cases, find_lits, find_msd, find_slice_folders,
-                                parse_target, resolve_target)
+from wiml.data.datasets import (
+    detect_layout,
+    find_brats2019,
+    find_cases,
+    find_lits,
+    find_msd,
+    find_slice_folders,
+    parse_target,
+    resolve_target,
+)
 from wiml.errors import InputError
+
+from .helpers import write_brats2019, write_lits, write_msd, write_slice_folder
 
 
 def test_lits_pairs_volumes_and_segmentations(tmp_path):
@@ -31,7 +40,10 @@ def test_brats2019_stacks_chosen_channels(tmp_path):
     root = write_brats2019(tmp_path / "brats")
     cases = find_brats2019(root, ["flair", "t1ce"])
     assert [c.patient_id for c in cases] == ["BraTS19_A_1", "BraTS19_B_1"]
-    assert [ch.path.name for ch in cases[0].channels] == ["BraTS19_A_1_flair.nii.gz", "BraTS19_A_1_t1ce.nii.gz"]
+    assert [ch.path.name for ch in cases[0].channels] == [
+        "BraTS19_A_1_flair.nii.gz",
+        "BraTS19_A_1_t1ce.nii.gz",
+    ]
     assert cases[0].label_values == (0, 1, 2, 4)
     assert detect_layout(root) == "brats2019"
     with pytest.raises(InputError, match="unknown BraTS channel"):
@@ -56,7 +68,10 @@ def test_slice_folders_group_by_patient_regex(tmp_path):
     root = write_slice_folder(tmp_path / "slices")
     cases = find_slice_folders(root, r"^[a-z]+_(?P<patient>\d+)_\d+$")
     assert {c.patient_id: len(c.items) for c in cases} == {"101": 2, "102": 1, "103": 1}
-    assert [it.image.name for it in cases[0].items] == ["flipped_101_5.png", "flipped_101_7.png"]  # natural order
+    assert [it.image.name for it in cases[0].items] == [
+        "flipped_101_5.png",
+        "flipped_101_7.png",
+    ]  # natural order
     assert all(it.mask is not None for c in cases for it in c.items)
     assert len(find_slice_folders(root)) == 4  # no regex: one patient per slice
     with pytest.raises(InputError, match="does not match patient_regex"):
@@ -93,7 +108,8 @@ def test_targets():
 
 def test_project_sample_folders(project_root):
     cases = find_slice_folders(project_root / "data_source")
-    assert len(cases) == 5 and all(it.mask is not None and it.mask.parent.name == "label"
-                                   for c in cases for it in c.items)
+    assert len(cases) == 5 and all(
+        it.mask is not None and it.mask.parent.name == "label" for c in cases for it in c.items
+    )
     cases = find_slice_folders(project_root / "test_data")
     assert [c.patient_id for c in cases] == ["1", "2", "3", "4", "5"]

@@ -30,15 +30,15 @@ def test_phantom_has_plausible_hu_and_both_tag_classes():
     tags = (seg > 0).reshape(24, -1).any(1)
     assert tags.any() and not tags.all()
     run = np.flatnonzero(tags)
-    assert np.array_equal(run, np.arange(run[0], run[-1] + 1))       # one contiguous liver, absent above/below
+    assert np.array_equal(run, np.arange(run[0], run[-1] + 1))  # one contiguous liver, absent above/below
     assert not tags[0] and not tags[-1]
-    assert np.median(vol[:, :3, :3]) < -900                           # air outside the body
+    assert np.median(vol[:, :3, :3]) < -900  # air outside the body
     liver_hu = np.median(vol[seg == 1])
     assert 40 < liver_hu < 80
-    assert vol.max() > 400                                            # spine
-    assert (vol < -80).sum() > 0 and ((vol > -150) & (vol < -50)).sum() > 0   # fat
+    assert vol.max() > 400  # spine
+    assert (vol < -80).sum() > 0 and ((vol > -150) & (vol < -50)).sum() > 0  # fat
     areas = (seg > 0).reshape(24, -1).sum(1)[run]
-    assert np.abs(np.diff(areas)).max() < 0.5 * areas.max()           # outline changes smoothly
+    assert np.abs(np.diff(areas)).max() < 0.5 * areas.max()  # outline changes smoothly
 
 
 def test_some_patients_have_lesions_darker_than_liver():
@@ -53,16 +53,49 @@ def test_some_patients_have_lesions_darker_than_liver():
 
 def test_make_demo_cli_writes_lits_layout_that_prepare_reads(tmp_path):
     raw = tmp_path / "raw"
-    assert main(["make-demo", "--out", str(raw), "--patients", "3", "--size", "64", "--slices", "16",
-                 "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "make-demo",
+                "--out",
+                str(raw),
+                "--patients",
+                "3",
+                "--size",
+                "64",
+                "--slices",
+                "16",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert sorted(p.name for p in raw.iterdir()) == [
-        "segmentation-0.nii", "segmentation-1.nii", "segmentation-2.nii", "volume-0.nii", "volume-1.nii",
-        "volume-2.nii"]
+        "segmentation-0.nii",
+        "segmentation-1.nii",
+        "segmentation-2.nii",
+        "volume-0.nii",
+        "volume-1.nii",
+        "volume-2.nii",
+    ]
     vol = read_volume(raw / "volume-1.nii")
     assert vol.array.shape == (16, 64, 64)
     np.testing.assert_allclose(vol.geometry.spacing, (360 / 64, 360 / 64, 2.5), rtol=1e-5)
     again = tmp_path / "again"
-    main(["make-demo", "--out", str(again), "--patients", "3", "--size", "64", "--slices", "16", "--no-progress"])
+    main(
+        [
+            "make-demo",
+            "--out",
+            str(again),
+            "--patients",
+            "3",
+            "--size",
+            "64",
+            "--slices",
+            "16",
+            "--no-progress",
+        ]
+    )
     assert (raw / "volume-2.nii").read_bytes() == (again / "volume-2.nii").read_bytes()
     summary = prepare(PrepareConfig(input=raw, size=64), tmp_path / "data", progress=False)
     records = read_manifest(tmp_path / "data")

@@ -30,8 +30,13 @@ def test_volume_round_trip_keeps_values_and_geometry(tmp_path, suffix, dtype):
 
 
 def test_mask_written_like_a_volume_gets_its_geometry(tmp_path):
-    ref = write_volume(tmp_path / "img.nii.gz", np.zeros((4, 8, 9), np.int16), spacing=SPACING, origin=ORIGIN,
-                       direction=DIRECTION)
+    ref = write_volume(
+        tmp_path / "img.nii.gz",
+        np.zeros((4, 8, 9), np.int16),
+        spacing=SPACING,
+        origin=ORIGIN,
+        direction=DIRECTION,
+    )
     vol = read_volume(ref)
     mask = np.zeros((4, 8, 9), bool)
     mask[1, 2:4, 3:5] = True
@@ -126,9 +131,15 @@ def test_dicom_series_round_trip(tmp_path):
     for k in [2, 0, 3, 1]:  # written out of order
         sl = sitk.GetImageFromArray(array[k])
         sl.SetSpacing((0.6, 0.6))
-        for tag, value in [("0008|0060", "CT"), ("0020|000d", "1.2.3"), ("0020|000e", "1.2.3.4"),
-                           ("0020|0032", f"0\\0\\{k * 1.5}"), ("0020|0037", "1\\0\\0\\0\\1\\0"),
-                           ("0020|0013", str(k)), ("0028|0030", "0.6\\0.6")]:
+        for tag, value in [
+            ("0008|0060", "CT"),
+            ("0020|000d", "1.2.3"),
+            ("0020|000e", "1.2.3.4"),
+            ("0020|0032", f"0\\0\\{k * 1.5}"),
+            ("0020|0037", "1\\0\\0\\0\\1\\0"),
+            ("0020|0013", str(k)),
+            ("0028|0030", "0.6\\0.6"),
+        ]:
             sl.SetMetaData(tag, value)
         writer.SetFileName(str(folder / f"slice_{k}.dcm"))
         writer.Execute(sl)

@@ -9,8 +9,17 @@ import pytest
 
 from wiml.config import load_config
 from wiml.data.io import write_slice, write_volume
-from wiml.data.prepare import (CropConfig, PrepareConfig, SplitConfig, crop_positions, normalize_ct,
-                               normalize_zscore, prepare, split_counts, split_patients)
+from wiml.data.prepare import (
+    CropConfig,
+    PrepareConfig,
+    SplitConfig,
+    crop_positions,
+    normalize_ct,
+    normalize_zscore,
+    prepare,
+    split_counts,
+    split_patients,
+)
 from wiml.data.slices import load_slice, read_manifest
 from wiml.errors import ConfigError, InputError
 
@@ -53,11 +62,21 @@ def test_tumour_target_and_window(lits, tmp_path):
     assert np.isclose(values.min(), 0.2) and (values < 0.4).all()  # liver (60 HU) would be 0.6
 
 
-@pytest.mark.parametrize("n, ratios, expected", [
-    (20, [0.7, 0.15, 0.15], (14, 3, 3)), (92, [0.7, 0.15, 0.15], (64, 14, 14)), (12, [0.7, 0.15, 0.15], (8, 2, 2)),
-    (5, [0.7, 0.15, 0.15], (3, 1, 1)), (5, [0.6, 0.2, 0.2], (3, 1, 1)), (3, [0.8, 0.1, 0.1], (1, 1, 1)),
-    (2, [0.8, 0.1, 0.1], (2, 0, 0)), (1, [0, 0, 1], (0, 0, 1)), (4, [1, 0, 0], (4, 0, 0)),
-    (0, [0.7, 0.15, 0.15], (0, 0, 0))])
+@pytest.mark.parametrize(
+    "n, ratios, expected",
+    [
+        (20, [0.7, 0.15, 0.15], (14, 3, 3)),
+        (92, [0.7, 0.15, 0.15], (64, 14, 14)),
+        (12, [0.7, 0.15, 0.15], (8, 2, 2)),
+        (5, [0.7, 0.15, 0.15], (3, 1, 1)),
+        (5, [0.6, 0.2, 0.2], (3, 1, 1)),
+        (3, [0.8, 0.1, 0.1], (1, 1, 1)),
+        (2, [0.8, 0.1, 0.1], (2, 0, 0)),
+        (1, [0, 0, 1], (0, 0, 1)),
+        (4, [1, 0, 0], (4, 0, 0)),
+        (0, [0.7, 0.15, 0.15], (0, 0, 0)),
+    ],
+)
 def test_split_counts(n, ratios, expected):
     assert split_counts(n, ratios) == expected
 
@@ -73,7 +92,11 @@ def test_no_patient_in_two_splits_and_seeded_split():
     explicit = split_patients(ids, SplitConfig(test=["p0", "p1"], val=["p2"], ratios=[1, 0, 0]))
     assert explicit["p0"] == explicit["p1"] == "test" and explicit["p2"] == "val"
     assert all(explicit[p] == "train" for p in ids[3:])
-    assert set(split_patients(ids[:5], SplitConfig(ratios=[0.6, 0.2, 0.2])).values()) == {"train", "val", "test"}
+    assert set(split_patients(ids[:5], SplitConfig(ratios=[0.6, 0.2, 0.2])).values()) == {
+        "train",
+        "val",
+        "test",
+    }
     assert set(split_patients(ids[:1], SplitConfig(ratios=[0, 0, 1])).values()) == {"test"}
     with pytest.raises(ConfigError, match="listed in split"):
         split_patients(ids, SplitConfig(train=["p0"], test=["p0"]))
@@ -82,8 +105,11 @@ def test_no_patient_in_two_splits_and_seeded_split():
 
 
 def test_manifest_split_is_by_patient(lits, tmp_path):
-    prepare(PrepareConfig(input=lits, size=16, split=SplitConfig(ratios=[0.6, 0.2, 0.2])), tmp_path / "p",
-            progress=False)
+    prepare(
+        PrepareConfig(input=lits, size=16, split=SplitConfig(ratios=[0.6, 0.2, 0.2])),
+        tmp_path / "p",
+        progress=False,
+    )
     records = read_manifest(tmp_path / "p")
     by_patient = {}
     for r in records:
@@ -107,11 +133,11 @@ def test_rerun_on_unchanged_input_does_nothing(lits, tmp_path):
     again = prepare(cfg, out, progress=False)
     assert not first.skipped and again.skipped and again.n_slices == first.n_slices
     assert (out / "manifest.csv").stat().st_mtime_ns == stamp
-    assert not prepare(PrepareConfig(input=lits, size=20), out, progress=False).skipped   # config changed
+    assert not prepare(PrepareConfig(input=lits, size=20), out, progress=False).skipped  # config changed
     vol, seg = np.zeros((10, 24, 20), np.int16), np.zeros((10, 24, 20), np.uint8)
     write_volume(lits / "volume-9.nii", vol, spacing=SPACING)
     write_volume(lits / "segmentation-9.nii", seg, spacing=SPACING)
-    redo = prepare(PrepareConfig(input=lits, size=20), out, progress=False)             # input changed
+    redo = prepare(PrepareConfig(input=lits, size=20), out, progress=False)  # input changed
     assert not redo.skipped and redo.n_patients == 6
     assert prepare(PrepareConfig(input=lits, size=20), out, force=True, progress=False).skipped is False
 
@@ -190,7 +216,9 @@ def test_normalisation_functions():
 
 def test_msd_4d_channels(tmp_path):
     root = write_msd(tmp_path / "Task", n=3, modalities=2)
-    prepare(PrepareConfig(input=root, channels=["1"], size=12, normalize="none"), tmp_path / "o", progress=False)
+    prepare(
+        PrepareConfig(input=root, channels=["1"], size=12, normalize="none"), tmp_path / "o", progress=False
+    )
     image, mask = load_slice(read_manifest(tmp_path / "o")[4])
     assert image.shape == (1, 12, 12) and mask is not None
     assert image.max() > 100  # component 1 holds +100
@@ -206,8 +234,11 @@ def test_slice_folder_and_crop_level_tags(tmp_path):
     assert np.isclose(image.max(), 40 / 255)
     assert full[0].spacing_mm is None
     crops = CropConfig(enabled=True, size=12, per_slice=4)
-    prepare(PrepareConfig(input=root, patient_regex=regex, size=32, crops=crops), tmp_path / "crops",
-            progress=False)
+    prepare(
+        PrepareConfig(input=root, patient_regex=regex, size=32, crops=crops),
+        tmp_path / "crops",
+        progress=False,
+    )
     records = read_manifest(tmp_path / "crops")
     assert len(records) == 16 and {r.tag for r in records} == {0, 1}
     for r in records:
@@ -221,7 +252,7 @@ def test_crop_positions_balance():
     mask = np.zeros((64, 64), np.uint8)
     mask[:10, :10] = 1
     picks = crop_positions(mask, 16, 6, np.random.default_rng(0))
-    fg = [mask[r:r + 16, c:c + 16].any() for r, c in picks]
+    fg = [mask[r : r + 16, c : c + 16].any() for r, c in picks]
     assert sum(fg) == 3 and all(0 <= r <= 48 and 0 <= c <= 48 for r, c in picks)
 
 
@@ -234,13 +265,32 @@ def test_mask_shape_mismatch_in_slice_folder(tmp_path):
 
 
 def test_config_yaml_and_cli(lits, tmp_path, project_root):
-    cfg = load_config(PrepareConfig, project_root / "configs" / "prepare_lits.yaml", ["size=16", "split.seed=2"])
-    assert cfg.layout == "lits" and cfg.size == 16 and cfg.window_hu == [-100.0, 200.0] and cfg.split.seed == 2
+    cfg = load_config(
+        PrepareConfig, project_root / "configs" / "prepare_lits.yaml", ["size=16", "split.seed=2"]
+    )
+    assert (
+        cfg.layout == "lits" and cfg.size == 16 and cfg.window_hu == [-100.0, 200.0] and cfg.split.seed == 2
+    )
     from wiml.cli.main import main
 
     out = tmp_path / "cli"
-    assert main(["prepare", "--input", str(lits), "--out", str(out), "--config",
-                 str(project_root / "configs" / "prepare_lits.yaml"), "--set", "size=16", "--no-progress"]) == 0
+    assert (
+        main(
+            [
+                "prepare",
+                "--input",
+                str(lits),
+                "--out",
+                str(out),
+                "--config",
+                str(project_root / "configs" / "prepare_lits.yaml"),
+                "--set",
+                "size=16",
+                "--no-progress",
+            ]
+        )
+        == 0
+    )
     assert len(read_manifest(out)) == 50
     assert main(["prepare", "--input", str(tmp_path / "missing"), "--out", str(out), "--no-progress"]) == 2
     bad = load_config(PrepareConfig, None, ["window_hu=[5, 1]", f"input={lits}"])

@@ -31,8 +31,11 @@ def test_brats2015_prepare_gives_155_slices_and_both_tags(shared_data, tmp_path)
     image, mask = load_slice(records[80])
     assert image.shape == (2, 64, 64) and mask.shape == (64, 64)
     assert all(r.tag == int(load_slice(r)[1].any()) for r in records[::10])
-    dropped = prepare(PrepareConfig(input=root, size=64, patients=[cases[0].patient_id], drop_empty_margin=0),
-                      tmp_path / "drop", progress=False)
+    dropped = prepare(
+        PrepareConfig(input=root, size=64, patients=[cases[0].patient_id], drop_empty_margin=0),
+        tmp_path / "drop",
+        progress=False,
+    )
     assert dropped.n_slices == summary.n_positive
 
 
@@ -53,8 +56,8 @@ def test_ircadb_dicom_series(shared_data):
     assert vol.geometry.spacing[0] == pytest.approx(0.57, abs=1e-3)
     assert vol.geometry.spacing[1] == pytest.approx(0.57, abs=1e-3)
     assert vol.geometry.spacing[2] == pytest.approx(1.6, abs=1e-3)
-    assert vol.array.min() <= -1000 and vol.array.max() >= 1000         # HU, air to bone
-    assert -1050 < np.median(vol.array[:, :20, :20]) < -950               # air in the corner
+    assert vol.array.min() <= -1000 and vol.array.max() >= 1000  # HU, air to bone
+    assert -1050 < np.median(vol.array[:, :20, :20]) < -950  # air in the corner
     masks = read_volume(root / "MASKS_DICOM" / "liver").array
     tags = masks.reshape(129, -1).max(1) > 0
     assert int(tags.sum()) == 98 and int((~tags).sum()) == 31
@@ -65,8 +68,12 @@ def test_ircadb_dicom_series(shared_data):
 
 @pytest.mark.slow
 def test_ircadb_prepare_window_like_liver_slices(shared_data, tmp_path):
-    cfg = PrepareConfig(input=shared_data / "ircadb_patient1", window_hu=[0.0, 255.0], size=128,
-                        split=SplitConfig(ratios=[0, 0, 1]))
+    cfg = PrepareConfig(
+        input=shared_data / "ircadb_patient1",
+        window_hu=[0.0, 255.0],
+        size=128,
+        split=SplitConfig(ratios=[0, 0, 1]),
+    )
     summary = prepare(cfg, tmp_path / "ircadb", progress=False)
     records = read_manifest(tmp_path / "ircadb")
     assert summary.layout == "dicom" and len(records) == 129 and sum(r.tag for r in records) == 98

@@ -7,8 +7,18 @@ import math
 import numpy as np
 import pytest
 
-from wiml.evaluation.metrics import (asd_mm, dice_score, format_mean_std, hd95_mm, iou_score, precision_score,
-                                     recall_score, segmentation_metrics, summarize, volume_metrics)
+from wiml.evaluation.metrics import (
+    asd_mm,
+    dice_score,
+    format_mean_std,
+    hd95_mm,
+    iou_score,
+    precision_score,
+    recall_score,
+    segmentation_metrics,
+    summarize,
+    volume_metrics,
+)
 
 
 def _box(shape, r0, r1, c0, c1):
@@ -18,8 +28,8 @@ def _box(shape, r0, r1, c0, c1):
 
 
 def test_overlap_metrics_hand_computed():
-    gt = _box((10, 10), 2, 5, 2, 5)      # 9 px
-    pred = _box((10, 10), 2, 5, 2, 8)    # 18 px, 9 of them on the ground truth
+    gt = _box((10, 10), 2, 5, 2, 5)  # 9 px
+    pred = _box((10, 10), 2, 5, 2, 8)  # 18 px, 9 of them on the ground truth
     assert dice_score(pred, gt) == pytest.approx(2 * 9 / 27)
     assert iou_score(pred, gt) == pytest.approx(9 / 18)
     assert precision_score(pred, gt) == pytest.approx(9 / 18)
@@ -31,13 +41,13 @@ def test_single_pixel_distances_follow_anisotropic_spacing():
     gt = np.zeros((8, 8), np.uint8)
     gt[2, 2] = 1
     pred = np.zeros_like(gt)
-    pred[2, 5] = 1                       # 3 columns away
-    assert hd95_mm(pred, gt) == pytest.approx(3.0)                 # px without spacing
-    assert hd95_mm(pred, gt, (2.0, 0.5)) == pytest.approx(1.5)     # 3 cols x 0.5 mm
-    assert hd95_mm(pred, gt, (0.5, 2.0)) == pytest.approx(6.0)     # 3 cols x 2.0 mm
+    pred[2, 5] = 1  # 3 columns away
+    assert hd95_mm(pred, gt) == pytest.approx(3.0)  # px without spacing
+    assert hd95_mm(pred, gt, (2.0, 0.5)) == pytest.approx(1.5)  # 3 cols x 0.5 mm
+    assert hd95_mm(pred, gt, (0.5, 2.0)) == pytest.approx(6.0)  # 3 cols x 2.0 mm
     assert asd_mm(pred, gt, (2.0, 0.5)) == pytest.approx(1.5)
     down = np.zeros_like(gt)
-    down[5, 2] = 1                       # 3 rows away: the row spacing applies
+    down[5, 2] = 1  # 3 rows away: the row spacing applies
     assert hd95_mm(down, gt, (2.0, 0.5)) == pytest.approx(6.0)
 
 
@@ -66,8 +76,8 @@ def test_volume_metrics_stack_slices_with_slice_spacing():
     gt = [np.zeros((5, 5), np.uint8) for _ in range(3)]
     pred = [np.zeros((5, 5), np.uint8) for _ in range(3)]
     gt[0][2, 2] = 1
-    pred[1][2, 2] = 1                    # one slice further, same pixel
-    m = volume_metrics(pred, gt, spacing_mm=(0.7, 0.7, 5.0))   # (row, col, slice)
+    pred[1][2, 2] = 1  # one slice further, same pixel
+    m = volume_metrics(pred, gt, spacing_mm=(0.7, 0.7, 5.0))  # (row, col, slice)
     assert m["hd95_mm"] == pytest.approx(5.0)
     assert m["dice"] == 0.0
     with pytest.raises(ValueError):

@@ -7,7 +7,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-
 from gui_cases import PNG_SHAPE, VOLUME_DIRECTION, VOLUME_ORIGIN, VOLUME_SHAPE, VOLUME_SPACING
 
 
@@ -27,7 +26,9 @@ def png_case(tmp_path: Path) -> Path:
     path = tmp_path / "data_source" / "case.png"
     sitk.WriteImage(sitk.GetImageFromArray(np.clip(image, 0, 255).astype(np.uint8)), str(path))
     sitk.WriteImage(sitk.GetImageFromArray(gt.astype(np.uint8) * 255), str(tmp_path / "label" / "case.png"))
-    sitk.WriteImage(sitk.GetImageFromArray(np.full(PNG_SHAPE, 90, np.uint8)), str(tmp_path / "data_source" / "z2.png"))
+    sitk.WriteImage(
+        sitk.GetImageFromArray(np.full(PNG_SHAPE, 90, np.uint8)), str(tmp_path / "data_source" / "z2.png")
+    )
     return path
 
 
@@ -105,10 +106,18 @@ def dicom_case(tmp_path: Path) -> Path:
     for z in range(vol.shape[0]):
         s = img[:, :, z]
         position = "\\".join(str(v) for v in img.TransformIndexToPhysicalPoint((0, 0, z)))
-        for key, value in (("0008|0060", "CT"), ("0020|000d", study), ("0020|000e", series),
-                           ("0020|0013", str(z + 1)), ("0020|0037", "1\\0\\0\\0\\1\\0"), ("0020|0032", position),
-                           ("0018|0050", "2.0"), ("0028|1053", "1"), ("0028|1052", "0"),
-                           ("0008|0018", f"{series}.{z + 1}")):
+        for key, value in (
+            ("0008|0060", "CT"),
+            ("0020|000d", study),
+            ("0020|000e", series),
+            ("0020|0013", str(z + 1)),
+            ("0020|0037", "1\\0\\0\\0\\1\\0"),
+            ("0020|0032", position),
+            ("0018|0050", "2.0"),
+            ("0028|1053", "1"),
+            ("0028|1052", "0"),
+            ("0008|0018", f"{series}.{z + 1}"),
+        ):
             s.SetMetaData(key, value)
         writer.SetFileName(str(folder / f"image_{z}"))
         writer.Execute(s)

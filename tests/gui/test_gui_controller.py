@@ -7,13 +7,12 @@ import json
 import numpy as np
 import pytest
 import SimpleITK as sitk
+from gui_cases import PNG_SHAPE, VOLUME_DIRECTION, VOLUME_ORIGIN, VOLUME_SHAPE, VOLUME_SPACING
 
 from wiml.errors import CheckpointError, InputError
 from wiml.gui.controller import NO_CHECKPOINT_MESSAGE, AnnotationController
 from wiml.gui.loading import find_ground_truth, list_images, open_image, orientation_code
 from wiml.gui.results import default_result_dir
-
-from gui_cases import PNG_SHAPE, VOLUME_DIRECTION, VOLUME_ORIGIN, VOLUME_SHAPE, VOLUME_SPACING
 
 
 class FakeClock:
@@ -136,7 +135,10 @@ def test_nifti_volume_saves_nifti_with_source_geometry(nifti_case, tmp_path, int
     assert np.array_equal(arr[2], slice2[::-1])  # both annotated slices are in the volume
     source = sitk.GetArrayFromImage(sitk.ReadImage(str(nifti_case)))
     assert np.array_equal(ctl.image.volume[2], source[2][::-1].astype(np.float32))
-    assert orientation_code(ctl.image.reference) == "LPS" and orientation_code(ctl.image.source_geometry) == "LAS"
+    assert (
+        orientation_code(ctl.image.reference) == "LPS"
+        and orientation_code(ctl.image.source_geometry) == "LAS"
+    )
     assert arr[1].sum() > 0 and arr[0].sum() == 0 and arr[4].sum() == 0
     with pytest.raises(InputError, match="out of range"):
         ctl.set_slice(VOLUME_SHAPE[0])
@@ -186,7 +188,9 @@ def test_dicom_series_saves_nifti_with_series_geometry(dicom_case, interior_poin
     ctl.save()
     label = sitk.ReadImage(str(dicom_case.parent / "result" / "strong_label" / "PATIENT_DICOM.nii.gz"))
     assert label.GetSize() == (48, 40, 3)
-    assert np.allclose(label.GetSpacing(), (0.7, 0.7, 2.0)) and np.allclose(label.GetOrigin(), (-10.0, 5.0, 30.0))
+    assert np.allclose(label.GetSpacing(), (0.7, 0.7, 2.0)) and np.allclose(
+        label.GetOrigin(), (-10.0, 5.0, 30.0)
+    )
     arr = sitk.GetArrayFromImage(label)
     assert arr[1, 20, 24] == 1 and arr[0].sum() == 0 and arr[2].sum() == 0
 
@@ -208,12 +212,17 @@ def test_prepared_slice_labels_feed_train_msl(png_case, tmp_path, interior_point
     from wiml.training.strong_labels import wia_strong_labels
 
     image = open_image(png_case)
-    npz = save_slice(tmp_path / "data" / "slices" / "p1" / "p1_0003.npz", image.volume / 255.0,
-                     image.ground_truth[0])
+    npz = save_slice(
+        tmp_path / "data" / "slices" / "p1" / "p1_0003.npz", image.volume / 255.0, image.ground_truth[0]
+    )
     ctl = AnnotationController(cam_input_px=32)
     ctl.load_checkpoint(tiny_checkpoint)
     snap = ctl.open(npz)
-    assert snap.name == "p1_0003" and snap.ground_truth is not None and ctl.network_image.shape == (1, *PNG_SHAPE)
+    assert (
+        snap.name == "p1_0003"
+        and snap.ground_truth is not None
+        and ctl.network_image.shape == (1, *PNG_SHAPE)
+    )
     assert ctl.resolved_result_dir() == tmp_path / "data" / "result"
     snap = ctl.segment()
     assert snap.cam.shape == PNG_SHAPE
@@ -276,7 +285,9 @@ def test_cam_input_size_comes_from_the_checkpoint(tmp_path):
     from wiml.training.checkpoint import save_checkpoint
 
     model = FPSNet(FPSNetConfig(base_width=4, depth=2))
-    with_size = save_checkpoint(tmp_path / "a.safetensors", model, {"kind": "weak", "run_config": {"image_size": 48}})
+    with_size = save_checkpoint(
+        tmp_path / "a.safetensors", model, {"kind": "weak", "run_config": {"image_size": 48}}
+    )
     without = save_checkpoint(tmp_path / "b.safetensors", model, {"kind": "weak"})
     ctl = AnnotationController()
     ctl.load_checkpoint(with_size)

@@ -16,14 +16,13 @@ import SimpleITK as sitk
 pytest.importorskip("PyQt5")
 pytest.importorskip("pytestqt")
 
+from gui_cases import PNG_SHAPE, VOLUME_SHAPE  # noqa: E402
 from PyQt5.QtCore import QPointF, Qt  # noqa: E402
 
 from wiml.gui.app import build_parser, resolve_start_image  # noqa: E402
 from wiml.gui.controller import AnnotationController  # noqa: E402
 from wiml.gui.window import AnnotatorWindow  # noqa: E402
 from wiml.interactive import RefinementSession  # noqa: E402
-
-from gui_cases import PNG_SHAPE, VOLUME_SHAPE  # noqa: E402
 
 pytestmark = pytest.mark.gui
 TIMEOUT_MS = 20000
@@ -132,7 +131,9 @@ def test_bad_checkpoint_and_bad_click_show_messages(qtbot, window, png_case, tmp
     with qtbot.waitSignal(window.action_failed, timeout=TIMEOUT_MS) as blocker:
         window.click(PNG_SHAPE[0] + 3, 0, True)
     assert "outside" in blocker.args[0] and "outside" in window.banner.text()
-    run(qtbot, window, window.click, 30, 40, True)  # a good click clears the error; the checkpoint note returns
+    run(
+        qtbot, window, window.click, 30, 40, True
+    )  # a good click clears the error; the checkpoint note returns
     assert "outside" not in window.banner.text() and "not found" in window.banner.text()
 
 
@@ -185,7 +186,9 @@ def test_parser_defaults_and_start_image(png_case, tmp_path):
     args = parser.parse_args([])
     assert args.image == png_case.parent and args.checkpoint == tmp_path / "best.safetensors"
     assert resolve_start_image(args.image) == png_case  # a folder of slices opens its first image
-    args = parser.parse_args([str(png_case), "--result-dir", str(tmp_path / "r"), "--set", "backend=geodistk"])
+    args = parser.parse_args(
+        [str(png_case), "--result-dir", str(tmp_path / "r"), "--set", "backend=geodistk"]
+    )
     assert args.result_dir == tmp_path / "r" and args.overrides == ["backend=geodistk"]
 
 
@@ -201,8 +204,14 @@ def test_main_refuses_bad_refinement_override(capsys):
 def test_wia_main_help_resolves_defaults_from_its_location(project_root, tmp_path):
     # a wide terminal, so that argparse does not break a long checkout path across lines
     env = {**os.environ, "COLUMNS": "1000"}
-    out = subprocess.run([sys.executable, str(project_root / "WIA" / "main.py"), "--help"], cwd=tmp_path,
-                         capture_output=True, text=True, timeout=120, env=env)
+    out = subprocess.run(
+        [sys.executable, str(project_root / "WIA" / "main.py"), "--help"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env=env,
+    )
     assert out.returncode == 0, out.stderr
     text = " ".join(out.stdout.split())
     assert str(project_root / "data_source") in text
@@ -214,8 +223,9 @@ def test_start_opens_image_and_says_checkpoint_is_missing(qtbot, png_case, tmp_p
     from wiml.gui.app import create_window
 
     missing = tmp_path / "runs" / "demo" / "weak" / "best.safetensors"
-    args = build_parser().parse_args([str(png_case.parent), "--checkpoint", str(missing),
-                                      "--result-dir", str(tmp_path / "r")])
+    args = build_parser().parse_args(
+        [str(png_case.parent), "--checkpoint", str(missing), "--result-dir", str(tmp_path / "r")]
+    )
     win = create_window(args)
     qtbot.addWidget(win)
     qtbot.waitUntil(lambda: win.worker.pending == 0 and win.snapshot.raw is not None, timeout=TIMEOUT_MS)
@@ -223,7 +233,9 @@ def test_start_opens_image_and_says_checkpoint_is_missing(qtbot, png_case, tmp_p
     assert "weak checkpoint not found" in win.banner.text() and str(missing) in win.banner.text()
     assert "clicks only" in win.banner.text()
     assert win.controller.result_dir == tmp_path / "r"
-    assert win.controller._server is not None and win.controller._server.alive  # refinement in a helper process
+    assert (
+        win.controller._server is not None and win.controller._server.alive
+    )  # refinement in a helper process
     snap = click_pixel(qtbot, win, 30, 42)
     assert snap.mask[30, 42] == 1 and snap.dice > 0.1
     win.ask_to_save = False  # unsaved click: closing would ask (a modal dialog) otherwise
@@ -245,8 +257,12 @@ def test_ctrl_drag_pans_and_is_not_a_click(qtbot, window, png_case):
     assert bar.maximum() > start + 60
     qtbot.mousePress(viewport, Qt.LeftButton, Qt.ControlModifier, centre)
     # QTest's mouseMove carries no button state; send the drag event itself
-    QApplication.sendEvent(viewport, QMouseEvent(QEvent.MouseMove, QPointF(centre + QPoint(-60, 0)), Qt.NoButton,
-                                                 Qt.LeftButton, Qt.ControlModifier))
+    QApplication.sendEvent(
+        viewport,
+        QMouseEvent(
+            QEvent.MouseMove, QPointF(centre + QPoint(-60, 0)), Qt.NoButton, Qt.LeftButton, Qt.ControlModifier
+        ),
+    )
     qtbot.mouseRelease(viewport, Qt.LeftButton, Qt.ControlModifier, centre + QPoint(-60, 0))
     assert bar.value() == start + 60
     assert window.worker.pending == 0 and window.snapshot.clicks == ()

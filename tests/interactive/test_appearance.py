@@ -17,7 +17,7 @@ def _phantom(shift_px: int = 9, blur_px: float = 8.0):
     """A bright disc in a grey body on a black background and a blurred CAM shifted off the disc."""
     yy, xx = np.mgrid[:96, :96]
     body = ((yy - 48) / 44.0) ** 2 + ((xx - 48) / 40.0) ** 2 <= 1.0
-    disc = ((yy - 44) ** 2 + (xx - 50) ** 2) <= 13 ** 2
+    disc = ((yy - 44) ** 2 + (xx - 50) ** 2) <= 13**2
     rng = np.random.default_rng(0)
     image = np.where(body, 0.35, 0.0) + 0.45 * disc + rng.normal(0, 0.02, disc.shape) * body
     cam = ndimage.gaussian_filter(disc.astype(np.float32), blur_px)

@@ -56,8 +56,9 @@ def test_no_seed_bad_backend_and_likelihood():
     img = np.zeros((4, 4), np.float32)
     assert (geodesic_distance(img, np.zeros((4, 4))) == NO_SEED_DISTANCE).all()
     assert click_likelihood(geodesic_distance(img, np.zeros((4, 4)))).max() == 0.0
-    np.testing.assert_allclose(click_likelihood(np.array([0.0, 1.0, 2.0]), scale=2.0), np.exp([0, -0.25, -1.0]),
-                               rtol=1e-6)
+    np.testing.assert_allclose(
+        click_likelihood(np.array([0.0, 1.0, 2.0]), scale=2.0), np.exp([0, -0.25, -1.0]), rtol=1e-6
+    )
     with pytest.raises(InputError):
         geodesic_distance(img, np.zeros((4, 5)))
     with pytest.raises(InputError):

@@ -8,8 +8,15 @@ import pytest
 from wiml.errors import InputError
 from wiml.evaluation.metrics import dice_score
 from wiml.interactive import RefinementSession
-from wiml.interactive.session import (Click, blend_previous_mask, click_disks, combine_probabilities, normalize_image,
-                                      refine_mask, region_of_interest)
+from wiml.interactive.session import (
+    Click,
+    blend_previous_mask,
+    click_disks,
+    combine_probabilities,
+    normalize_image,
+    refine_mask,
+    region_of_interest,
+)
 
 
 def _scene(shape=(48, 64), seed=0):
@@ -19,7 +26,7 @@ def _scene(shape=(48, 64), seed=0):
     gt = np.zeros(shape, np.uint8)
     gt[10:30, 8:30] = 1
     img[gt > 0] = 0.7
-    yy, xx = np.mgrid[:shape[0], :shape[1]]
+    yy, xx = np.mgrid[: shape[0], : shape[1]]
     blob = (yy - 30) ** 2 + (xx - 50) ** 2 <= 36
     img[blob] = 0.7
     img += rng.normal(0, 0.01, shape).astype(np.float32)
@@ -34,7 +41,9 @@ def _half_cam(gt):
 
 def test_click_in_missed_region_raises_dice_and_undo_restores():
     img, gt, _ = _scene()
-    s = RefinementSession(cam_appearance=False)  # CAM alone: the appearance prior would already find the target
+    s = RefinementSession(
+        cam_appearance=False
+    )  # CAM alone: the appearance prior would already find the target
     s.set_image(img, _half_cam(gt))
     before = s.mask
     assert 0.3 < dice_score(before, gt) < 0.9
@@ -98,7 +107,9 @@ def test_non_integer_click_and_missing_image_are_refused():
         s.add_click(1.5, 2, True)
 
 
-@pytest.mark.parametrize("dtype,scale", [(np.uint16, 65535), (np.uint8, 255), (np.int16, 1000), (np.float64, 1.0)])
+@pytest.mark.parametrize(
+    "dtype,scale", [(np.uint16, 65535), (np.uint8, 255), (np.int16, 1000), (np.float64, 1.0)]
+)
 def test_16_bit_8_bit_and_float_inputs_give_the_same_mask(dtype, scale):
     img, gt, _ = _scene()
     ref = RefinementSession()
@@ -147,8 +158,10 @@ def test_bad_parameters_and_cam_are_refused():
 
 
 def test_helpers():
-    np.testing.assert_array_equal(normalize_image(np.array([[0, 50], [100, 200]], np.uint8), (0, 100)),
-                                  np.array([[0, 0.5], [1, 1]], np.float32))
+    np.testing.assert_array_equal(
+        normalize_image(np.array([[0, 50], [100, 200]], np.uint8), (0, 100)),
+        np.array([[0, 0.5], [1, 1]], np.float32),
+    )
     assert normalize_image(np.full((3, 3), 7)).max() == 0
     rgb = np.zeros((4, 4, 3), np.uint8)
     rgb[0, 0] = 255

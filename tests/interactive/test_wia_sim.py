@@ -24,21 +24,46 @@ def prepared(tmp_path):
             img = np.full((32, 40), 0.2, np.float32)
             mask = np.zeros((32, 40), np.uint8)
             if k > 0:  # slice 0 is tag-negative and is skipped by the robot
-                mask[6 + k:22 + p, 8:26 + k] = 1
+                mask[6 + k : 22 + p, 8 : 26 + k] = 1
             img[mask > 0] = 0.8
             img += rng.normal(0, 0.01, img.shape).astype(np.float32)
             rel = f"slices/{patient}/{patient}_{k:04d}.npz"
             save_slice(tmp_path / "data" / rel, img[None], mask)
-            rows.append({"patient_id": patient, "slice_index": k, "file": rel, "tag": int(mask.any()), "has_mask": 1,
-                         "split": "test", "spacing_mm": "", "source": "synthetic"})
+            rows.append(
+                {
+                    "patient_id": patient,
+                    "slice_index": k,
+                    "file": rel,
+                    "tag": int(mask.any()),
+                    "has_mask": 1,
+                    "split": "test",
+                    "spacing_mm": "",
+                    "source": "synthetic",
+                }
+            )
     write_manifest(tmp_path / "data" / "manifest.csv", rows)
     return tmp_path / "data"
 
 
 def test_cli_without_checkpoint_writes_every_file(prepared, tmp_path):
     out = tmp_path / "wia"
-    rc = wia_sim.main(["--data", str(prepared), "--checkpoint", "none", "--out", str(out), "--max-clicks", "4",
-                       "--select", "2", "--jitter-px", "2", "--quiet"])
+    rc = wia_sim.main(
+        [
+            "--data",
+            str(prepared),
+            "--checkpoint",
+            "none",
+            "--out",
+            str(out),
+            "--max-clicks",
+            "4",
+            "--select",
+            "2",
+            "--jitter-px",
+            "2",
+            "--quiet",
+        ]
+    )
     assert rc == 0
     for name in ("slices.csv", "summary.json", "dice_vs_clicks.png", "config.yaml"):
         assert (out / name).is_file()
@@ -56,8 +81,16 @@ def test_cli_without_checkpoint_writes_every_file(prepared, tmp_path):
         label = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "result" / "strong_label" / f"{name}.png")))
         assert label.shape == (32, 40) and set(np.unique(label)) <= {0, 255} and label.max() == 255
         rec = json.loads((out / "result" / "recording" / f"{name}.json").read_text())
-        assert {"image", "patient_id", "slice_index", "clicks", "dice_per_step", "initial_dice", "final_dice",
-                "total_time_s"} <= set(rec)
+        assert {
+            "image",
+            "patient_id",
+            "slice_index",
+            "clicks",
+            "dice_per_step",
+            "initial_dice",
+            "final_dice",
+            "total_time_s",
+        } <= set(rec)
         assert rec["clicks"] and set(rec["clicks"][0]) == {"row", "col", "label", "t_s"}
         assert len(rec["dice_per_step"]) == len(rec["clicks"])
 
@@ -87,17 +120,43 @@ def test_bad_inputs_are_reported(prepared, tmp_path):
         run_wia_simulation(prepared, tmp_path / "o", WiaSimConfig(split="val"))
     with pytest.raises(InputError, match="manifest"):
         run_wia_simulation(tmp_path / "nothing", tmp_path / "o", WiaSimConfig())
-    assert wia_sim.main(["--data", str(tmp_path / "nothing"), "--checkpoint", "none", "--out", str(tmp_path / "o"),
-                         "--quiet"]) == 2
-    assert wia_sim.main(["--data", str(prepared), "--checkpoint", str(tmp_path / "missing.safetensors"), "--out",
-                         str(tmp_path / "o"), "--quiet"]) == 2
+    assert (
+        wia_sim.main(
+            [
+                "--data",
+                str(tmp_path / "nothing"),
+                "--checkpoint",
+                "none",
+                "--out",
+                str(tmp_path / "o"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
+    assert (
+        wia_sim.main(
+            [
+                "--data",
+                str(prepared),
+                "--checkpoint",
+                str(tmp_path / "missing.safetensors"),
+                "--out",
+                str(tmp_path / "o"),
+                "--quiet",
+            ]
+        )
+        == 2
+    )
 
 
 def test_select_slices_round_robin_over_patients():
     from wiml.data.slices import SliceRecord
 
-    recs = [SliceRecord(p, i, None, 1, True, "test", None, "") for p, i in
-            [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("c", 5)]]
+    recs = [
+        SliceRecord(p, i, None, 1, True, "test", None, "")
+        for p, i in [("a", 0), ("a", 1), ("a", 2), ("b", 0), ("c", 5)]
+    ]
     areas = [10, 30, 20, 5, 7]
     assert select_slices(recs, areas, 4) == [1, 3, 4, 2]
     assert select_slices(recs, areas, 0) == []

@@ -8,8 +8,14 @@ import pytest
 import torch
 
 from wiml.training.losses import tag_loss
-from wiml.training.mixed import (MixedLossConfig, MixedSampler, make_mixed_loss, mixed_batches, mixed_loss,
-                                 segmentation_loss)
+from wiml.training.mixed import (
+    MixedLossConfig,
+    MixedSampler,
+    make_mixed_loss,
+    mixed_batches,
+    mixed_loss,
+    segmentation_loss,
+)
 
 LN2 = math.log(2.0)
 
@@ -19,7 +25,7 @@ def test_mixed_loss_hand_computed():
     # slice 1: weak only; its huge seg logits must not count.
     seg = torch.tensor([[[[0.0, 0.0]]], [[[50.0, -50.0]]]])
     masks = torch.tensor([[[1, 0]], [[0, 1]]])
-    cls = torch.zeros(2, 1)                       # p = 0.5 for both tags -> BCE = ln 2
+    cls = torch.zeros(2, 1)  # p = 0.5 for both tags -> BCE = ln 2
     tags = torch.tensor([1, 0])
     strong = torch.tensor([True, False])
     out = mixed_loss(seg, cls, tags, masks, strong, MixedLossConfig(seg_weight=2.0))
@@ -35,23 +41,22 @@ def test_mixed_loss_hand_computed():
     assert paper.seg.item() == pytest.approx(LN2, abs=1e-6)
     # trainer form: strong flag from the batch's has_mask
     output = type("Out", (), {"seg": seg, "cls": cls})()
-    loss, logs = make_mixed_loss()(output,
-                                   {"tag": tags, "mask": masks, "has_mask": strong})
+    loss, logs = make_mixed_loss()(output, {"tag": tags, "mask": masks, "has_mask": strong})
     assert loss.item() == pytest.approx(LN2 + LN2 + 0.5, abs=1e-4) and set(logs) == {"tag_loss", "seg_loss"}
 
 
 def test_two_class_tags_use_cross_entropy_and_no_strong_slice_gives_zero_seg():
-    cls = torch.tensor([[0.0, math.log(3.0)]])    # softmax p(present) = 3/4
+    cls = torch.tensor([[0.0, math.log(3.0)]])  # softmax p(present) = 3/4
     assert tag_loss(cls, torch.tensor([1])).item() == pytest.approx(math.log(4 / 3), abs=1e-6)
     seg = torch.zeros(1, 1, 2, 2, requires_grad=True)
     out = mixed_loss(seg, cls, torch.tensor([1]), torch.zeros(1, 2, 2), torch.tensor([False]))
     assert out.seg.item() == 0.0
-    out.total.backward()                           # graph intact although no strong slice
+    out.total.backward()  # graph intact although no strong slice
     assert seg.grad is not None
 
 
 def test_segmentation_loss_two_channels_and_validation():
-    seg = torch.zeros(1, 2, 1, 2)                 # softmax 0.5/0.5 -> CE = ln 2
+    seg = torch.zeros(1, 2, 1, 2)  # softmax 0.5/0.5 -> CE = ln 2
     assert segmentation_loss(seg, torch.tensor([[[1, 0]]]), "ce").item() == pytest.approx(LN2, abs=1e-6)
     with pytest.raises(ValueError, match="unknown"):
         segmentation_loss(seg, torch.tensor([[[1, 0]]]), "focal")
@@ -66,11 +71,11 @@ def test_every_batch_holds_a_strong_slice_and_every_weak_slice_appears_once():
     weak = sorted(i for b in batches for i in b if i not in strong)
     assert weak == [i for i in range(20) if i not in strong]
     assert len(batches) == math.ceil(18 / 3)
-    padded = mixed_batches(21, strong, batch_size=4, strong_per_batch=1)   # 19 weak: last chunk filled up
+    padded = mixed_batches(21, strong, batch_size=4, strong_per_batch=1)  # 19 weak: last chunk filled up
     assert all(len(b) == 4 for b in padded) and len(padded) == 7
     assert set(i for b in padded for i in b) == set(range(21))
-    assert batches == mixed_batches(20, strong, 4, 1, seed=0, epoch=0)      # deterministic
-    assert batches != mixed_batches(20, strong, 4, 1, seed=0, epoch=1)      # reshuffled per epoch
+    assert batches == mixed_batches(20, strong, 4, 1, seed=0, epoch=0)  # deterministic
+    assert batches != mixed_batches(20, strong, 4, 1, seed=0, epoch=1)  # reshuffled per epoch
 
 
 def test_ddp_ranks_get_disjoint_equal_shares_and_sampler_len():

@@ -29,10 +29,15 @@ def test_train_script_defaults_resolve_from_the_project(project_root):
 
 def test_test_script_runs_on_the_project_test_data(project_root, tmp_path, capsys):
     torch.manual_seed(0)
-    ckpt = save_checkpoint(tmp_path / "m.safetensors", FPSNet(FPSNetConfig(base_width=4, depth=2)),
-                           {"kind": "msl-mixed", "run_config": {"image_size": 32}})
+    ckpt = save_checkpoint(
+        tmp_path / "m.safetensors",
+        FPSNet(FPSNetConfig(base_width=4, depth=2)),
+        {"kind": "msl-mixed", "run_config": {"image_size": 32}},
+    )
     script = _load(project_root, "test_MSL_FPSNet")
-    assert script.main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "out"), "--device", "cpu",
-                        "--quiet"]) == 0
+    assert (
+        script.main(["--checkpoint", str(ckpt), "--out", str(tmp_path / "out"), "--device", "cpu", "--quiet"])
+        == 0
+    )
     summary = json.loads((tmp_path / "out" / "summary.json").read_text())
     assert summary["data"] == str(project_root / "test_data") and summary["n_slices"] >= 1

@@ -19,8 +19,16 @@ from wiml.training.data import SliceDataset
 from wiml.training.msl import MSLConfig, dice_val_metrics, dice_val_step, train_msl
 from wiml.training.strong_labels import select_strong_slices, wia_strong_labels
 
-SMALL = ["model.base_width=4", "model.depth=3", "trainer.batch_size=4", "trainer.progress=false",
-         "trainer.device=cpu", "optim.lr=0.01", "augment.enabled=false", "init=scratch"]
+SMALL = [
+    "model.base_width=4",
+    "model.depth=3",
+    "trainer.batch_size=4",
+    "trainer.progress=false",
+    "trainer.device=cpu",
+    "optim.lr=0.01",
+    "augment.enabled=false",
+    "init=scratch",
+]
 
 
 def _initial_val_dice(data, seed):
@@ -41,8 +49,15 @@ def test_two_epochs_raise_val_dice(tiny_prepared, tmp_path):
     summary = train_msl(config, tiny_prepared, tmp_path / "msl")
     assert summary["n_strong"] == 3 and summary["epochs_done"] == 2
     assert summary["best_dice"] > start + 0.1
-    for name in ("best.safetensors", "last.json", "state.pt", "log.csv", "curves.png", "config.yaml",
-                 "strong_labels.json"):
+    for name in (
+        "best.safetensors",
+        "last.json",
+        "state.pt",
+        "log.csv",
+        "curves.png",
+        "config.yaml",
+        "strong_labels.json",
+    ):
         assert (tmp_path / "msl" / name).is_file(), name
     side = json.loads((tmp_path / "msl" / "best.json").read_text())
     assert side["kind"] == "msl-mixed" and side["run_config"]["image_size"] == 32
@@ -52,8 +67,10 @@ def test_strong_selection_spread_and_random(tiny_prepared):
     train = read_manifest(tiny_prepared, "train")
     spread = select_strong_slices(train, 3, "spread")
     assert len(spread) == 3 and all(train[i].tag == 1 for i in spread)
-    assert len({train[i].patient_id for i in spread}) == 3          # one per training patient here
-    assert select_strong_slices(train, 3, "random", seed=1) == select_strong_slices(train, 3, "random", seed=1)
+    assert len({train[i].patient_id for i in spread}) == 3  # one per training patient here
+    assert select_strong_slices(train, 3, "random", seed=1) == select_strong_slices(
+        train, 3, "random", seed=1
+    )
     with pytest.raises(InputError, match="only"):
         select_strong_slices(train, 100)
 
@@ -63,7 +80,9 @@ def test_wia_labels_are_matched_by_name_and_test_slices_refused(tiny_prepared, t
     result = tmp_path / "result"
     write_slice(result / "strong_label" / "p1_0003.png", np.full((32, 32), 255, np.uint8))
     (result / "recording").mkdir()
-    (result / "recording" / "p1_0003.json").write_text(json.dumps({"clicks": [{"row": 1, "col": 2, "label": 1}]}))
+    (result / "recording" / "p1_0003.json").write_text(
+        json.dumps({"clicks": [{"row": 1, "col": 2, "label": 1}]})
+    )
     masks, recs = wia_strong_labels(train, result, read_manifest(tiny_prepared))
     (idx,) = masks
     assert (train[idx].patient_id, train[idx].slice_index) == ("p1", 3) and masks[idx].all()
@@ -81,7 +100,7 @@ def test_cli_strong_only_and_resume(tiny_prepared, tmp_path, capsys):
     assert train_msl_cli.main(args + ["--epochs", "1"]) == 0
     assert train_msl_cli.main(args + ["--epochs", "2", "--resume"]) == 0
     log = (out / "log.csv").read_text().strip().splitlines()
-    assert len(log) == 3                                               # header + 2 epochs, the first kept
+    assert len(log) == 3  # header + 2 epochs, the first kept
     assert "strong_only" in capsys.readouterr().out
 
 
@@ -89,7 +108,7 @@ def test_cli_strong_only_and_resume(tiny_prepared, tmp_path, capsys):
 def test_msl_configs_load(project_root, name):
     cfg = load_config(MSLConfig, project_root / "configs" / name)
     assert cfg.trainer.monitor == "dice" and cfg.strong.k == 5
-    if name == "msl_paper.yaml":   # the original recipe
+    if name == "msl_paper.yaml":  # the original recipe
         assert (cfg.optim.lr, cfg.optim.weight_decay, cfg.trainer.epochs) == (1e-4, 1e-4, 60)
         assert cfg.loss.seg_loss == "bce" and cfg.model.num_classes == 2 and cfg.init == "weak"
 

@@ -6,14 +6,26 @@ import pytest
 import torch
 
 from wiml.errors import ConfigError, InputError
-from wiml.networks import (SCSE, FPSNet, FPSNetConfig, count_parameters, foreground_probability, global_pool,
-                           tag_probability)
+from wiml.networks import (
+    SCSE,
+    FPSNet,
+    FPSNetConfig,
+    count_parameters,
+    foreground_probability,
+    global_pool,
+    tag_probability,
+)
 
 VARIANTS = [
     dict(),
-    dict(cls_pool="gmp"), dict(cls_pool="lse"), dict(cls_pool="topk"),
-    dict(head="separate"), dict(attention="none"), dict(norm="instance"),
-    dict(out_channels=2, num_classes=2), dict(out_channels=2, num_classes=2, cls_pool="topk"),
+    dict(cls_pool="gmp"),
+    dict(cls_pool="lse"),
+    dict(cls_pool="topk"),
+    dict(head="separate"),
+    dict(attention="none"),
+    dict(norm="instance"),
+    dict(out_channels=2, num_classes=2),
+    dict(out_channels=2, num_classes=2, cls_pool="topk"),
     dict(in_channels=2, depth=2),
 ]
 
@@ -60,7 +72,9 @@ def test_fps_classification_owns_only_its_1x1_conv():
         has_grad = p.grad is not None and bool(p.grad.abs().sum() > 0)
         if name.startswith("seg_head"):
             assert not has_grad, name
-        elif name.endswith(".weight") and p.ndim == 4 and ".cse.fc." not in name:  # (tiny SE MLPs: dead ReLUs)
+        elif (
+            name.endswith(".weight") and p.ndim == 4 and ".cse.fc." not in name
+        ):  # (tiny SE MLPs: dead ReLUs)
             assert has_grad, f"{name} gets no gradient from the tag loss"
 
 
@@ -77,7 +91,9 @@ def test_global_pool_known_values():
     assert global_pool(x, "topk", topk_fraction=0.25).item() == pytest.approx((12 + 13 + 14 + 15) / 4)
     lse = global_pool(x, "lse", lse_r=1.0).item()
     assert 7.5 < lse < 15.0
-    assert global_pool(x, "lse", lse_r=100.0).item() == pytest.approx(15.0 - torch.log(torch.tensor(16.0)).item() / 100, abs=1e-3)
+    assert global_pool(x, "lse", lse_r=100.0).item() == pytest.approx(
+        15.0 - torch.log(torch.tensor(16.0)).item() / 100, abs=1e-3
+    )
 
 
 def test_scse_keeps_shape_and_gates():

@@ -32,7 +32,15 @@ def test_tiny_pipeline_runs_then_skips(tmp_path, capsys):
     assert pipeline_cli.main(["--config", str(cfg), "--out", str(run), "--quiet"]) == 0
     state = json.loads((run / "pipeline.json").read_text())
     assert [k for k, v in state["steps"].items() if v["status"] == "done"] == [
-        "make-demo", "prepare", "train-weak", "cam", "wia", "train-msl", "test", "report"]
+        "make-demo",
+        "prepare",
+        "train-weak",
+        "cam",
+        "wia",
+        "train-msl",
+        "test",
+        "report",
+    ]
     report = (run / "report" / "report.md").read_text()
     assert "## Test set" in report and "per patient (3-D)" in report
     out = capsys.readouterr().out

@@ -40,16 +40,37 @@ class FakeRunner:
             write_volume(out / "volume-0.nii", np.zeros((2, 4, 4), np.int16))
             write_volume(out / "segmentation-0.nii", np.zeros((2, 4, 4), np.uint8))
         elif command == "prepare":
-            save_slice(out / "slices/p/p_0000.npz", np.zeros((1, 8, 8), np.float32), np.zeros((8, 8), np.uint8))
-            write_manifest(out / "manifest.csv", [{"patient_id": "p", "slice_index": 0, "file": "slices/p/p_0000.npz",
-                                                   "tag": 0, "has_mask": 1, "split": "train", "spacing_mm": "",
-                                                   "source": "x"}])
+            save_slice(
+                out / "slices/p/p_0000.npz", np.zeros((1, 8, 8), np.float32), np.zeros((8, 8), np.uint8)
+            )
+            write_manifest(
+                out / "manifest.csv",
+                [
+                    {
+                        "patient_id": "p",
+                        "slice_index": 0,
+                        "file": "slices/p/p_0000.npz",
+                        "tag": 0,
+                        "has_mask": 1,
+                        "split": "train",
+                        "spacing_mm": "",
+                        "source": "x",
+                    }
+                ],
+            )
         elif command in ("train-weak", "train-msl"):
             model = FPSNet(FPSNetConfig(base_width=2, depth=2))
             for name in ("best", "last"):
-                save_checkpoint(out / f"{name}.safetensors", model, {"kind": command, "epoch": self.epochs,
-                                                                     "metrics": {"val_dice": 0.5},
-                                                                     "run_config": {"trainer": {"epochs": 2}}})
+                save_checkpoint(
+                    out / f"{name}.safetensors",
+                    model,
+                    {
+                        "kind": command,
+                        "epoch": self.epochs,
+                        "metrics": {"val_dice": 0.5},
+                        "run_config": {"trainer": {"epochs": 2}},
+                    },
+                )
         elif command in ("cam", "wia-sim"):
             (out).mkdir(parents=True, exist_ok=True)
             (out / "summary.json").write_text(json.dumps({"n_slices": 1}))
@@ -77,22 +98,22 @@ def test_skip_finished_and_redo_corrupt(tmp_path):
     assert (run / "report" / "report.md").is_file()
 
     fake.calls.clear()
-    second = run_pipeline(cfg, run, runner=fake)                       # everything valid: nothing runs
+    second = run_pipeline(cfg, run, runner=fake)  # everything valid: nothing runs
     assert fake.commands() == [] and all(s["status"] == "skipped" for s in second["steps"].values())
 
-    weights = run / "weak" / "best.safetensors"                        # corrupt the weak model (truncate)
+    weights = run / "weak" / "best.safetensors"  # corrupt the weak model (truncate)
     weights.write_bytes(weights.read_bytes()[:100])
     assert "truncated" in check_training(run / "weak")
     fake.calls.clear()
     third = run_pipeline(cfg, run, runner=fake)
-    assert fake.commands() == ALL[2:]                                  # weak and every later step redone
+    assert fake.commands() == ALL[2:]  # weak and every later step redone
     assert third["steps"]["prepare"]["status"] == "skipped"
     assert check_training(run / "weak") is None
 
 
 def test_interrupted_training_is_resumed(tmp_path):
     run, cfg = tmp_path / "run", PipelineConfig(steps=["make-demo", "prepare", "train-weak"])
-    with pytest.raises(WimlError, match="interrupted"):               # stopped after epoch 1 of 2
+    with pytest.raises(WimlError, match="interrupted"):  # stopped after epoch 1 of 2
         run_pipeline(cfg, run, runner=FakeRunner(epochs=1))
     assert "interrupted" in check_training(run / "weak")
     from wiml.training.checkpoint import save_training_state

@@ -9,8 +9,15 @@ import numpy as np
 from wiml.data.slices import save_slice, write_manifest
 
 
-def make_prepared(root: Path, n_per_patient: int = 8, size: int = 32, patients=("p0", "p1", "p2"),
-                  splits=("train", "val", "test"), channels: int = 1, seed: int = 0) -> Path:
+def make_prepared(
+    root: Path,
+    n_per_patient: int = 8,
+    size: int = 32,
+    patients=("p0", "p1", "p2"),
+    splits=("train", "val", "test"),
+    channels: int = 1,
+    seed: int = 0,
+) -> Path:
     """Write ``root/manifest.csv`` + slices; every other slice holds a disk (tag 1) with its mask."""
     rng = np.random.default_rng(seed)
     rows = []
@@ -27,7 +34,17 @@ def make_prepared(root: Path, n_per_patient: int = 8, size: int = 32, patients=(
                 image[:, mask > 0] += 0.6
             rel = Path("slices") / pid / f"{pid}_{i:04d}.npz"
             save_slice(root / rel, image, mask)
-            rows.append({"patient_id": pid, "slice_index": i, "file": rel.as_posix(), "tag": tag, "has_mask": 1,
-                         "split": split, "spacing_mm": "1,1,1", "source": "synthetic"})
+            rows.append(
+                {
+                    "patient_id": pid,
+                    "slice_index": i,
+                    "file": rel.as_posix(),
+                    "tag": tag,
+                    "has_mask": 1,
+                    "split": split,
+                    "spacing_mm": "1,1,1",
+                    "source": "synthetic",
+                }
+            )
     write_manifest(root / "manifest.csv", rows)
     return root

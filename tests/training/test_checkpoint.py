@@ -10,15 +10,22 @@ import torch
 
 from wiml.errors import CheckpointError
 from wiml.networks import FPSNet, FPSNetConfig
-from wiml.training.checkpoint import (load_model, load_training_state, save_checkpoint, save_training_state,
-                                      sidecar_path)
+from wiml.training.checkpoint import (
+    load_model,
+    load_training_state,
+    save_checkpoint,
+    save_training_state,
+    sidecar_path,
+)
 
 
 @pytest.fixture
 def saved(tmp_path):
     torch.manual_seed(0)
     net = FPSNet(FPSNetConfig(base_width=4, depth=3, in_channels=2)).eval()
-    path = save_checkpoint(tmp_path / "best.safetensors", net, {"epoch": 3, "metrics": {"val_auc": 0.9}, "kind": "weak"})
+    path = save_checkpoint(
+        tmp_path / "best.safetensors", net, {"epoch": 3, "metrics": {"val_auc": 0.9}, "kind": "weak"}
+    )
     return net, path
 
 
@@ -103,8 +110,15 @@ def test_missing_files_refused(tmp_path, saved):
 def test_training_state_round_trip(tmp_path):
     net = FPSNet(FPSNetConfig(base_width=4, depth=2))
     opt = torch.optim.AdamW(net.parameters())
-    save_training_state(tmp_path / "state.pt", {"epoch": 2, "model": net.state_dict(), "optimizer": opt.state_dict(),
-                                                "history": [{"epoch": 1, "loss": 0.5}]})
+    save_training_state(
+        tmp_path / "state.pt",
+        {
+            "epoch": 2,
+            "model": net.state_dict(),
+            "optimizer": opt.state_dict(),
+            "history": [{"epoch": 1, "loss": 0.5}],
+        },
+    )
     state = load_training_state(tmp_path / "state.pt")
     assert state["epoch"] == 2 and state["history"][0]["loss"] == 0.5
 

@@ -16,8 +16,15 @@ from wiml.training.trainer import Trainer
 def test_optimiser_choice(tmp_path, name, cls):
     model = FPSNet(FPSNetConfig(base_width=4, depth=2))
     optim = OptimConfig(name=name, lr=1e-4, weight_decay=1e-4)
-    trainer = Trainer(model, lambda out, batch: (out.seg.mean(), {}), [], tmp_path, TrainerConfig(epochs=1),
-                      optim, torch.device("cpu"))
+    trainer = Trainer(
+        model,
+        lambda out, batch: (out.seg.mean(), {}),
+        [],
+        tmp_path,
+        TrainerConfig(epochs=1),
+        optim,
+        torch.device("cpu"),
+    )
     assert type(trainer.optimizer) is cls
     assert trainer.optimizer.defaults["weight_decay"] == pytest.approx(1e-4)
 

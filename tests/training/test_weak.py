@@ -24,8 +24,13 @@ from wiml.training.data import SliceDataset, WeightedEpochSampler, class_balance
 from wiml.training.losses import tag_loss
 from wiml.training.weak import tag_metrics, train_weak
 
-TINY = ["model.base_width=4", "model.depth=3", "trainer.batch_size=4", "trainer.device=cpu",
-        "trainer.progress=false"]
+TINY = [
+    "model.base_width=4",
+    "model.depth=3",
+    "trainer.batch_size=4",
+    "trainer.device=cpu",
+    "trainer.progress=false",
+]
 
 
 @pytest.fixture(scope="module")
@@ -102,8 +107,16 @@ def test_train_writes_outputs_and_resume_continues(prepared, tmp_path):
     cfg = load_config(WeakConfig, None, TINY + ["trainer.epochs=3"])
     full = train_weak(cfg, prepared, tmp_path / "full")
     assert full["epochs_done"] == 3
-    for name in ("best.safetensors", "best.json", "last.safetensors", "last.json", "state.pt", "log.csv",
-                 "curves.png", "config.yaml"):
+    for name in (
+        "best.safetensors",
+        "best.json",
+        "last.safetensors",
+        "last.json",
+        "state.pt",
+        "log.csv",
+        "curves.png",
+        "config.yaml",
+    ):
         assert (tmp_path / "full" / name).is_file(), name
     part = train_weak(cfg, prepared, tmp_path / "part", stop_after=2)
     assert part["epochs_done"] == 2
@@ -133,7 +146,18 @@ def test_train_refuses_single_class(tmp_path):
 
 
 def test_cli_runs_and_reports_bad_config(prepared, tmp_path, capsys):
-    argv = ["--data", str(prepared), "--out", str(tmp_path / "cli"), "--device", "cpu", "--epochs", "1", "--seed", "1"]
+    argv = [
+        "--data",
+        str(prepared),
+        "--out",
+        str(tmp_path / "cli"),
+        "--device",
+        "cpu",
+        "--epochs",
+        "1",
+        "--seed",
+        "1",
+    ]
     assert train_weak_main(argv + [f"--set={o}" for o in TINY]) == 0
     assert "train-weak: 1 epochs" in capsys.readouterr().out
     assert train_weak_main(argv + ["--set", "model.head=nope"]) == 2
@@ -143,9 +167,25 @@ def test_cli_runs_and_reports_bad_config(prepared, tmp_path, capsys):
 @pytest.mark.slow
 def test_ddp_two_cpu_processes(prepared, tmp_path):
     out = tmp_path / "ddp"
-    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
-           "-m", "wiml.cli.train_weak", "--data", str(prepared), "--out", str(out), "--device", "cpu",
-           "--epochs", "1", "--quiet"] + [f"--set={o}" for o in TINY]
+    cmd = [
+        sys.executable,
+        "-m",
+        "torch.distributed.run",
+        "--standalone",
+        "--nproc_per_node",
+        "2",
+        "-m",
+        "wiml.cli.train_weak",
+        "--data",
+        str(prepared),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--epochs",
+        "1",
+        "--quiet",
+    ] + [f"--set={o}" for o in TINY]
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=240)
     assert proc.returncode == 0, proc.stderr[-3000:]

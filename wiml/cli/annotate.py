@@ -19,14 +19,18 @@ from wiml.errors import WimlError
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
-def main(argv: Sequence[str] | None = None, default_image: Path | None = PROJECT_ROOT / "data_source",
-         default_checkpoint: Path | None = PROJECT_ROOT / "runs" / "demo" / "weak" / "best.safetensors") -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    default_image: Path | None = PROJECT_ROOT / "data_source",
+    default_checkpoint: Path | None = PROJECT_ROOT / "runs" / "demo" / "weak" / "best.safetensors",
+) -> int:
     """Parse arguments, build the window, run the Qt event loop. Returns the exit status (2 on bad input)."""
     from wiml.gui.app import build_parser, create_window
 
     args = build_parser(default_image, default_checkpoint).parse_args(argv)
-    logging.basicConfig(level=logging.DEBUG if args.debug else logging.INFO,
-                        format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=logging.DEBUG if args.debug else logging.INFO, format="%(levelname)s %(name)s: %(message)s"
+    )
     try:
         from PyQt5.QtWidgets import QApplication
     except ImportError:

@@ -20,7 +20,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
     parser.add_argument("--run", type=Path, required=True, help="run folder holding data/, weak/ and wia/")
     parser.add_argument("--out", type=Path, help="output folder (default RUN/baselines)")
-    parser.add_argument("--methods", default=",".join(METHODS), help=f"comma-separated, from {','.join(METHODS)}")
+    parser.add_argument(
+        "--methods", default=",".join(METHODS), help=f"comma-separated, from {','.join(METHODS)}"
+    )
     parser.add_argument("--seeds", default="0", help="comma-separated training seeds (default 0)")
     parser.add_argument("--k", type=int, default=5, help="strong labels when taken from the ground truth")
     parser.add_argument("--config", type=Path, help="MSL YAML shared by the trained methods")
@@ -28,8 +30,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weak", type=Path, help="weak checkpoint (default RUN/weak/best.safetensors)")
     parser.add_argument("--data", type=Path, help="prepared folder (default RUN/data)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="MSL config override shared by all trained methods (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="MSL config override shared by all trained methods (repeatable)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -43,15 +51,30 @@ def run(args: argparse.Namespace) -> int:
         raise InputError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from exc
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     out = args.out or args.run / "baselines"
-    summary = run_baselines(args.run, out, methods, seeds, args.config, args.overrides, k=args.k,
-                            device=args.device, wia_dir=args.wia_dir, weak_checkpoint=args.weak, data=args.data)
+    summary = run_baselines(
+        args.run,
+        out,
+        methods,
+        seeds,
+        args.config,
+        args.overrides,
+        k=args.k,
+        device=args.device,
+        wia_dir=args.wia_dir,
+        weak_checkpoint=args.weak,
+        data=args.data,
+    )
     for r in summary["methods"]:
-        print(f"{r['method']:<15} strong {r['strong']:<8} seeds {r['n_seeds']}  test Dice {format_mean_std(r['dice'])}")
+        print(
+            f"{r['method']:<15} strong {r['strong']:<8} seeds {r['n_seeds']}  test Dice {format_mean_std(r['dice'])}"
+        )
     print(f"-> {out / 'summary.md'}")
     return 0
 
 
-main = make_main("wiml baselines", "strong-only / full / weak-only baselines and ablations", add_arguments, run)
+main = make_main(
+    "wiml baselines", "strong-only / full / weak-only baselines and ablations", add_arguments, run
+)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -21,8 +21,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default=None, help="manifest split to evaluate (default: test)")
     parser.add_argument("--config", type=Path, default=None, help="YAML with CamConfig fields (optional)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override, e.g. --set lam=3 --set 'taus=[0.3,0.5]' --set overlays=false")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override, e.g. --set lam=3 --set 'taus=[0.3,0.5]' --set overlays=false",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -33,12 +39,14 @@ def run(args: argparse.Namespace) -> int:
     config = load_config(CamConfig, args.config, overrides, section="cam" if args.config else None)
     s = run_cam(args.checkpoint, args.data, args.out, config, args.device)
     c = s["classification"]
-    print(f"cam: {s['n_slices']} {config.split} slices, AUC {c['auc']:.4f}, acc {c['accuracy']:.4f}; initial-mask "
-          f"Dice {s['initial_mask_dice']:.4f} on {s['n_positive_with_mask']} positive slices (gated "
-          f"{s['gated_initial_mask_dice']:.4f}); FPR {s['initial_mask_fpr_slices']:.3f} (gated "
-          f"{s['gated_initial_mask_fpr_slices']:.3f}) on {s['n_negative']} negative slices; best CAM>=tau "
-          f"{s['best_cam_tau']} Dice {s['best_cam_dice'] if s['best_cam_dice'] is not None else float('nan'):.4f} "
-          f"-> {args.out}")
+    print(
+        f"cam: {s['n_slices']} {config.split} slices, AUC {c['auc']:.4f}, acc {c['accuracy']:.4f}; initial-mask "
+        f"Dice {s['initial_mask_dice']:.4f} on {s['n_positive_with_mask']} positive slices (gated "
+        f"{s['gated_initial_mask_dice']:.4f}); FPR {s['initial_mask_fpr_slices']:.3f} (gated "
+        f"{s['gated_initial_mask_fpr_slices']:.3f}) on {s['n_negative']} negative slices; best CAM>=tau "
+        f"{s['best_cam_tau']} Dice {s['best_cam_dice'] if s['best_cam_dice'] is not None else float('nan'):.4f} "
+        f"-> {args.out}"
+    )
     return 0
 
 

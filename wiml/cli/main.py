@@ -28,7 +28,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "test": ("wiml.cli.test", "predict test patients; per-slice and per-patient metrics"),
     "baselines": ("wiml.cli.baselines", "strong-only / full / weak-only baselines and ablations"),
     "report": ("wiml.cli.report", "markdown + PNG report of a run folder"),
-    "pipeline": ("wiml.cli.pipeline", "the whole chain: prepare -> train-weak -> cam -> WIA -> train-msl -> test"),
+    "pipeline": (
+        "wiml.cli.pipeline",
+        "the whole chain: prepare -> train-weak -> cam -> WIA -> train-msl -> test",
+    ),
 }
 
 
@@ -58,8 +61,12 @@ def run_guarded(run: Callable[[argparse.Namespace], int], args: argparse.Namespa
         return 130
 
 
-def make_main(prog: str, description: str, add_arguments: Callable[[argparse.ArgumentParser], None],
-              run: Callable[[argparse.Namespace], int]) -> Callable[[Sequence[str] | None], int]:
+def make_main(
+    prog: str,
+    description: str,
+    add_arguments: Callable[[argparse.ArgumentParser], None],
+    run: Callable[[argparse.Namespace], int],
+) -> Callable[[Sequence[str] | None], int]:
     """Build a ``main(argv) -> int`` for a subcommand module."""
 
     def main(argv: Sequence[str] | None = None) -> int:
@@ -75,8 +82,11 @@ def make_main(prog: str, description: str, add_arguments: Callable[[argparse.Arg
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     if not argv or argv[0] in ("-h", "--help"):
-        lines = ["usage: wiml <subcommand> [options]   (wiml <subcommand> --help for its options)", "",
-                 "subcommands:"]
+        lines = [
+            "usage: wiml <subcommand> [options]   (wiml <subcommand> --help for its options)",
+            "",
+            "subcommands:",
+        ]
         lines += [f"  {name:<11} {help_}" for name, (_, help_) in SUBCOMMANDS.items()]
         print("\n".join(lines))
         return 0 if argv else 2
@@ -87,8 +97,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
     name = argv[0]
     if name not in SUBCOMMANDS:
-        print(f"wiml: error: unknown subcommand {name!r}; expected one of {', '.join(SUBCOMMANDS)}",
-              file=sys.stderr)
+        print(
+            f"wiml: error: unknown subcommand {name!r}; expected one of {', '.join(SUBCOMMANDS)}",
+            file=sys.stderr,
+        )
         return 2
     module = importlib.import_module(SUBCOMMANDS[name][0])
     return int(module.main(argv[1:]) or 0)

@@ -24,12 +24,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=0, help="seed (same seed -> identical volumes)")
     parser.add_argument("--size", type=int, default=256, help="in-plane size in px (default 256)")
     parser.add_argument("--slices", type=int, default=48, help="axial slices per patient (default 48)")
-    parser.add_argument("--fov-mm", type=float, default=360.0, help="in-plane field of view in mm (default 360)")
+    parser.add_argument(
+        "--fov-mm", type=float, default=360.0, help="in-plane field of view in mm (default 360)"
+    )
     parser.add_argument("--slice-mm", type=float, default=2.5, help="slice spacing in mm (default 2.5)")
-    parser.add_argument("--samples", action="store_true",
-                        help="also (or only, without --out) write data_source/ and test_data/ sample slices")
-    parser.add_argument("--samples-root", type=Path, default=PROJECT_ROOT,
-                        help="where --samples writes data_source/ and test_data/ (default: the project root)")
+    parser.add_argument(
+        "--samples",
+        action="store_true",
+        help="also (or only, without --out) write data_source/ and test_data/ sample slices",
+    )
+    parser.add_argument(
+        "--samples-root",
+        type=Path,
+        default=PROJECT_ROOT,
+        help="where --samples writes data_source/ and test_data/ (default: the project root)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")
 
 
@@ -42,11 +51,15 @@ def run(args: argparse.Namespace) -> int:
     if args.out is not None:
         paths = make_demo(args.out, args.patients, args.seed, config, progress=not args.no_progress)
         sp = ", ".join(f"{s:.3g}" for s in config.spacing)
-        print(f"{args.out}: {len(paths)} patients, {args.slices} x {args.size} x {args.size} voxels, spacing {sp} mm")
+        print(
+            f"{args.out}: {len(paths)} patients, {args.slices} x {args.size} x {args.size} voxels, spacing {sp} mm"
+        )
     if args.samples:
         written = write_samples(args.samples_root, args.seed, PhantomConfig(size=256, n_slices=48))
         print(f"{args.samples_root}: {len(written)} sample files in data_source/ and test_data/")
     return 0
 
 
-main = make_main("wiml make-demo", "write the synthetic abdominal CT phantom (LiTS layout)", add_arguments, run)
+main = make_main(
+    "wiml make-demo", "write the synthetic abdominal CT phantom (LiTS layout)", add_arguments, run
+)

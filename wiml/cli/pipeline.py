@@ -19,10 +19,21 @@ from wiml.cli.main import make_main
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, required=True, help="pipeline YAML (configs/demo.yaml, ...)")
     parser.add_argument("--out", type=Path, required=True, help="run folder")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a PipelineConfig field, e.g. --set k=3 (repeatable)")
-    parser.add_argument("--force", action="append", default=[], metavar="STEP",
-                        help="redo STEP (and every later step) even if its outputs are valid; 'all' = everything")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a PipelineConfig field, e.g. --set k=3 (repeatable)",
+    )
+    parser.add_argument(
+        "--force",
+        action="append",
+        default=[],
+        metavar="STEP",
+        help="redo STEP (and every later step) even if its outputs are valid; 'all' = everything",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -41,8 +52,12 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-main = make_main("wiml pipeline", "make-demo -> prepare -> train-weak -> cam -> WIA -> train-msl -> test -> report",
-                 add_arguments, run)
+main = make_main(
+    "wiml pipeline",
+    "make-demo -> prepare -> train-weak -> cam -> WIA -> train-msl -> test -> report",
+    add_arguments,
+    run,
+)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -10,7 +10,9 @@ from wiml.cli.main import make_main
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run", type=Path, required=True, help="run folder (what `wiml pipeline --out` wrote)")
+    parser.add_argument(
+        "--run", type=Path, required=True, help="run folder (what `wiml pipeline --out` wrote)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

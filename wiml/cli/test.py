@@ -18,15 +18,28 @@ DEFAULT_OUT = PROJECT_ROOT / "runs" / "demo" / "test_data_eval"
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--run", type=Path, help="run folder: data RUN/data, checkpoint RUN/msl/best.safetensors, "
-                        "output RUN/test (each overridable)")
-    parser.add_argument("--data", type=Path, help=f"prepared folder (manifest.csv) or PNG folder with data/ and "
-                        f"label/ (default {DEFAULT_DATA})")
+    parser.add_argument(
+        "--run",
+        type=Path,
+        help="run folder: data RUN/data, checkpoint RUN/msl/best.safetensors, "
+        "output RUN/test (each overridable)",
+    )
+    parser.add_argument(
+        "--data",
+        type=Path,
+        help=f"prepared folder (manifest.csv) or PNG folder with data/ and label/ (default {DEFAULT_DATA})",
+    )
     parser.add_argument("--checkpoint", type=Path, help=f"FPSNet .safetensors (default {DEFAULT_CHECKPOINT})")
     parser.add_argument("--out", type=Path, help=f"output folder (default {DEFAULT_OUT})")
     parser.add_argument("--config", type=Path, help="YAML with a `test:` section (TestConfig)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override a TestConfig field, e.g. threshold=0.4 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a TestConfig field, e.g. threshold=0.4 (repeatable)",
+    )
     parser.add_argument("--split", help="manifest split to test (default test)")
     parser.add_argument("--device", help="auto, cpu or cuda[:N]")
 
@@ -68,14 +81,24 @@ def run(args: argparse.Namespace) -> int:
     cases, kind = load_cases(data, config.split)
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / "config.yaml")
-    summary = evaluate(model, cases, out, config, device, data=data, kind=kind,
-                       extra={"checkpoint": str(ckpt), "checkpoint_kind": meta.get("kind")})
+    summary = evaluate(
+        model,
+        cases,
+        out,
+        config,
+        device,
+        data=data,
+        kind=kind,
+        extra={"checkpoint": str(ckpt), "checkpoint_kind": meta.get("kind")},
+    )
     level = "per_patient" if summary["per_patient"] else "per_slice_positive"
     unit = "mm" if any(c.spacing_mm for c in cases) else "px (no spacing known)"
     print(f"wiml test: {summary['n_slices']} slices / {summary['n_patients']} cases from {data}")
-    print(f"  Dice ({level.replace('_', ' ')}): {format_mean_std(summary[level]['dice'])}   "
-          f"HD95: {format_mean_std(summary[level]['hd95_mm'], 2)} {unit}   "
-          f"{1000 * summary['seconds_per_slice']:.1f} ms/slice")
+    print(
+        f"  Dice ({level.replace('_', ' ')}): {format_mean_std(summary[level]['dice'])}   "
+        f"HD95: {format_mean_std(summary[level]['hd95_mm'], 2)} {unit}   "
+        f"{1000 * summary['seconds_per_slice']:.1f} ms/slice"
+    )
     print(f"  -> {out / 'metrics.md'}")
     return 0
 

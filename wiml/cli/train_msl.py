@@ -20,32 +20,58 @@ from wiml.cli.main import make_main
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--config", type=Path, help="YAML config (configs/msl_default.yaml, configs/msl_paper.yaml)")
+    parser.add_argument(
+        "--config", type=Path, help="YAML config (configs/msl_default.yaml, configs/msl_paper.yaml)"
+    )
     parser.add_argument("--data", type=Path, required=True, help="prepared folder holding manifest.csv")
     parser.add_argument("--out", type=Path, required=True, help="output run folder")
-    parser.add_argument("--strong-from", choices=("wia", "gt"), help="strong labels from WIA results or from the "
-                        "ground truth of K chosen slices (strong.source)")
-    parser.add_argument("--wia-dir", type=Path, help="WIA result folder (holding strong_label/) for --strong-from wia")
+    parser.add_argument(
+        "--strong-from",
+        choices=("wia", "gt"),
+        help="strong labels from WIA results or from the ground truth of K chosen slices (strong.source)",
+    )
+    parser.add_argument(
+        "--wia-dir", type=Path, help="WIA result folder (holding strong_label/) for --strong-from wia"
+    )
     parser.add_argument("--k", type=int, help="number of strong labels for --strong-from gt (default 5)")
-    parser.add_argument("--select", choices=("random", "spread"), help="how --strong-from gt chooses the K slices")
-    parser.add_argument("--init", choices=("weak", "scratch"), help="start from the weak checkpoint or from scratch")
+    parser.add_argument(
+        "--select", choices=("random", "spread"), help="how --strong-from gt chooses the K slices"
+    )
+    parser.add_argument(
+        "--init", choices=("weak", "scratch"), help="start from the weak checkpoint or from scratch"
+    )
     parser.add_argument("--init-checkpoint", type=Path, help="the weak checkpoint (for --init weak)")
-    parser.add_argument("--mode", choices=("mixed", "strong_only", "full"), help="mixed (MSL) or a supervised "
-                        "baseline")
+    parser.add_argument(
+        "--mode", choices=("mixed", "strong_only", "full"), help="mixed (MSL) or a supervised baseline"
+    )
     parser.add_argument("--device", help="auto | cpu | cuda (trainer.device)")
     parser.add_argument("--seed", type=int, help="seed (trainer.seed)")
     parser.add_argument("--epochs", type=int, help="epochs (trainer.epochs)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/state.pt")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override, e.g. --set loss.seg_weight=2 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override, e.g. --set loss.seg_weight=2 (repeatable)",
+    )
 
 
 def overrides_from_args(args: argparse.Namespace) -> list[str]:
     """``--k 5`` etc. -> ``strong.k=5`` overrides (before the explicit ``--set`` ones)."""
-    pairs = (("strong.source", args.strong_from), ("strong.wia_dir", args.wia_dir), ("strong.k", args.k),
-             ("strong.select", args.select), ("init", args.init), ("init_checkpoint", args.init_checkpoint),
-             ("mode", args.mode), ("trainer.device", args.device), ("trainer.seed", args.seed),
-             ("trainer.epochs", args.epochs))
+    pairs = (
+        ("strong.source", args.strong_from),
+        ("strong.wia_dir", args.wia_dir),
+        ("strong.k", args.k),
+        ("strong.select", args.select),
+        ("init", args.init),
+        ("init_checkpoint", args.init_checkpoint),
+        ("mode", args.mode),
+        ("trainer.device", args.device),
+        ("trainer.seed", args.seed),
+        ("trainer.epochs", args.epochs),
+    )
     out = [f"{k}={Path(v).resolve() if isinstance(v, Path) else v}" for k, v in pairs if v is not None]
     return out + list(args.overrides)
 
@@ -63,14 +89,18 @@ def run(args: argparse.Namespace) -> int:
     if summary.get("world_size", 1) > 1 and int(os.environ.get("RANK", "0")) != 0:
         return 0
     last = summary["last"]
-    print(f"train-msl ({config.mode}, init {summary['init']}): {summary['epochs_done']} epochs, "
-          f"{summary['n_train']} train slices, {summary['n_strong']} strong, {summary['n_val']} val; "
-          f"best epoch {summary['best_epoch']} (val dice={summary.get('best_dice')}), "
-          f"last val dice={last.get('val_dice', float('nan')):.4f}, {summary['mean_epoch_s']:.1f} s/epoch -> {args.out}")
+    print(
+        f"train-msl ({config.mode}, init {summary['init']}): {summary['epochs_done']} epochs, "
+        f"{summary['n_train']} train slices, {summary['n_strong']} strong, {summary['n_val']} val; "
+        f"best epoch {summary['best_epoch']} (val dice={summary.get('best_dice')}), "
+        f"last val dice={last.get('val_dice', float('nan')):.4f}, {summary['mean_epoch_s']:.1f} s/epoch -> {args.out}"
+    )
     return 0
 
 
-main = make_main("wiml train-msl", "mixed-supervised FPSNet training on tags + K strong labels", add_arguments, run)
+main = make_main(
+    "wiml train-msl", "mixed-supervised FPSNet training on tags + K strong labels", add_arguments, run
+)
 
 if __name__ == "__main__":
     sys.exit(main())

@@ -24,8 +24,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="seed (overrides trainer.seed)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs (overrides trainer.epochs)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/state.pt")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="config override, e.g. --set optim.lr=3e-4 (repeatable)")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override, e.g. --set optim.lr=3e-4 (repeatable)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -34,7 +40,11 @@ def run(args: argparse.Namespace) -> int:
     from wiml.training.weak import train_weak
 
     overrides = list(args.overrides)
-    for key, value in (("trainer.device", args.device), ("trainer.seed", args.seed), ("trainer.epochs", args.epochs)):
+    for key, value in (
+        ("trainer.device", args.device),
+        ("trainer.seed", args.seed),
+        ("trainer.epochs", args.epochs),
+    ):
         if value is not None:
             overrides.append(f"{key}={value}")
     config = load_config(WeakConfig, args.config, overrides)
@@ -42,10 +52,12 @@ def run(args: argparse.Namespace) -> int:
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 reports
         return 0
     last = summary["last"]
-    print(f"train-weak: {summary['epochs_done']} epochs, {summary['n_train']} train / {summary['n_val']} val slices, "
-          f"best epoch {summary['best_epoch']} ({config.trainer.monitor}={summary.get('best_' + config.trainer.monitor)}), "
-          f"last val auc={last.get('val_auc', float('nan')):.4f} acc={last.get('val_accuracy', float('nan')):.4f}, "
-          f"{summary['mean_epoch_s']:.1f} s/epoch -> {args.out}")
+    print(
+        f"train-weak: {summary['epochs_done']} epochs, {summary['n_train']} train / {summary['n_val']} val slices, "
+        f"best epoch {summary['best_epoch']} ({config.trainer.monitor}={summary.get('best_' + config.trainer.monitor)}), "
+        f"last val auc={last.get('val_auc', float('nan')):.4f} acc={last.get('val_accuracy', float('nan')):.4f}, "
+        f"{summary['mean_epoch_s']:.1f} s/epoch -> {args.out}"
+    )
     return 0
 
 

@@ -18,28 +18,51 @@ from wiml.cli.main import make_main
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--data", type=Path, required=True, help="prepared folder holding manifest.csv")
-    parser.add_argument("--checkpoint", required=True,
-                        help="weak checkpoint (*.safetensors) for the CAM, or 'none' for clicks only")
+    parser.add_argument(
+        "--checkpoint",
+        required=True,
+        help="weak checkpoint (*.safetensors) for the CAM, or 'none' for clicks only",
+    )
     parser.add_argument("--out", type=Path, required=True, help="output folder")
     parser.add_argument("--split", default=None, help="manifest split (default: test)")
     parser.add_argument("--max-clicks", type=int, default=None, help="clicks per slice at most (default 20)")
-    parser.add_argument("--select", type=int, default=None,
-                        help="number of slices written as strong labels + interaction records (default 5)")
-    parser.add_argument("--jitter-px", type=float, default=None,
-                        help="click jitter of the extra jittered run, px (default 3; 0 = no such run)")
+    parser.add_argument(
+        "--select",
+        type=int,
+        default=None,
+        help="number of slices written as strong labels + interaction records (default 5)",
+    )
+    parser.add_argument(
+        "--jitter-px",
+        type=float,
+        default=None,
+        help="click jitter of the extra jittered run, px (default 3; 0 = no such run)",
+    )
     parser.add_argument("--max-slices", type=int, default=None, help="simulate at most this many slices")
     parser.add_argument("--config", type=Path, default=None, help="YAML with WiaSimConfig fields (optional)")
     parser.add_argument("--device", default=None, help="device of the weak model: auto | cpu | cuda")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="override, e.g. --set target_dice=0.85 --set refinement.backend=geodistk")
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override, e.g. --set target_dice=0.85 --set refinement.backend=geodistk",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
     from wiml.config import load_config
     from wiml.interactive.simulate import WiaSimConfig, checkpoint_cam_source, run_wia_simulation
 
-    flags = {"split": args.split, "max_clicks": args.max_clicks, "select": args.select,
-             "jitter_px": args.jitter_px, "max_slices": args.max_slices, "device": args.device}
+    flags = {
+        "split": args.split,
+        "max_clicks": args.max_clicks,
+        "select": args.select,
+        "jitter_px": args.jitter_px,
+        "max_slices": args.max_slices,
+        "device": args.device,
+    }
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides)
     config = load_config(WiaSimConfig, args.config, overrides, section="wia_sim" if args.config else None)
     cam_source = None
@@ -49,14 +72,18 @@ def run(args: argparse.Namespace) -> int:
     for mode in ("cam", "no_cam", "jitter"):
         if mode in s:
             m = s[mode]
-            print(f"wia-sim {mode:>6}: {m['n_slices']} slices, initial Dice {m['initial_dice']:.3f}, "
-                  f"NoC@85 {m['noc85']:.2f}, NoC@90 {m['noc90']:.2f}, "
-                  f"median {1000 * (m['median_s_per_click'] or 0):.0f} ms/click")
+            print(
+                f"wia-sim {mode:>6}: {m['n_slices']} slices, initial Dice {m['initial_dice']:.3f}, "
+                f"NoC@85 {m['noc85']:.2f}, NoC@90 {m['noc90']:.2f}, "
+                f"median {1000 * (m['median_s_per_click'] or 0):.0f} ms/click"
+            )
     print(f"wia-sim: {len(s['selected'])} strong labels -> {Path(args.out) / 'result'}")
     return 0
 
 
-main = make_main("wiml wia-sim", "robot-user WIA simulation: NoC@85/90, strong labels + records", add_arguments, run)
+main = make_main(
+    "wiml wia-sim", "robot-user WIA simulation: NoC@85/90, strong labels + records", add_arguments, run
+)
 
 if __name__ == "__main__":
     sys.exit(main())

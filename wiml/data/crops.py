@@ -29,8 +29,9 @@ class CropConfig:
     seed: int = 0
 
 
-def crop_positions(mask: np.ndarray, crop: int, n: int, rng: np.random.Generator, min_fg: int = 1,
-                   balance: bool = True) -> list[tuple[int, int]]:
+def crop_positions(
+    mask: np.ndarray, crop: int, n: int, rng: np.random.Generator, min_fg: int = 1, balance: bool = True
+) -> list[tuple[int, int]]:
     """Top-left corners (row, col) of ``n`` square crops of ``crop`` px from an (H, W) mask.
 
     With ``balance``, ``ceil(n/2)`` crops are drawn among positions whose crop holds >= ``min_fg``

@@ -98,8 +98,13 @@ DEFAULT_CHANNELS = {"brats2019": ("flair",), "brats2015": ("flair",), "msd": ("0
 
 _BRATS2015_PREFIX = {"flair": "Flair", "t1c": "T1c", "t1ce": "T1c", "t1": "T1", "t2": "T2"}
 _BRATS2019_SUFFIX = {"flair": "flair", "t1": "t1", "t1ce": "t1ce", "t1c": "t1ce", "t2": "t2"}
-_SLICE_DIR_PAIRS = (("images", "masks"), ("data", "label"), ("data_source", "label"), ("image", "mask"),
-                    ("imgs", "masks"))
+_SLICE_DIR_PAIRS = (
+    ("images", "masks"),
+    ("data", "label"),
+    ("data_source", "label"),
+    ("image", "mask"),
+    ("imgs", "masks"),
+)
 
 
 def parse_target(expression: str):
@@ -168,16 +173,20 @@ def detect_layout(root: str | Path) -> str:
         return "brats2019"
     if next(iter(_visible(root.rglob("volume-*.nii*"))), None) is not None:
         return "lits"
-    if next(iter(_visible(root.glob("*/OTMultiClass*"))), None) or next(iter(_visible(root.glob("OTMultiClass*"))),
-                                                                        None):
+    if next(iter(_visible(root.glob("*/OTMultiClass*"))), None) or next(
+        iter(_visible(root.glob("OTMultiClass*"))), None
+    ):
         return "brats2015"
     if (root / "PATIENT_DICOM").is_dir() or next(iter(root.glob("*/PATIENT_DICOM")), None) is not None:
         return "dicom"
     if _find_slice_groups(root):
         return "slices"
-    raise InputError("unrecognised layout; expected LiTS (volume-N.nii), BraTS 2019 (HGG/LGG), BraTS 2015 "
-                     "(OTMultiClass), MSD (imagesTr + dataset.json), DICOM (PATIENT_DICOM) or slice folders "
-                     "(images/+masks/, data/+label/)", root)
+    raise InputError(
+        "unrecognised layout; expected LiTS (volume-N.nii), BraTS 2019 (HGG/LGG), BraTS 2015 "
+        "(OTMultiClass), MSD (imagesTr + dataset.json), DICOM (PATIENT_DICOM) or slice folders "
+        "(images/+masks/, data/+label/)",
+        root,
+    )
 
 
 # ----------------------------------------------------------------------------------------------- LiTS
@@ -209,8 +218,10 @@ def find_lits(root: str | Path) -> list[VolumeCase]:
     for key, seg in segs.items():
         if key not in volumes:
             raise InputError(f"mask without an image: expected volume-{key}.nii[.gz] beside it", seg)
-    return [VolumeCase(f"{key:03d}", (Channel("ct", volumes[key]),), segs.get(key), "ct", (0, 1, 2))
-            for key in sorted(volumes)]
+    return [
+        VolumeCase(f"{key:03d}", (Channel("ct", volumes[key]),), segs.get(key), "ct", (0, 1, 2))
+        for key in sorted(volumes)
+    ]
 
 
 # ------------------------------------------------------------------------------------------ BraTS 2019
@@ -226,13 +237,19 @@ def find_brats2019(root: str | Path, channels: tuple[str, ...] | list[str] = ("f
     for c in channels:
         if c not in _BRATS2019_SUFFIX:
             raise InputError(f"unknown BraTS channel {c!r}; expected some of {sorted(_BRATS2019_SUFFIX)}")
-    case_dirs = sorted(d for grade in ("HGG", "LGG") if (root / grade).is_dir()
-                       for d in _visible((root / grade).iterdir()) if d.is_dir())
+    case_dirs = sorted(
+        d
+        for grade in ("HGG", "LGG")
+        if (root / grade).is_dir()
+        for d in _visible((root / grade).iterdir())
+        if d.is_dir()
+    )
     if not case_dirs:
         raise InputError("no BraTS 2019 cases (expected HGG/<case>/ or LGG/<case>/ folders)", root)
     cases = []
     for d in case_dirs:
-        def _file(suffix: str) -> Path | None:
+
+        def _file(suffix: str, d: Path = d) -> Path | None:
             for ext in (".nii.gz", ".nii"):
                 p = d / f"{d.name}_{suffix}{ext}"
                 if p.is_file():
@@ -265,7 +282,9 @@ def find_brats2015(root: str | Path, channels: tuple[str, ...] | list[str] = ("f
     channels = tuple(c.lower() for c in (channels or DEFAULT_CHANNELS["brats2015"]))
     for c in channels:
         if c not in _BRATS2015_PREFIX:
-            raise InputError(f"unknown BraTS 2015 channel {c!r}; expected some of {sorted(_BRATS2015_PREFIX)}")
+            raise InputError(
+                f"unknown BraTS 2015 channel {c!r}; expected some of {sorted(_BRATS2015_PREFIX)}"
+            )
     dirs = sorted(d for d in _visible(root.iterdir()) if d.is_dir() and list(d.glob("OTMultiClass*")))
     if not dirs:
         raise InputError("no BraTS 2015 cases (expected <case>/OTMultiClass.nii.gz)", root)
@@ -275,12 +294,15 @@ def find_brats2015(root: str | Path, channels: tuple[str, ...] | list[str] = ("f
         for c in channels:
             hits = sorted(p for p in d.glob(f"{_BRATS2015_PREFIX[c]}_*.nii*"))
             if not hits:
-                raise InputError(f"mask without an image: expected {_BRATS2015_PREFIX[c]}_*.nii.gz for channel {c}",
-                                 d)
+                raise InputError(
+                    f"mask without an image: expected {_BRATS2015_PREFIX[c]}_*.nii.gz for channel {c}", d
+                )
             chans.append(Channel(c, hits[0]))
         seg = sorted(d.glob("OTMultiClass*.nii*"))[0]
         brain = sorted(d.glob("brainmask*.nii*"))
-        cases.append(VolumeCase(d.name, tuple(chans), seg, "mr", (0, 1, 2, 3, 4), brain[0] if brain else None))
+        cases.append(
+            VolumeCase(d.name, tuple(chans), seg, "mr", (0, 1, 2, 3, 4), brain[0] if brain else None)
+        )
     return cases
 
 
@@ -297,7 +319,9 @@ def find_msd(root: str | Path, channels: tuple[str, ...] | list[str] = ()) -> li
     root = _require_dir(Path(root))
     images_dir, labels_dir = root / "imagesTr", root / "labelsTr"
     if not images_dir.is_dir():
-        raise InputError("no imagesTr/ folder (expected an MSD task: imagesTr/, labelsTr/, dataset.json)", root)
+        raise InputError(
+            "no imagesTr/ folder (expected an MSD task: imagesTr/, labelsTr/, dataset.json)", root
+        )
     modality, label_values, n_modalities = "ct", None, 1
     meta_path = root / "dataset.json"
     if meta_path.is_file():
@@ -312,7 +336,9 @@ def find_msd(root: str | Path, channels: tuple[str, ...] | list[str] = ()) -> li
     indices = [int(c) for c in (channels or ["0"])]
     for i in indices:
         if i >= n_modalities:
-            raise InputError(f"channel {i} out of range; dataset.json lists {n_modalities} modalities", meta_path)
+            raise InputError(
+                f"channel {i} out of range; dataset.json lists {n_modalities} modalities", meta_path
+            )
     images = {strip_suffix(p): p for p in _visible(images_dir.glob("*.nii*"))}
     labels = {strip_suffix(p): p for p in _visible(labels_dir.glob("*.nii*"))} if labels_dir.is_dir() else {}
     if not images:
@@ -328,8 +354,9 @@ def find_msd(root: str | Path, channels: tuple[str, ...] | list[str] = ()) -> li
 
 
 # ---------------------------------------------------------------------------------------------- DICOM
-def find_dicom(root: str | Path, image_dir: str = "PATIENT_DICOM", mask_dir: str = "MASKS_DICOM/liver") -> list[
-        VolumeCase]:
+def find_dicom(
+    root: str | Path, image_dir: str = "PATIENT_DICOM", mask_dir: str = "MASKS_DICOM/liver"
+) -> list[VolumeCase]:
     """DICOM series per patient: ``<patient>/PATIENT_DICOM/`` and ``<patient>/MASKS_DICOM/liver/``.
 
     ``root`` may be one patient folder (holding ``image_dir``) or a folder of patient folders. The patient
@@ -339,8 +366,11 @@ def find_dicom(root: str | Path, image_dir: str = "PATIENT_DICOM", mask_dir: str
         InputError: missing/empty root, no ``image_dir`` found, an image folder without DICOM files.
     """
     root = _require_dir(Path(root))
-    patients = [root] if (root / image_dir).is_dir() else sorted(
-        d for d in _visible(root.iterdir()) if (d / image_dir).is_dir())
+    patients = (
+        [root]
+        if (root / image_dir).is_dir()
+        else sorted(d for d in _visible(root.iterdir()) if (d / image_dir).is_dir())
+    )
     if not patients:
         raise InputError(f"no DICOM patient folder (expected {image_dir}/ here or in sub-folders)", root)
     cases = []
@@ -371,16 +401,20 @@ def _find_slice_groups(root: Path, image_dir: str = "", mask_dir: str = "") -> l
 
 
 def _slice_files(folder: Path) -> dict[str, Path]:
-    return {strip_suffix(p): p for p in sorted(_visible(folder.iterdir()))
-            if p.is_file() and full_suffix(p) in SLICE_SUFFIXES}
+    return {
+        strip_suffix(p): p
+        for p in sorted(_visible(folder.iterdir()))
+        if p.is_file() and full_suffix(p) in SLICE_SUFFIXES
+    }
 
 
 def _natural_key(text: str):
     return [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", text)]
 
 
-def find_slice_folders(root: str | Path, patient_regex: str = "", image_dir: str = "",
-                       mask_dir: str = "") -> list[SliceCase]:
+def find_slice_folders(
+    root: str | Path, patient_regex: str = "", image_dir: str = "", mask_dir: str = ""
+) -> list[SliceCase]:
     """2-D slice folders below ``root``: ``images/``+``masks/``, ``data/``+``label/``, ``data_source/``+``label/``.
 
     A mask has the same file stem as its image (any of PNG/JPEG/BMP/TIFF). The patient id is the named
@@ -400,7 +434,9 @@ def find_slice_folders(root: str | Path, patient_regex: str = "", image_dir: str
     root = _require_dir(Path(root))
     groups = _find_slice_groups(root, image_dir, mask_dir)
     if not groups:
-        raise InputError("no slice folders (expected images/+masks/, data/+label/ or data_source/+label/)", root)
+        raise InputError(
+            "no slice folders (expected images/+masks/, data/+label/ or data_source/+label/)", root
+        )
     regex = re.compile(patient_regex) if patient_regex else None
     by_patient: dict[str, list[SliceItem]] = {}
     dirs: dict[str, tuple[Path, Path | None]] = {}
@@ -419,18 +455,28 @@ def find_slice_folders(root: str | Path, patient_regex: str = "", image_dir: str
             else:
                 m = regex.search(stem)
                 if m is None:
-                    raise InputError(f"file name does not match patient_regex {patient_regex!r}", images[stem])
-                pid = m.group("patient") if "patient" in regex.groupindex else m.group(1 if regex.groups else 0)
+                    raise InputError(
+                        f"file name does not match patient_regex {patient_regex!r}", images[stem]
+                    )
+                pid = (
+                    m.group("patient") if "patient" in regex.groupindex else m.group(1 if regex.groups else 0)
+                )
             pid = re.sub(r"[^A-Za-z0-9._-]+", "-", prefix + pid)
             by_patient.setdefault(pid, []).append(SliceItem(images[stem], masks.get(stem)))
             dirs[pid] = (img_dir, msk_dir)
     return [SliceCase(pid, tuple(items), *dirs[pid]) for pid, items in sorted(by_patient.items())]
 
 
-def find_cases(root: str | Path, layout: str = "auto", channels: tuple[str, ...] | list[str] = (),
-               patient_regex: str = "", image_dir: str = "", mask_dir: str = "",
-               dicom_image_dir: str = "PATIENT_DICOM", dicom_mask_dir: str = "MASKS_DICOM/liver"
-               ) -> tuple[str, list[VolumeCase] | list[SliceCase]]:
+def find_cases(
+    root: str | Path,
+    layout: str = "auto",
+    channels: tuple[str, ...] | list[str] = (),
+    patient_regex: str = "",
+    image_dir: str = "",
+    mask_dir: str = "",
+    dicom_image_dir: str = "PATIENT_DICOM",
+    dicom_mask_dir: str = "MASKS_DICOM/liver",
+) -> tuple[str, list[VolumeCase] | list[SliceCase]]:
     """Detect (or take) the layout of ``root`` and list its cases.
 
     Returns:

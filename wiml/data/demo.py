@@ -73,7 +73,9 @@ def _smooth_profile(t: np.ndarray, power: float = 0.6) -> np.ndarray:
     return out
 
 
-def make_phantom(index: int, seed: int = 0, config: PhantomConfig = PhantomConfig()) -> tuple[np.ndarray, np.ndarray]:
+def make_phantom(
+    index: int, seed: int = 0, config: PhantomConfig = PhantomConfig()
+) -> tuple[np.ndarray, np.ndarray]:
     """One synthetic abdominal CT volume and its LiTS-style segmentation.
 
     Args:
@@ -89,7 +91,7 @@ def make_phantom(index: int, seed: int = 0, config: PhantomConfig = PhantomConfi
     n, nz = config.size, config.n_slices
     sx, _, sz = config.spacing
     coords = (np.arange(n) - (n - 1) / 2.0) * sx
-    x, y = np.meshgrid(coords, coords)          # x: patient right -> left (columns), y: anterior -> posterior
+    x, y = np.meshgrid(coords, coords)  # x: patient right -> left (columns), y: anterior -> posterior
     z_mm = np.arange(nz) * sz
 
     # patient-level parameters
@@ -98,13 +100,13 @@ def make_phantom(index: int, seed: int = 0, config: PhantomConfig = PhantomConfi
     fat_mm = rng.uniform(8, 22)
     liver_hu = rng.uniform(55, 70)
     z_extent = nz * sz
-    liver_z0 = z_extent * rng.uniform(0.15, 0.28)       # inferior tip
-    liver_z1 = z_extent * rng.uniform(0.80, 0.92)       # dome
+    liver_z0 = z_extent * rng.uniform(0.15, 0.28)  # inferior tip
+    liver_z1 = z_extent * rng.uniform(0.80, 0.92)  # dome
     liver_cx, liver_cy = -rng.uniform(45, 60), body_cy - rng.uniform(0, 15)
     liver_r0 = rng.uniform(62, 78)
     harmonics = np.arange(2, 6)
-    amp_lo = rng.uniform(0.03, 0.12, size=len(harmonics)) / harmonics ** 0.5
-    amp_hi = rng.uniform(0.03, 0.12, size=len(harmonics)) / harmonics ** 0.5
+    amp_lo = rng.uniform(0.03, 0.12, size=len(harmonics)) / harmonics**0.5
+    amp_hi = rng.uniform(0.03, 0.12, size=len(harmonics)) / harmonics**0.5
     phase_lo = rng.uniform(0, 2 * np.pi, size=len(harmonics))
     phase_hi = phase_lo + rng.uniform(-0.8, 0.8, size=len(harmonics))
     lobe_dx, lobe_dy, lobe_r = rng.uniform(45, 70), -rng.uniform(20, 40), rng.uniform(28, 40)
@@ -122,8 +124,8 @@ def make_phantom(index: int, seed: int = 0, config: PhantomConfig = PhantomConfi
         body = _ellipse(x, y, 0, body_cy, a, b)
         inner = _ellipse(x, y, 0, body_cy, a - fat_mm, b - fat_mm * 0.8)
         sl = volume[k]
-        sl[body] = -100.0                                          # subcutaneous fat
-        sl[inner] = 45.0                                           # soft tissue
+        sl[body] = -100.0  # subcutaneous fat
+        sl[inner] = 45.0  # soft tissue
         # visceral fat blobs and a muscle wall
         for j in range(4):
             cx = np.sin(1.7 * j + index) * a * 0.35
@@ -136,8 +138,8 @@ def make_phantom(index: int, seed: int = 0, config: PhantomConfig = PhantomConfi
         sl[_ellipse(x, y, 0, spine_cy, 15, 12)] = 280.0
         sl[_ellipse(x, y, 0, spine_cy + 24, 7, 7)] = 15.0
         sl[_ellipse(x, y, 0, spine_cy + 37, 5, 8)] = 500.0
-        sl[_ellipse(x, y, 14, spine_cy - 27, 11, 11)] = 180.0      # aorta
-        sl[_ellipse(x, y, -20, spine_cy - 24, 12, 9)] = 120.0      # IVC
+        sl[_ellipse(x, y, 14, spine_cy - 27, 11, 11)] = 180.0  # aorta
+        sl[_ellipse(x, y, -20, spine_cy - 24, 12, 9)] = 120.0  # IVC
         # kidneys (lower slices)
         t_k = _smooth_profile(np.array([z / kidney_z1]), 0.5)[0]
         if t_k > 0.15:
@@ -160,13 +162,23 @@ def make_phantom(index: int, seed: int = 0, config: PhantomConfig = PhantomConfi
         if scale > 0.08:
             w = np.clip(t, 0, 1)
             amps, phases = (1 - w) * amp_lo + w * amp_hi, (1 - w) * phase_lo + w * phase_hi
-            outline = liver_r0 * scale * (1 + sum(am * np.cos(h * theta + ph)
-                                                  for am, h, ph in zip(amps, harmonics, phases)))
+            outline = (
+                liver_r0
+                * scale
+                * (1 + sum(am * np.cos(h * theta + ph) for am, h, ph in zip(amps, harmonics, phases)))
+            )
             region = radius <= outline
             lobe_scale = _smooth_profile(np.array([(t - 0.35) / 0.65]), 0.6)[0]
             if lobe_scale > 0.1:
-                region |= _ellipse(x, y, liver_cx + lobe_dx, liver_cy + lobe_dy, lobe_r * lobe_scale * 1.4,
-                                   lobe_r * lobe_scale * 0.7, 0.3)
+                region |= _ellipse(
+                    x,
+                    y,
+                    liver_cx + lobe_dx,
+                    liver_cy + lobe_dy,
+                    lobe_r * lobe_scale * 1.4,
+                    lobe_r * lobe_scale * 0.7,
+                    0.3,
+                )
             region &= _ellipse(x, y, 0, body_cy, a - fat_mm - 10, b - fat_mm * 0.8 - 10)
             region &= ~_ellipse(x, y, -20, spine_cy - 24, 14, 11)
             liver[k] = region
@@ -183,7 +195,9 @@ def make_phantom(index: int, seed: int = 0, config: PhantomConfig = PhantomConfi
     liver_slices = np.flatnonzero(liver.reshape(nz, -1).any(1))
     zz = z_mm[:, None, None]
     n_liver = len(liver_slices)
-    central = liver_slices[n_liver // 5: max(n_liver * 4 // 5, n_liver // 5 + 1)]  # lesions away from the tips
+    central = liver_slices[
+        n_liver // 5 : max(n_liver * 4 // 5, n_liver // 5 + 1)
+    ]  # lesions away from the tips
     for _ in range(n_lesions if n_liver else 0):
         k = int(rng.choice(central))
         inside = ndimage.distance_transform_edt(liver[k]) * sx
@@ -192,7 +206,9 @@ def make_phantom(index: int, seed: int = 0, config: PhantomConfig = PhantomConfi
             continue
         r_px, c_px = candidates[int(rng.integers(len(candidates)))]
         r_mm = rng.uniform(6, min(16, float(inside[r_px, c_px]) + 2))
-        sphere = (x[None] - x[r_px, c_px]) ** 2 + (y[None] - y[r_px, c_px]) ** 2 + (zz - z_mm[k]) ** 2 <= r_mm ** 2
+        sphere = (x[None] - x[r_px, c_px]) ** 2 + (y[None] - y[r_px, c_px]) ** 2 + (
+            zz - z_mm[k]
+        ) ** 2 <= r_mm**2
         lesion = sphere & liver
         lesions |= lesion
         volume[lesion] = liver_hu - rng.uniform(15, 35)
@@ -204,8 +220,13 @@ def make_phantom(index: int, seed: int = 0, config: PhantomConfig = PhantomConfi
     return volume, segmentation
 
 
-def make_demo(out: str | Path, n_patients: int = 12, seed: int = 0, config: PhantomConfig = PhantomConfig(),
-              progress: bool = True) -> list[Path]:
+def make_demo(
+    out: str | Path,
+    n_patients: int = 12,
+    seed: int = 0,
+    config: PhantomConfig = PhantomConfig(),
+    progress: bool = True,
+) -> list[Path]:
     """Write ``n_patients`` phantoms as ``out/volume-N.nii`` + ``out/segmentation-N.nii`` (LiTS layout).
 
     Returns:
@@ -220,8 +241,13 @@ def make_demo(out: str | Path, n_patients: int = 12, seed: int = 0, config: Phan
         vpath = write_volume(out / f"volume-{index}.nii", volume, spacing=config.spacing, origin=origin)
         write_volume(out / f"segmentation-{index}.nii", segmentation, spacing=config.spacing, origin=origin)
         paths.append(vpath)
-    logger.info("wrote %d phantom patients (%s voxels, spacing %s mm) to %s", n_patients,
-                (config.n_slices, config.size, config.size), config.spacing, out)
+    logger.info(
+        "wrote %d phantom patients (%s voxels, spacing %s mm) to %s",
+        n_patients,
+        (config.n_slices, config.size, config.size),
+        config.spacing,
+        out,
+    )
     return paths
 
 
@@ -254,7 +280,9 @@ def write_samples(root: str | Path, seed: int = 0, config: PhantomConfig = Phant
     picks = np.linspace(liver_slices[2], liver_slices[-3], 5).round().astype(int)
     for i, k in enumerate(picks, start=1):
         written.append(write_slice(root / "data_source" / f"{i}.png", _to_uint8(vol[k])))
-        written.append(write_slice(root / "data_source" / "label" / f"{i}.png", ((seg[k] > 0) * 255).astype(np.uint8)))
+        written.append(
+            write_slice(root / "data_source" / "label" / f"{i}.png", ((seg[k] > 0) * 255).astype(np.uint8))
+        )
     vol, seg = make_phantom(SAMPLE_PATIENTS[1], seed, config)
     has_liver = (seg > 0).reshape(len(seg), -1).any(1)
     pos = np.flatnonzero(has_liver)
@@ -263,7 +291,9 @@ def write_samples(root: str | Path, seed: int = 0, config: PhantomConfig = Phant
     lines = []
     for i, k in enumerate(picks, start=1):
         written.append(write_slice(root / "test_data" / "data" / f"{i}.png", _to_uint8(vol[k])))
-        written.append(write_slice(root / "test_data" / "label" / f"{i}.png", ((seg[k] > 0) * 255).astype(np.uint8)))
+        written.append(
+            write_slice(root / "test_data" / "label" / f"{i}.png", ((seg[k] > 0) * 255).astype(np.uint8))
+        )
         lines.append(f"{i}.png {int(has_liver[k])}")
     from wiml.utils import atomic_write_text
 

@@ -66,9 +66,13 @@ class Geometry:
     direction: tuple[float, ...]
 
     @classmethod
-    def from_image(cls, image: sitk.Image) -> "Geometry":
-        return cls(tuple(int(s) for s in image.GetSize()), tuple(float(s) for s in image.GetSpacing()),
-                   tuple(float(o) for o in image.GetOrigin()), tuple(float(d) for d in image.GetDirection()))
+    def from_image(cls, image: sitk.Image) -> Geometry:
+        return cls(
+            tuple(int(s) for s in image.GetSize()),
+            tuple(float(s) for s in image.GetSpacing()),
+            tuple(float(o) for o in image.GetOrigin()),
+            tuple(float(d) for d in image.GetDirection()),
+        )
 
     def apply_to(self, image: sitk.Image) -> sitk.Image:
         """Copy spacing, origin and direction onto ``image`` (in place) and return it."""
@@ -78,8 +82,12 @@ class Geometry:
         return image
 
     def to_dict(self) -> dict:
-        return {"size": list(self.size), "spacing": list(self.spacing), "origin": list(self.origin),
-                "direction": list(self.direction)}
+        return {
+            "size": list(self.size),
+            "spacing": list(self.spacing),
+            "origin": list(self.origin),
+            "direction": list(self.direction),
+        }
 
 
 @dataclasses.dataclass
@@ -145,8 +153,11 @@ def _read_npz(path: Path) -> sitk.Image:
             if key is None:
                 raise InputError(f"NPZ holds {data.files}; expected an array named 'image'", path)
             array = np.asarray(data[key])
-            meta = {k: np.asarray(data[k], dtype=float).ravel() for k in ("spacing", "origin", "direction")
-                    if k in data.files}
+            meta = {
+                k: np.asarray(data[k], dtype=float).ravel()
+                for k in ("spacing", "origin", "direction")
+                if k in data.files
+            }
     except (OSError, ValueError) as exc:
         raise InputError(f"not a readable NPZ file ({exc})", path) from exc
     if array.ndim not in (2, 3):
@@ -184,8 +195,11 @@ def read_image(path: str | Path) -> sitk.Image:
     try:
         return sitk.ReadImage(str(path))
     except RuntimeError as exc:
-        raise InputError(f"not a readable image (expected one of {', '.join(IMAGE_SUFFIXES)} or DICOM): "
-                         f"{_first_line(exc)}", path) from exc
+        raise InputError(
+            f"not a readable image (expected one of {', '.join(IMAGE_SUFFIXES)} or DICOM): "
+            f"{_first_line(exc)}",
+            path,
+        ) from exc
 
 
 def check_finite(array: np.ndarray, path: str | Path | None = None) -> None:
@@ -226,13 +240,17 @@ def nifti_nonfinite_count(path: str | Path) -> int:
     if dtype is None:
         return 0
     item = np.dtype(endian + dtype)
-    body = data[offset: offset + (len(data) - offset) // item.itemsize * item.itemsize]
+    body = data[offset : offset + (len(data) - offset) // item.itemsize * item.itemsize]
     values = np.frombuffer(body, dtype=item)
     return int(values.size - np.count_nonzero(np.isfinite(values)))
 
 
-def read_volume(path: str | Path, dtype: np.dtype | type | None = None, component: int | None = None,
-                orient: str | None = None) -> Volume:
+def read_volume(
+    path: str | Path,
+    dtype: np.dtype | type | None = None,
+    component: int | None = None,
+    orient: str | None = None,
+) -> Volume:
     """Read a volume (NIfTI, MHA/NRRD, DICOM folder, NPZ) into a :class:`Volume`.
 
     Args:
@@ -254,8 +272,11 @@ def read_volume(path: str | Path, dtype: np.dtype | type | None = None, componen
     n_comp = image.GetSize()[3] if image.GetDimension() == 4 else image.GetNumberOfComponentsPerPixel()
     if image.GetDimension() == 4 or image.GetNumberOfComponentsPerPixel() > 1:
         if component is None or not 0 <= component < n_comp:
-            raise InputError(f"holds {n_comp} channels; expected a scalar volume or a channel index in "
-                             f"[0, {n_comp - 1}] (got {component})", path)
+            raise InputError(
+                f"holds {n_comp} channels; expected a scalar volume or a channel index in "
+                f"[0, {n_comp - 1}] (got {component})",
+                path,
+            )
         if image.GetDimension() == 4:
             size = list(image.GetSize())
             image = sitk.Extract(image, size[:3] + [0], [0, 0, 0, component])
@@ -267,8 +288,11 @@ def read_volume(path: str | Path, dtype: np.dtype | type | None = None, componen
         image = sitk.DICOMOrient(image, orient)
     array = sitk.GetArrayFromImage(image)
     check_finite(array, path)
-    if np.issubdtype(array.dtype, np.floating) and full_suffix(path) in (".nii", ".nii.gz") \
-            and not array.all():  # ITK turned NaN/inf into 0, so only arrays holding a 0 can hide them
+    if (
+        np.issubdtype(array.dtype, np.floating)
+        and full_suffix(path) in (".nii", ".nii.gz")
+        and not array.all()
+    ):  # ITK turned NaN/inf into 0, so only arrays holding a 0 can hide them
         bad = nifti_nonfinite_count(path)
         if bad:
             raise InputError(f"{bad} NaN/inf voxel(s) stored in the file; expected finite intensities", path)
@@ -329,9 +353,14 @@ def _write_sitk(image: sitk.Image, path: Path, compress: bool = True) -> Path:
     return path
 
 
-def write_volume(path: str | Path, array: np.ndarray, like: Volume | Geometry | sitk.Image | None = None,
-                 spacing: Sequence[float] | None = None, origin: Sequence[float] | None = None,
-                 direction: Sequence[float] | None = None) -> Path:
+def write_volume(
+    path: str | Path,
+    array: np.ndarray,
+    like: Volume | Geometry | sitk.Image | None = None,
+    spacing: Sequence[float] | None = None,
+    origin: Sequence[float] | None = None,
+    direction: Sequence[float] | None = None,
+) -> Path:
     """Write a (Z, Y, X) array as a volume, atomically; the format follows the suffix.
 
     A mask written ``like=`` a reference volume gets that volume's spacing, origin and direction, so it
@@ -358,8 +387,11 @@ def write_volume(path: str | Path, array: np.ndarray, like: Volume | Geometry | 
     elif isinstance(like, Geometry):
         geometry = like
     if geometry is not None and tuple(reversed(array.shape)) != tuple(geometry.size):
-        raise InputError(f"array shape {array.shape} (z, y, x) does not match the reference volume size "
-                         f"{tuple(geometry.size)} (x, y, z)", path)
+        raise InputError(
+            f"array shape {array.shape} (z, y, x) does not match the reference volume size "
+            f"{tuple(geometry.size)} (x, y, z)",
+            path,
+        )
     if full_suffix(path) == ".npz":
         meta = {}
         g_sp = spacing or (geometry.spacing if geometry else None)

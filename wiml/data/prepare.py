@@ -37,8 +37,14 @@ from tqdm import tqdm
 from wiml import __version__
 from wiml.config import save_config, to_dict
 from wiml.data.crops import CropConfig, crop_positions
-from wiml.data.datasets import (DEFAULT_CHANNELS, SliceCase, VolumeCase, find_cases, parse_target,
-                                resolve_target)
+from wiml.data.datasets import (
+    DEFAULT_CHANNELS,
+    SliceCase,
+    VolumeCase,
+    find_cases,
+    parse_target,
+    resolve_target,
+)
 from wiml.data.io import read_slice, read_volume
 from wiml.data.normalize import normalize_ct, normalize_unit, normalize_zscore
 from wiml.data.slices import SPLITS, format_spacing, save_slice, write_manifest
@@ -46,9 +52,22 @@ from wiml.data.split import SplitConfig, split_counts, split_patients
 from wiml.errors import ConfigError, InputError
 from wiml.utils import atomic_write_text
 
-__all__ = ["CropConfig", "PrepareConfig", "PrepareSummary", "SplitConfig", "check_config", "crop_positions",
-           "fingerprint", "normalize_ct", "normalize_unit", "normalize_zscore", "prepare", "resize_stack",
-           "split_counts", "split_patients"]
+__all__ = [
+    "CropConfig",
+    "PrepareConfig",
+    "PrepareSummary",
+    "SplitConfig",
+    "check_config",
+    "crop_positions",
+    "fingerprint",
+    "normalize_ct",
+    "normalize_unit",
+    "normalize_zscore",
+    "prepare",
+    "resize_stack",
+    "split_counts",
+    "split_patients",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -142,8 +161,14 @@ def resize_stack(stack: np.ndarray, size: int, is_mask: bool = False) -> np.ndar
     """Resize (N, H, W) -> (N, size, size): linear for images, nearest-neighbour for masks."""
     if stack.shape[1:] == (size, size):
         return stack
-    out = resize(stack, (stack.shape[0], size, size), order=0 if is_mask else 1, preserve_range=True,
-                 anti_aliasing=False, mode="edge")
+    out = resize(
+        stack,
+        (stack.shape[0], size, size),
+        order=0 if is_mask else 1,
+        preserve_range=True,
+        anti_aliasing=False,
+        mode="edge",
+    )
     return out.astype(stack.dtype)
 
 
@@ -158,9 +183,9 @@ def _check_labels(mask: np.ndarray, allowed: tuple[int, ...] | None, path: Path 
 
 @dataclasses.dataclass
 class _Prepared:
-    images: np.ndarray               # (N, C, S, S) float32
-    masks: np.ndarray | None         # (N, S, S) uint8
-    indices: list[int]               # source slice index per row
+    images: np.ndarray  # (N, C, S, S) float32
+    masks: np.ndarray | None  # (N, S, S) uint8
+    indices: list[int]  # source slice index per row
     sources: list[str]
     spacing_mm: tuple[float, float, float] | None
     info: dict
@@ -180,14 +205,16 @@ def _load_volume_case(case: VolumeCase, cfg: PrepareConfig, target: str) -> _Pre
         if geometry is None:
             geometry, info_path = vol.geometry, ch.path
         elif vol.array.shape != arrays[0].shape:
-            raise InputError(f"channel shape {vol.array.shape} differs from {arrays[0].shape} of {info_path}",
-                             ch.path)
+            raise InputError(
+                f"channel shape {vol.array.shape} differs from {arrays[0].shape} of {info_path}", ch.path
+            )
         if vol.array.ndim != 3:
             raise InputError(f"expected a 3-D volume, got shape {vol.array.shape}", ch.path)
         arrays.append(vol.array)
     if body is not None and body.shape != arrays[0].shape:
-        raise InputError(f"brain mask shape {body.shape} does not match the image {arrays[0].shape}",
-                         case.body_mask)
+        raise InputError(
+            f"brain mask shape {body.shape} does not match the image {arrays[0].shape}", case.body_mask
+        )
     if normalize == "zscore" and body is None:
         body = np.any(np.stack([a != 0 for a in arrays]), axis=0)
     normed = []
@@ -204,8 +231,10 @@ def _load_volume_case(case: VolumeCase, cfg: PrepareConfig, target: str) -> _Pre
     if case.mask is not None:
         m = read_volume(case.mask, orient=orient).array
         if m.shape != arrays[0].shape:
-            raise InputError(f"mask shape {m.shape} (z, y, x) does not match the image {arrays[0].shape} of "
-                             f"{info_path}", case.mask)
+            raise InputError(
+                f"mask shape {m.shape} (z, y, x) does not match the image {arrays[0].shape} of {info_path}",
+                case.mask,
+            )
         if np.issubdtype(m.dtype, np.floating) and not np.array_equal(m, np.round(m)):
             raise InputError("mask holds non-integer values; expected integer labels", case.mask)
         _check_labels(m, case.label_values, case.mask)
@@ -217,15 +246,24 @@ def _load_volume_case(case: VolumeCase, cfg: PrepareConfig, target: str) -> _Pre
     if masks is not None:
         lost = int((source_tags & ~(masks.reshape(len(masks), -1).max(1) > 0)).sum())
         if lost:
-            logger.warning("%s: %d slice(s) with a tiny target became empty (tag 0) when resized to %d px",
-                           case.patient_id, lost, size)
+            logger.warning(
+                "%s: %d slice(s) with a tiny target became empty (tag 0) when resized to %d px",
+                case.patient_id,
+                lost,
+                size,
+            )
     z = images.shape[0]
     sx, sy, sz = geometry.spacing[:3]
     h0, w0 = arrays[0].shape[1:]
     spacing_mm = (sy * h0 / size, sx * w0 / size, sz)
-    info = {"image": [str(c.path) for c in case.channels] if len(case.channels) > 1 else str(case.channels[0].path),
-            "mask": str(case.mask) if case.mask is not None else None,
-            "channels": [c.name for c in case.channels], **geometry.to_dict()}
+    info = {
+        "image": [str(c.path) for c in case.channels]
+        if len(case.channels) > 1
+        else str(case.channels[0].path),
+        "mask": str(case.mask) if case.mask is not None else None,
+        "channels": [c.name for c in case.channels],
+        **geometry.to_dict(),
+    }
     return _Prepared(images, masks, list(range(z)), [str(case.channels[0].path)] * z, spacing_mm, info)
 
 
@@ -248,16 +286,29 @@ def _load_slice_case(case: SliceCase, cfg: PrepareConfig) -> _Prepared:
         if has_masks:
             m = read_slice(item.mask)
             if m.shape != img.shape:
-                raise InputError(f"mask shape {m.shape} does not match the image {img.shape} of {item.image}",
-                                 item.mask)
+                raise InputError(
+                    f"mask shape {m.shape} does not match the image {img.shape} of {item.image}", item.mask
+                )
             m = (m > cfg.mask_threshold).astype(np.uint8)
             masks.append(resize_stack(m[None], size, is_mask=True)[0])
         sources.append(str(item.image))
-    info = {"image": str(case.image_dir), "mask": str(case.mask_dir) if case.mask_dir else None,
-            "files": [p.name for p in (it.image for it in case.items)], "size": [size, size, len(case.items)],
-            "spacing": None, "origin": None, "direction": None}
-    return _Prepared(np.stack(images)[:, None], np.stack(masks) if has_masks else None,
-                     list(range(len(case.items))), sources, None, info)
+    info = {
+        "image": str(case.image_dir),
+        "mask": str(case.mask_dir) if case.mask_dir else None,
+        "files": [p.name for p in (it.image for it in case.items)],
+        "size": [size, size, len(case.items)],
+        "spacing": None,
+        "origin": None,
+        "direction": None,
+    }
+    return _Prepared(
+        np.stack(images)[:, None],
+        np.stack(masks) if has_masks else None,
+        list(range(len(case.items))),
+        sources,
+        None,
+        info,
+    )
 
 
 def _keep_rows(tags: np.ndarray, margin: int) -> np.ndarray:
@@ -285,7 +336,9 @@ def _input_files(cases) -> list[Path]:
 def fingerprint(cfg: PrepareConfig, cases) -> str:
     """SHA-256 of the resolved config, the WIML version and the input files' names, sizes and mtimes."""
     h = hashlib.sha256()
-    h.update(json.dumps({"config": to_dict(cfg), "version": __version__}, sort_keys=True, default=str).encode())
+    h.update(
+        json.dumps({"config": to_dict(cfg), "version": __version__}, sort_keys=True, default=str).encode()
+    )
     for p in _input_files(cases):
         st = p.stat()
         h.update(f"{p}|{st.st_size}|{st.st_mtime_ns}\n".encode())
@@ -321,7 +374,9 @@ def _commit_folder(staging: Path, out: Path) -> None:
 
 
 # --------------------------------------------------------------------------------------------- main
-def prepare(cfg: PrepareConfig, out: str | Path, force: bool = False, progress: bool = True) -> PrepareSummary:
+def prepare(
+    cfg: PrepareConfig, out: str | Path, force: bool = False, progress: bool = True
+) -> PrepareSummary:
     """Prepare a dataset: see the module docstring.
 
     Args:
@@ -348,8 +403,16 @@ def prepare(cfg: PrepareConfig, out: str | Path, force: bool = False, progress: 
     if out.is_dir() and any(out.iterdir()) and not (out / "prepare.json").is_file():
         raise ConfigError("output folder is not empty and holds no prepare.json; refusing to replace it", out)
     t0 = time.perf_counter()
-    layout, cases = find_cases(root, cfg.layout, cfg.channels, cfg.patient_regex, cfg.image_dir, cfg.mask_dir,
-                               cfg.dicom_image_dir, cfg.dicom_mask_dir)
+    layout, cases = find_cases(
+        root,
+        cfg.layout,
+        cfg.channels,
+        cfg.patient_regex,
+        cfg.image_dir,
+        cfg.mask_dir,
+        cfg.dicom_image_dir,
+        cfg.dicom_mask_dir,
+    )
     if cfg.patients:
         wanted = [str(p) for p in cfg.patients]
         known = {c.patient_id for c in cases}
@@ -360,14 +423,27 @@ def prepare(cfg: PrepareConfig, out: str | Path, force: bool = False, progress: 
     if cfg.max_patients > 0:
         cases = cases[: cfg.max_patients]
     target = resolve_target(layout, cfg.target)
-    resolved = dataclasses.replace(cfg, input=root, layout=layout, target=target,
-                                   channels=list(cfg.channels or DEFAULT_CHANNELS.get(layout, ())))
+    resolved = dataclasses.replace(
+        cfg,
+        input=root,
+        layout=layout,
+        target=target,
+        channels=list(cfg.channels or DEFAULT_CHANNELS.get(layout, ())),
+    )
     fp = fingerprint(resolved, cases)
     meta = None if force else _is_up_to_date(out, fp)
     if meta is not None:
         logger.info("%s is up to date (fingerprint %s); nothing to do", out, fp[:12])
-        return PrepareSummary(out, layout, meta["n_patients"], meta["n_slices"], meta["n_positive"],
-                              meta["splits"], True, time.perf_counter() - t0)
+        return PrepareSummary(
+            out,
+            layout,
+            meta["n_patients"],
+            meta["n_slices"],
+            meta["n_positive"],
+            meta["splits"],
+            True,
+            time.perf_counter() - t0,
+        )
     splits = split_patients([c.patient_id for c in cases], resolved.split)
     out.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
@@ -379,21 +455,39 @@ def prepare(cfg: PrepareConfig, out: str | Path, force: bool = False, progress: 
         atomic_write_text(staging / "patients.json", json.dumps(patients, indent=1))
         save_config(resolved, staging / "config.yaml")
         split_lists = {s: sorted(p for p, v in splits.items() if v == s) for s in SPLITS}
-        meta = {"fingerprint": fp, "wiml_version": __version__, "layout": layout, "target": target,
-                "n_patients": len(cases), "n_slices": len(rows), "n_positive": n_pos, "splits": split_lists,
-                "seconds": round(time.perf_counter() - t0, 2), "config": to_dict(resolved)}
+        meta = {
+            "fingerprint": fp,
+            "wiml_version": __version__,
+            "layout": layout,
+            "target": target,
+            "n_patients": len(cases),
+            "n_slices": len(rows),
+            "n_positive": n_pos,
+            "splits": split_lists,
+            "seconds": round(time.perf_counter() - t0, 2),
+            "config": to_dict(resolved),
+        }
         atomic_write_text(staging / "prepare.json", json.dumps(meta, indent=1))
         _commit_folder(staging, out)
     finally:
         if staging.exists():
             shutil.rmtree(staging, ignore_errors=True)
-    logger.info("prepared %d slices (%d tag-positive) of %d patients into %s in %.1f s", len(rows), n_pos,
-                len(cases), out, time.perf_counter() - t0)
-    return PrepareSummary(out, layout, len(cases), len(rows), n_pos, split_lists, False, time.perf_counter() - t0)
+    logger.info(
+        "prepared %d slices (%d tag-positive) of %d patients into %s in %.1f s",
+        len(rows),
+        n_pos,
+        len(cases),
+        out,
+        time.perf_counter() - t0,
+    )
+    return PrepareSummary(
+        out, layout, len(cases), len(rows), n_pos, split_lists, False, time.perf_counter() - t0
+    )
 
 
-def _prepare_cases(cases, cfg: PrepareConfig, target: str, splits: dict[str, str], staging: Path,
-                   progress: bool) -> tuple[list[dict], dict]:
+def _prepare_cases(
+    cases, cfg: PrepareConfig, target: str, splits: dict[str, str], staging: Path, progress: bool
+) -> tuple[list[dict], dict]:
     rows, patients = [], {}
     for case in tqdm(cases, desc="prepare", unit="patient", disable=not progress):
         pid = case.patient_id
@@ -401,8 +495,11 @@ def _prepare_cases(cases, cfg: PrepareConfig, target: str, splits: dict[str, str
             prep = _load_slice_case(case, cfg)
         else:
             prep = _load_volume_case(case, cfg, target)
-        tags = (prep.masks.reshape(len(prep.masks), -1).max(1) > 0).astype(np.uint8) if prep.masks is not None \
+        tags = (
+            (prep.masks.reshape(len(prep.masks), -1).max(1) > 0).astype(np.uint8)
+            if prep.masks is not None
             else np.zeros(len(prep.images), np.uint8)
+        )
         keep = _keep_rows(tags, cfg.drop_empty_margin) if prep.masks is not None else np.arange(len(tags))
         info = dict(prep.info)
         info["n_source_slices"] = len(prep.images)
@@ -414,9 +511,12 @@ def _prepare_cases(cases, cfg: PrepareConfig, target: str, splits: dict[str, str
             image, mask = prep.images[i], (prep.masks[i] if prep.masks is not None else None)
             if cfg.crops.enabled and mask is not None:
                 cs = cfg.crops.size
-                pieces = [(r, c, image[:, r:r + cs, c:c + cs], mask[r:r + cs, c:c + cs]) for r, c in
-                          crop_positions(mask, cs, cfg.crops.per_slice, rng, cfg.crops.min_foreground_px,
-                                         cfg.crops.balance)]
+                pieces = [
+                    (r, c, image[:, r : r + cs, c : c + cs], mask[r : r + cs, c : c + cs])
+                    for r, c in crop_positions(
+                        mask, cs, cfg.crops.per_slice, rng, cfg.crops.min_foreground_px, cfg.crops.balance
+                    )
+                ]
             else:
                 pieces = [(None, None, image, mask)]
             for r, c, img, msk in pieces:
@@ -430,9 +530,18 @@ def _prepare_cases(cases, cfg: PrepareConfig, target: str, splits: dict[str, str
                 else:
                     tag = int(msk.any())
                 source = prep.sources[i] if r is None else f"{prep.sources[i]}#crop={r},{c},{cfg.crops.size}"
-                rows.append({"patient_id": pid, "slice_index": index, "file": f"slices/{pid}/{name}", "tag": tag,
-                             "has_mask": int(msk is not None), "split": splits[pid],
-                             "spacing_mm": format_spacing(prep.spacing_mm), "source": source})
+                rows.append(
+                    {
+                        "patient_id": pid,
+                        "slice_index": index,
+                        "file": f"slices/{pid}/{name}",
+                        "tag": tag,
+                        "has_mask": int(msk is not None),
+                        "split": splits[pid],
+                        "spacing_mm": format_spacing(prep.spacing_mm),
+                        "source": source,
+                    }
+                )
                 out_index += 1
             kept.append(prep.indices[i])
         info["slices"] = f"{kept[0]}-{kept[-1]}" if kept else ""

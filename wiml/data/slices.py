@@ -92,7 +92,9 @@ def read_manifest(path: str | Path, split: str | Iterable[str] | None = None) ->
         reader = csv.DictReader(fh)
         missing = set(MANIFEST_COLUMNS) - set(reader.fieldnames or [])
         if missing:
-            raise InputError(f"manifest lacks column(s) {sorted(missing)}; expected {list(MANIFEST_COLUMNS)}", path)
+            raise InputError(
+                f"manifest lacks column(s) {sorted(missing)}; expected {list(MANIFEST_COLUMNS)}", path
+            )
         for lineno, row in enumerate(reader, start=2):
             try:
                 rec = SliceRecord(
@@ -147,8 +149,9 @@ def load_slice(record: SliceRecord | str | Path) -> tuple[np.ndarray, np.ndarray
             image = np.asarray(data["image"], dtype=np.float32)
             mask = np.asarray(data["mask"], dtype=np.uint8) if "mask" in data.files else None
     except (OSError, ValueError, KeyError) as exc:
-        raise InputError(f"not a valid prepared slice NPZ (expected arrays 'image' and optional 'mask'): {exc}",
-                         path) from exc
+        raise InputError(
+            f"not a valid prepared slice NPZ (expected arrays 'image' and optional 'mask'): {exc}", path
+        ) from exc
     if image.ndim == 2:
         image = image[None]
     if image.ndim != 3:

@@ -48,12 +48,20 @@ def make_augmentation(config: AugmentConfig):
     from monai.transforms import Compose, RandAffined, RandFlipd, RandScaleIntensityd, RandShiftIntensityd
 
     keys = ("image", "mask")
-    return Compose([
-        RandFlipd(keys, prob=config.flip_prob, spatial_axis=0, allow_missing_keys=True),
-        RandFlipd(keys, prob=config.flip_prob, spatial_axis=1, allow_missing_keys=True),
-        RandAffined(keys, prob=config.affine_prob, rotate_range=math.radians(config.rotate_deg),
-                    scale_range=(config.scale, config.scale), mode=("bilinear", "nearest"),
-                    padding_mode="border", allow_missing_keys=True),
-        RandScaleIntensityd("image", factors=config.intensity_scale, prob=config.intensity_prob),
-        RandShiftIntensityd("image", offsets=config.intensity_shift, prob=config.intensity_prob),
-    ])
+    return Compose(
+        [
+            RandFlipd(keys, prob=config.flip_prob, spatial_axis=0, allow_missing_keys=True),
+            RandFlipd(keys, prob=config.flip_prob, spatial_axis=1, allow_missing_keys=True),
+            RandAffined(
+                keys,
+                prob=config.affine_prob,
+                rotate_range=math.radians(config.rotate_deg),
+                scale_range=(config.scale, config.scale),
+                mode=("bilinear", "nearest"),
+                padding_mode="border",
+                allow_missing_keys=True,
+            ),
+            RandScaleIntensityd("image", factors=config.intensity_scale, prob=config.intensity_prob),
+            RandShiftIntensityd("image", offsets=config.intensity_shift, prob=config.intensity_prob),
+        ]
+    )

@@ -64,8 +64,10 @@ def weak_only_predictions(checkpoint: Path, cases, device, batch_size: int = 8) 
     model, _ = load_model(checkpoint, device)
     out = []
     for start in range(0, len(cases), batch_size):
-        chunk = cases[start:start + batch_size]
-        x = fit_channels(torch.from_numpy(np.stack([c.image for c in chunk])).to(device), model.config.in_channels)
+        chunk = cases[start : start + batch_size]
+        x = fit_channels(
+            torch.from_numpy(np.stack([c.image for c in chunk])).to(device), model.config.in_channels
+        )
         with torch.no_grad():
             tags = tag_probability(model(x).cls).cpu().numpy()
         cams = compute_grad_cam(model, x)[0]
@@ -81,14 +83,31 @@ def _aggregate(method: str, runs: list[dict]) -> dict:
     def stats(v):
         return {"mean": float(np.mean(v)), "std": float(np.std(v)), "n": len(v)} if v else {"n": 0}
 
-    return {"method": method, "n_seeds": len(runs), "seeds": [r["seed"] for r in runs], "dice": stats(dice),
-            "hd95_mm": stats(hd), "strong": runs[0].get("strong") if runs else None,
-            "train_s": float(np.mean([r["train_s"] for r in runs])) if runs else None, "runs": runs}
+    return {
+        "method": method,
+        "n_seeds": len(runs),
+        "seeds": [r["seed"] for r in runs],
+        "dice": stats(dice),
+        "hd95_mm": stats(hd),
+        "strong": runs[0].get("strong") if runs else None,
+        "train_s": float(np.mean([r["train_s"] for r in runs])) if runs else None,
+        "runs": runs,
+    }
 
 
-def run_baselines(run: Path, out: Path, methods: list[str], seeds: list[int], msl_config: Path | None,
-                  overrides: list[str], k: int = 5, device: str = "auto", wia_dir: Path | None = None,
-                  weak_checkpoint: Path | None = None, data: Path | None = None) -> dict:
+def run_baselines(
+    run: Path,
+    out: Path,
+    methods: list[str],
+    seeds: list[int],
+    msl_config: Path | None,
+    overrides: list[str],
+    k: int = 5,
+    device: str = "auto",
+    wia_dir: Path | None = None,
+    weak_checkpoint: Path | None = None,
+    data: Path | None = None,
+) -> dict:
     """Train and test every method for every seed; write ``out/summary.json`` and ``out/summary.md``.
 
     Args:
@@ -122,8 +141,11 @@ def run_baselines(run: Path, out: Path, methods: list[str], seeds: list[int], ms
     data = Path(data or run / "data")
     weak = Path(weak_checkpoint or run / "weak" / "best.safetensors")
     wia_dir = Path(wia_dir) if wia_dir else (run / "wia" / "result")
-    strong = ["strong.source=wia", f"strong.wia_dir={wia_dir}"] if (wia_dir / "strong_label").is_dir() else \
-        ["strong.source=gt", f"strong.k={k}", "strong.select=spread"]
+    strong = (
+        ["strong.source=wia", f"strong.wia_dir={wia_dir}"]
+        if (wia_dir / "strong_label").is_dir()
+        else ["strong.source=gt", f"strong.k={k}", "strong.select=spread"]
+    )
     cases = cases_from_prepared(data, "test")
     dev = resolve_device(device)
     out.mkdir(parents=True, exist_ok=True)
@@ -144,24 +166,57 @@ def run_baselines(run: Path, out: Path, methods: list[str], seeds: list[int], ms
                     raise InputError("weak_only needs the weak checkpoint", weak)
                 preds = weak_only_predictions(weak, cases, dev)
                 train_s = 0.0
-                summary = evaluate(None, cases, folder / "test", TestConfig(overlays=4, write_nifti=False), dev,
-                                   data=data, kind="prepared", extra={"method": method}, predictions=preds)
+                summary = evaluate(
+                    None,
+                    cases,
+                    folder / "test",
+                    TestConfig(overlays=4, write_nifti=False),
+                    dev,
+                    data=data,
+                    kind="prepared",
+                    extra={"method": method},
+                    predictions=preds,
+                )
                 strong_desc = "0 (CAM)"
             else:
-                cfg_over = [*strong, *METHOD_OVERRIDES[method], f"trainer.seed={seed}", f"trainer.device={device}",
-                            f"init_checkpoint={weak}", *overrides]
+                cfg_over = [
+                    *strong,
+                    *METHOD_OVERRIDES[method],
+                    f"trainer.seed={seed}",
+                    f"trainer.device={device}",
+                    f"init_checkpoint={weak}",
+                    *overrides,
+                ]
                 config = load_config(MSLConfig, msl_config, cfg_over)
                 res = train_msl(config, data, folder / "train")
                 train_s = time.perf_counter() - t0
                 model, meta = load_model(folder / "train" / "best.safetensors", dev)
                 test_cfg = TestConfig(overlays=4, write_nifti=False, gate_with_tag=trained_with_tags(meta))
-                summary = evaluate(model, cases, folder / "test", test_cfg, dev,
-                                   data=data, kind="prepared", extra={"method": method, "seed": seed})
+                summary = evaluate(
+                    model,
+                    cases,
+                    folder / "test",
+                    test_cfg,
+                    dev,
+                    data=data,
+                    kind="prepared",
+                    extra={"method": method, "seed": seed},
+                )
                 strong_desc = "all" if method == "full" else str(res["n_strong"])
             pp = summary.get("per_patient") or summary["per_slice_positive"]
-            runs.append({"seed": seed, "dice": pp["dice"]["mean"], "hd95_mm": pp["hd95_mm"]["mean"],
-                         "train_s": train_s, "strong": strong_desc, "test": str(folder / "test")})
-            logger.info("baselines: %s seed %d: test Dice %.4f (%.0f s)", method, seed, runs[-1]["dice"], train_s)
+            runs.append(
+                {
+                    "seed": seed,
+                    "dice": pp["dice"]["mean"],
+                    "hd95_mm": pp["hd95_mm"]["mean"],
+                    "train_s": train_s,
+                    "strong": strong_desc,
+                    "test": str(folder / "test"),
+                }
+            )
+            logger.info(
+                "baselines: %s seed %d: test Dice %.4f (%.0f s)", method, seed, runs[-1]["dice"], train_s
+            )
         results.append(_aggregate(method, runs))
         _write(out, results, seeds, strong)
     return _write(out, results, seeds, strong)
@@ -172,7 +227,17 @@ def _write(out: Path, results: list[dict], seeds: list[int], strong: list[str]) 
 
     summary = {"seeds": seeds, "strong": strong, "methods": results}
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
-    atomic_write_text(out / "summary.md", "\n".join(["# Baselines and ablations", "",
-                                                      f"Strong labels: {' '.join(strong)}; seeds {seeds}.", "",
-                                                      *baselines_table(summary), ""]))
+    atomic_write_text(
+        out / "summary.md",
+        "\n".join(
+            [
+                "# Baselines and ablations",
+                "",
+                f"Strong labels: {' '.join(strong)}; seeds {seeds}.",
+                "",
+                *baselines_table(summary),
+                "",
+            ]
+        ),
+    )
     return summary

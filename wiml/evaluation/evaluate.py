@@ -23,7 +23,13 @@ from pathlib import Path
 import numpy as np
 
 from wiml.errors import InputError
-from wiml.evaluation.metrics import METRIC_NAMES, format_mean_std, segmentation_metrics, summarize, volume_metrics
+from wiml.evaluation.metrics import (
+    METRIC_NAMES,
+    format_mean_std,
+    segmentation_metrics,
+    summarize,
+    volume_metrics,
+)
 from wiml.utils import atomic_path, atomic_write_text, enlarge_nearest
 
 logger = logging.getLogger(__name__)
@@ -96,8 +102,16 @@ def cases_from_prepared(folder: Path, split: str = "test") -> list[Case]:
         image, mask = load_slice(rec)
         if mask is None:
             raise InputError("test slice has no ground-truth mask", rec.path)
-        cases.append(Case(f"{rec.patient_id}_{rec.slice_index:04d}", rec.patient_id, rec.slice_index, image,
-                          (mask > 0).astype(np.uint8), rec.spacing_mm))
+        cases.append(
+            Case(
+                f"{rec.patient_id}_{rec.slice_index:04d}",
+                rec.patient_id,
+                rec.slice_index,
+                image,
+                (mask > 0).astype(np.uint8),
+                rec.spacing_mm,
+            )
+        )
     return cases
 
 
@@ -122,13 +136,17 @@ def cases_from_png_folder(folder: Path) -> list[Case]:
     folder = Path(folder)
     data_dir, label_dir = folder / "data", folder / "label"
     if not data_dir.is_dir() or not label_dir.is_dir():
-        raise InputError("expected a prepared folder (manifest.csv) or a PNG folder with data/ and label/", folder)
+        raise InputError(
+            "expected a prepared folder (manifest.csv) or a PNG folder with data/ and label/", folder
+        )
     files = sorted(p for p in data_dir.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
         raise InputError(f"no image ({', '.join(IMAGE_SUFFIXES)}) found", data_dir)
     cases = []
     for i, path in enumerate(files):
-        labels = [label_dir / (path.stem + s) for s in IMAGE_SUFFIXES if (label_dir / (path.stem + s)).is_file()]
+        labels = [
+            label_dir / (path.stem + s) for s in IMAGE_SUFFIXES if (label_dir / (path.stem + s)).is_file()
+        ]
         if not labels:
             raise InputError(f"no label for {path.name} (expected {label_dir / (path.stem + '.png')})", path)
         image = _scale_to_unit(read_slice(path))
@@ -171,7 +189,9 @@ def _overlay_rgb(image: np.ndarray, gt: np.ndarray, pred: np.ndarray) -> np.ndar
     return rgb
 
 
-def write_overlay(path: Path, image: np.ndarray, gt: np.ndarray, pred: np.ndarray, min_side_px: int = 256) -> Path:
+def write_overlay(
+    path: Path, image: np.ndarray, gt: np.ndarray, pred: np.ndarray, min_side_px: int = 256
+) -> Path:
     """Write an overlay PNG (ground truth green, prediction red) atomically, small slices enlarged
     (nearest neighbour, integer factor) to at least ``min_side_px``."""
     from PIL import Image
@@ -231,10 +251,14 @@ def write_nifti_predictions(out_dir: Path, data: Path, preds: dict[str, dict[int
         vol = np.zeros((z, y, x), np.uint8)
         for idx, mask in slices.items():
             if 0 <= idx < z:
-                vol[idx] = resize(mask.astype(np.float32), (y, x), order=0, preserve_range=True,
-                                  anti_aliasing=False) > 0.5
+                vol[idx] = (
+                    resize(mask.astype(np.float32), (y, x), order=0, preserve_range=True, anti_aliasing=False)
+                    > 0.5
+                )
         path = out_dir / f"{pid}.nii.gz"
-        write_volume(path, vol, spacing=info["spacing"], origin=info.get("origin"), direction=info.get("direction"))
+        write_volume(
+            path, vol, spacing=info["spacing"], origin=info.get("origin"), direction=info.get("direction")
+        )
         written.append(path)
     return written
 
@@ -243,18 +267,32 @@ def metrics_markdown(summary: dict) -> str:
     """The markdown table of a test ``summary`` (mean ± std of each metric per level)."""
     head = "| level | n | " + " | ".join(METRIC_NAMES) + " |"
     lines = [head, "|" + "---|" * (len(METRIC_NAMES) + 2)]
-    for key, label in (("per_patient", "per patient (3-D)"), ("per_slice_positive", "slices with target"),
-                       ("per_slice", "all slices")):
+    for key, label in (
+        ("per_patient", "per patient (3-D)"),
+        ("per_slice_positive", "slices with target"),
+        ("per_slice", "all slices"),
+    ):
         stats = summary.get(key)
         if not stats:
             continue
         n = stats["dice"]["n"]
-        lines.append(f"| {label} | {n} | " + " | ".join(format_mean_std(stats[m]) for m in METRIC_NAMES) + " |")
+        lines.append(
+            f"| {label} | {n} | " + " | ".join(format_mean_std(stats[m]) for m in METRIC_NAMES) + " |"
+        )
     return "\n".join(lines) + "\n"
 
 
-def evaluate(model, cases: list[Case], out: Path, config: TestConfig, device, data: Path | None = None,
-             kind: str = "png", extra: dict | None = None, predictions: list[np.ndarray] | None = None) -> dict:
+def evaluate(
+    model,
+    cases: list[Case],
+    out: Path,
+    config: TestConfig,
+    device,
+    data: Path | None = None,
+    kind: str = "png",
+    extra: dict | None = None,
+    predictions: list[np.ndarray] | None = None,
+) -> dict:
     """Predict ``cases``, compute metrics and write the test outputs into ``out``.
 
     Args:
@@ -294,9 +332,10 @@ def evaluate(model, cases: list[Case], out: Path, config: TestConfig, device, da
         by_shape = {}
     for idxs in by_shape.values():
         for start in tqdm(range(0, len(idxs), 64), desc="test", leave=False, disable=len(idxs) <= 64):
-            chunk = idxs[start:start + 64]
-            prob, tags, sec = predict_slices(model, np.stack([cases[i].image for i in chunk]), device,
-                                             config.batch_size, size)
+            chunk = idxs[start : start + 64]
+            prob, tags, sec = predict_slices(
+                model, np.stack([cases[i].image for i in chunk]), device, config.batch_size, size
+            )
             seconds += sec * len(chunk)
             n_done += len(chunk)
             for j, i in enumerate(chunk):
@@ -307,9 +346,18 @@ def evaluate(model, cases: list[Case], out: Path, config: TestConfig, device, da
     for i, c in enumerate(cases):
         sp2 = None if c.spacing_mm is None else c.spacing_mm[:2]
         m = segmentation_metrics(pred_masks[i], c.mask, sp2)
-        slice_rows.append({"name": c.name, "patient_id": c.patient_id, "slice_index": c.slice_index,
-                           "tag": int(c.mask.any()), "tag_prob": float(tag_probs[i]),
-                           "gt_px": int(c.mask.sum()), "pred_px": int(pred_masks[i].sum()), **m})
+        slice_rows.append(
+            {
+                "name": c.name,
+                "patient_id": c.patient_id,
+                "slice_index": c.slice_index,
+                "tag": int(c.mask.any()),
+                "tag_prob": float(tag_probs[i]),
+                "gt_px": int(c.mask.sum()),
+                "pred_px": int(pred_masks[i].sum()),
+                **m,
+            }
+        )
         preds[c.patient_id][c.slice_index] = pred_masks[i]
     patient_rows = []
     groups: dict[str, list[int]] = defaultdict(list)
@@ -318,7 +366,9 @@ def evaluate(model, cases: list[Case], out: Path, config: TestConfig, device, da
     if kind == "prepared":
         for pid, idxs in groups.items():
             idxs = sorted(idxs, key=lambda i: cases[i].slice_index)
-            m = volume_metrics([pred_masks[i] for i in idxs], [cases[i].mask for i in idxs], cases[idxs[0]].spacing_mm)
+            m = volume_metrics(
+                [pred_masks[i] for i in idxs], [cases[i].mask for i in idxs], cases[idxs[0]].spacing_mm
+            )
             patient_rows.append({"patient_id": pid, "n_slices": len(idxs), **m})
     _write_csv(out / "per_slice.csv", slice_rows)
     if patient_rows:
@@ -346,13 +396,19 @@ def evaluate(model, cases: list[Case], out: Path, config: TestConfig, device, da
     }
     summary["headline_dice"] = (summary["per_patient"] or summary["per_slice_positive"])["dice"]["mean"]
     atomic_write_text(out / "summary.json", json.dumps(_finite(summary), indent=2))
-    md = ["# Test metrics", "", f"Checkpoint: `{(extra or {}).get('checkpoint', '?')}`  ",
-          f"Data: `{data}` ({kind}, {len(cases)} slices, {len(groups)} cases), threshold {config.threshold}  ",
-          f"Inference: {1000 * summary['seconds_per_slice']:.1f} ms per slice", "",
-          metrics_markdown(summary),
-          "HD95/ASD in mm (px where the data has no spacing); mean ± std (population) over the cases; "
-          "surface distances are undefined (left out, see n) where exactly one of prediction and ground truth "
-          "is empty.", ""]
+    md = [
+        "# Test metrics",
+        "",
+        f"Checkpoint: `{(extra or {}).get('checkpoint', '?')}`  ",
+        f"Data: `{data}` ({kind}, {len(cases)} slices, {len(groups)} cases), threshold {config.threshold}  ",
+        f"Inference: {1000 * summary['seconds_per_slice']:.1f} ms per slice",
+        "",
+        metrics_markdown(summary),
+        "HD95/ASD in mm (px where the data has no spacing); mean ± std (population) over the cases; "
+        "surface distances are undefined (left out, see n) where exactly one of prediction and ground truth "
+        "is empty.",
+        "",
+    ]
     atomic_write_text(out / "metrics.md", "\n".join(md))
     logger.info("test: %d slices, headline Dice %.4f -> %s", len(cases), summary["headline_dice"], out)
     return summary

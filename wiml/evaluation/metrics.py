@@ -92,7 +92,9 @@ def _surface(kind: str, pred: np.ndarray, gt: np.ndarray, spacing_mm: Sequence[f
     if spacing_mm is not None:
         spacing_mm = tuple(float(s) for s in spacing_mm)
         if len(spacing_mm) != p.ndim or min(spacing_mm) <= 0:
-            raise ValueError(f"spacing_mm {spacing_mm} must give one positive value per axis of shape {p.shape}")
+            raise ValueError(
+                f"spacing_mm {spacing_mm} must give one positive value per axis of shape {p.shape}"
+            )
     has_p, has_g = bool(p.any()), bool(g.any())
     if not has_p and not has_g:
         return 0.0
@@ -106,10 +108,13 @@ def _surface(kind: str, pred: np.ndarray, gt: np.ndarray, spacing_mm: Sequence[f
     with warnings.catch_warnings():  # MONAI's deprecation notices inside get_mask_edges
         warnings.simplefilter("ignore")
         if kind == "hd95":
-            out = compute_hausdorff_distance(tp, tg, include_background=True, percentile=95, spacing=spacing_mm)
+            out = compute_hausdorff_distance(
+                tp, tg, include_background=True, percentile=95, spacing=spacing_mm
+            )
         else:
-            out = compute_average_surface_distance(tp, tg, include_background=True, symmetric=True,
-                                                   spacing=spacing_mm)
+            out = compute_average_surface_distance(
+                tp, tg, include_background=True, symmetric=True, spacing=spacing_mm
+            )
     return float(out.reshape(-1)[0])
 
 
@@ -136,8 +141,9 @@ def asd_mm(pred: np.ndarray, gt: np.ndarray, spacing_mm: Sequence[float] | None 
     return _surface("asd", pred, gt, spacing_mm)
 
 
-def segmentation_metrics(pred: np.ndarray, gt: np.ndarray,
-                         spacing_mm: Sequence[float] | None = None) -> dict[str, float]:
+def segmentation_metrics(
+    pred: np.ndarray, gt: np.ndarray, spacing_mm: Sequence[float] | None = None
+) -> dict[str, float]:
     """All of :data:`METRIC_NAMES` for one case (a slice or a volume).
 
     Args:
@@ -158,8 +164,9 @@ def segmentation_metrics(pred: np.ndarray, gt: np.ndarray,
     }
 
 
-def volume_metrics(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray],
-                   spacing_mm: Sequence[float] | None = None) -> dict[str, float]:
+def volume_metrics(
+    preds: Sequence[np.ndarray], gts: Sequence[np.ndarray], spacing_mm: Sequence[float] | None = None
+) -> dict[str, float]:
     """Per-patient 3-D metrics: the slices are stacked along a new first axis with their spacing.
 
     Args:
@@ -176,8 +183,10 @@ def volume_metrics(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray],
         ValueError: no slices, or counts / shapes differ.
     """
     if len(preds) == 0 or len(preds) != len(gts):
-        raise ValueError(f"need the same non-zero number of slices, got {len(preds)} predictions and {len(gts)} "
-                         "ground-truth masks")
+        raise ValueError(
+            f"need the same non-zero number of slices, got {len(preds)} predictions and {len(gts)} "
+            "ground-truth masks"
+        )
     p = np.stack([_binary(x) for x in preds])
     g = np.stack([_binary(x) for x in gts])
     spacing_3d = None
@@ -187,8 +196,9 @@ def volume_metrics(preds: Sequence[np.ndarray], gts: Sequence[np.ndarray],
     return segmentation_metrics(p, g, spacing_3d)
 
 
-def summarize(rows: Iterable[Mapping[str, float]],
-              names: Sequence[str] = METRIC_NAMES) -> dict[str, dict[str, float]]:
+def summarize(
+    rows: Iterable[Mapping[str, float]], names: Sequence[str] = METRIC_NAMES
+) -> dict[str, dict[str, float]]:
     """Mean, standard deviation (population, ddof=0) and count of each metric, NaN values left out.
 
     Args:

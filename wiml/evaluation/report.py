@@ -122,11 +122,16 @@ def baselines_table(summary: dict) -> list[str]:
     rows = summary.get("methods") or []
     if not rows:
         return []
-    lines = ["| method | strong labels | seeds | test Dice (per patient) | HD95 mm | train s |", "|---|---|---|---|---|---|"]
+    lines = [
+        "| method | strong labels | seeds | test Dice (per patient) | HD95 mm | train s |",
+        "|---|---|---|---|---|---|",
+    ]
     for r in rows:
-        lines.append(f"| {r['method']} | {r.get('strong', 'n/a')} | {r.get('n_seeds', 1)} | "
-                     f"{format_mean_std(r.get('dice') or {})} | {format_mean_std(r.get('hd95_mm') or {}, 2)} | "
-                     f"{_fmt(r.get('train_s'))} |")
+        lines.append(
+            f"| {r['method']} | {r.get('strong', 'n/a')} | {r.get('n_seeds', 1)} | "
+            f"{format_mean_std(r.get('dice') or {})} | {format_mean_std(r.get('hd95_mm') or {}, 2)} | "
+            f"{_fmt(r.get('train_s'))} |"
+        )
     return lines
 
 
@@ -149,7 +154,9 @@ def write_report(run: str | Path) -> Path:
     prep = _load(run / "data" / "prepare.json")
     if prep:
         md += ["## Data", ""]
-        info = {k: v for k, v in prep.items() if isinstance(v, (int, float, str)) and k not in ("fingerprint",)}
+        info = {
+            k: v for k, v in prep.items() if isinstance(v, (int, float, str)) and k not in ("fingerprint",)
+        }
         splits = prep.get("splits")
         if isinstance(splits, dict):
             info.update({f"patients ({k})": len(v) if isinstance(v, list) else v for k, v in splits.items()})
@@ -168,7 +175,11 @@ def write_report(run: str | Path) -> Path:
     if cam:
         md += ["## CAM initial masks (weak model, test split)", ""] + _scalars_table(_flatten(cam)) + [""]
         overlays = sorted((run / "cam" / "overlays").glob("*.png"))
-        overlays = [overlays[i] for i in np.linspace(0, len(overlays) - 1, 3).round().astype(int)] if overlays else []
+        overlays = (
+            [overlays[i] for i in np.linspace(0, len(overlays) - 1, 3).round().astype(int)]
+            if overlays
+            else []
+        )
         for p in overlays:
             md.append(f"![CAM {p.stem}]({_copy(p, out, 'cam_' + p.name)})")
         md += [""] if overlays else []
@@ -177,11 +188,17 @@ def write_report(run: str | Path) -> Path:
     md += ["## Weakly-interactive annotation (robot user)", ""]
     if wia:
         stats = wia_main_stats(wia)
-        md += [f"Robot user on {stats.get('n_slices', '?')} slices (mode {wia.get('main_mode', '?')}); strong labels "
-               f"written for {', '.join(wia.get('selected', [])) or 'n/a'}.", ""]
+        md += [
+            f"Robot user on {stats.get('n_slices', '?')} slices (mode {wia.get('main_mode', '?')}); strong labels "
+            f"written for {', '.join(wia.get('selected', [])) or 'n/a'}.",
+            "",
+        ]
         md += _scalars_table(_flatten(stats)) + [""]
-        md += ["`nocXX`: mean number of clicks to reach Dice 0.XX (capped at the click limit); `reached_XX`: share "
-               "of slices (0-1) that reach Dice 0.XX within the limit; `dice_k`: mean Dice after k clicks.", ""]
+        md += [
+            "`nocXX`: mean number of clicks to reach Dice 0.XX (capped at the click limit); `reached_XX`: share "
+            "of slices (0-1) that reach Dice 0.XX within the limit; `dice_k`: mean Dice after k clicks.",
+            "",
+        ]
     fig = _copy(run / "wia" / "dice_vs_clicks.png", out)
     if fig is None and plot_dice_vs_clicks(run / "wia" / "result" / "recording", out / "dice_vs_clicks.png"):
         fig = "dice_vs_clicks.png"
@@ -194,8 +211,14 @@ def write_report(run: str | Path) -> Path:
     md += ["## MSL model (tags + K strong labels)", ""]
     if msl:
         strong = _load(run / "msl" / "strong_labels.json") or {}
-        md += _scalars_table({"epoch": msl.get("epoch"), "strong labels": strong.get("n_strong"),
-                              "strong source": strong.get("source"), **(msl.get("metrics") or {})}) + [""]
+        md += _scalars_table(
+            {
+                "epoch": msl.get("epoch"),
+                "strong labels": strong.get("n_strong"),
+                "strong source": strong.get("source"),
+                **(msl.get("metrics") or {}),
+            }
+        ) + [""]
         if _copy(run / "msl" / "curves.png", out, "msl_curves.png"):
             md += ["![MSL training curves](msl_curves.png)", ""]
     else:
@@ -204,8 +227,13 @@ def write_report(run: str | Path) -> Path:
     test = _load(run / "test" / "summary.json")
     md += ["## Test set", ""]
     if test:
-        md += [f"{test.get('n_slices')} slices of {test.get('n_patients')} held-out cases; inference "
-               f"{1000 * (test.get('seconds_per_slice') or 0):.1f} ms per slice.", "", metrics_markdown(test), ""]
+        md += [
+            f"{test.get('n_slices')} slices of {test.get('n_patients')} held-out cases; inference "
+            f"{1000 * (test.get('seconds_per_slice') or 0):.1f} ms per slice.",
+            "",
+            metrics_markdown(test),
+            "",
+        ]
         for p in sorted((run / "test" / "overlays").glob("*.png"))[:4]:
             md.append(f"![test {p.stem}]({_copy(p, out, 'test_' + p.name)})")
         md += ["", "Overlays: ground truth green, prediction red.", ""]
@@ -215,12 +243,20 @@ def write_report(run: str | Path) -> Path:
     for folder, title in (("baselines", "Baselines"), ("ablations", "Ablations")):
         base = _load(run / folder / "summary.json")
         if base:
-            md += [f"## {title} (same split, strong labels and test code)", "",
-                   f"Seeds {base.get('seeds')}; strong labels: {' '.join(base.get('strong', []))}.", ""]
+            md += [
+                f"## {title} (same split, strong labels and test code)",
+                "",
+                f"Seeds {base.get('seeds')}; strong labels: {' '.join(base.get('strong', []))}.",
+                "",
+            ]
             md += baselines_table(base) + [""]
     path = atomic_write_text(out / "report.md", "\n".join(md) + "\n")
     logger.info("report: %s", path)
     return path
+
+
+def _seconds(step: dict) -> str:
+    return f"{step['seconds']:.0f}s" if step.get("seconds") else "-"
 
 
 def terminal_summary(run: str | Path) -> str:
@@ -230,13 +266,19 @@ def terminal_summary(run: str | Path) -> str:
     pipe = _load(run / "pipeline.json") or {}
     steps = pipe.get("steps", {})
     if steps:
-        lines.append("  steps: " + ", ".join(f"{k} {('%.0fs' % v['seconds']) if v.get('seconds') else '-'}"
-                                            f"{'' if v.get('status') == 'done' else ' (skipped)'}"
-                                            for k, v in steps.items()))
+        lines.append(
+            "  steps: "
+            + ", ".join(
+                f"{k} {_seconds(v)}{'' if v.get('status') == 'done' else ' (skipped)'}"
+                for k, v in steps.items()
+            )
+        )
     weak = _load(run / "weak" / "best.json") or {}
     if weak:
         m = weak.get("metrics") or {}
-        lines.append(f"  weak model:  val AUC {_fmt(m.get('val_auc'))}, accuracy {_fmt(m.get('val_accuracy'))}")
+        lines.append(
+            f"  weak model:  val AUC {_fmt(m.get('val_auc'))}, accuracy {_fmt(m.get('val_accuracy'))}"
+        )
     wia = _load(run / "wia" / "summary.json") or {}
     if wia:
         stats = wia_main_stats(wia)
@@ -245,15 +287,19 @@ def terminal_summary(run: str | Path) -> str:
     strong = _load(run / "msl" / "strong_labels.json") or {}
     msl = _load(run / "msl" / "best.json") or {}
     if msl:
-        lines.append(f"  MSL model:   {strong.get('n_strong', '?')} strong labels ({strong.get('source', '?')}), "
-                     f"best val Dice {_fmt((msl.get('metrics') or {}).get('val_dice'))} at epoch {msl.get('epoch')}")
+        lines.append(
+            f"  MSL model:   {strong.get('n_strong', '?')} strong labels ({strong.get('source', '?')}), "
+            f"best val Dice {_fmt((msl.get('metrics') or {}).get('val_dice'))} at epoch {msl.get('epoch')}"
+        )
     test = _load(run / "test" / "summary.json") or {}
     if test:
         level = "per_patient" if test.get("per_patient") else "per_slice_positive"
         s = test[level]
-        lines.append(f"  TEST ({level.replace('_', ' ')}): Dice {format_mean_std(s['dice'])}, IoU "
-                     f"{format_mean_std(s['iou'])}, HD95 {format_mean_std(s['hd95_mm'], 2)} mm, "
-                     f"ASD {format_mean_std(s['asd_mm'], 2)} mm")
+        lines.append(
+            f"  TEST ({level.replace('_', ' ')}): Dice {format_mean_std(s['dice'])}, IoU "
+            f"{format_mean_std(s['iou'])}, HD95 {format_mean_std(s['hd95_mm'], 2)} mm, "
+            f"ASD {format_mean_std(s['asd_mm'], 2)} mm"
+        )
     base = _load(run / "baselines" / "summary.json") or {}
     abl = _load(run / "ablations" / "summary.json") or {}
     for r in base.get("methods", []) + abl.get("methods", []):

@@ -20,28 +20,59 @@ from wiml.interactive.session import RefinementConfig
 logger = logging.getLogger(__name__)
 
 
-def build_parser(default_image: Path | None = None, default_checkpoint: Path | None = None) -> argparse.ArgumentParser:
+def build_parser(
+    default_image: Path | None = None, default_checkpoint: Path | None = None
+) -> argparse.ArgumentParser:
     """Arguments of the annotator; the defaults come from the entry point (WIA/main.py)."""
     parser = argparse.ArgumentParser(
-        prog="WIA/main.py", description="WIA annotator: CAM initial mask + click refinement -> strong labels")
-    parser.add_argument("image", nargs="?", type=Path, default=default_image,
-                        help="image, volume, DICOM folder, or a folder of slices (its first image opens) "
-                             f"(default: {default_image})")
-    parser.add_argument("--checkpoint", type=Path, default=default_checkpoint,
-                        help=f"weak checkpoint (.safetensors) for the CAM (default: {default_checkpoint})")
-    parser.add_argument("--result-dir", type=Path, default=None,
-                        help="where result/{CAM,initial_mask,strong_label,recording} go "
-                             "(default: result/ beside the image's folder)")
-    parser.add_argument("--device", default="cpu", help="device of the weak model: cpu, cuda, auto (default cpu)")
-    parser.add_argument("--cam-size", type=int, default=None,
-                        help="side in px of the square network input for Grad-CAM (default: the size the weak "
-                             "model was trained at, from its sidecar; 256 when the sidecar does not say)")
-    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
-                        help="refinement parameter (wiml.interactive.session.RefinementConfig), e.g. --set lam=5 "
-                             "--set click_radius_px=3 --set backend=geodistk")
-    parser.add_argument("--in-thread", action="store_true",
-                        help="refine on the worker thread of this process instead of a helper process (the GUI "
-                             "then stalls while SimpleCRF holds Python's GIL)")
+        prog="WIA/main.py", description="WIA annotator: CAM initial mask + click refinement -> strong labels"
+    )
+    parser.add_argument(
+        "image",
+        nargs="?",
+        type=Path,
+        default=default_image,
+        help="image, volume, DICOM folder, or a folder of slices (its first image opens) "
+        f"(default: {default_image})",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        type=Path,
+        default=default_checkpoint,
+        help=f"weak checkpoint (.safetensors) for the CAM (default: {default_checkpoint})",
+    )
+    parser.add_argument(
+        "--result-dir",
+        type=Path,
+        default=None,
+        help="where result/{CAM,initial_mask,strong_label,recording} go "
+        "(default: result/ beside the image's folder)",
+    )
+    parser.add_argument(
+        "--device", default="cpu", help="device of the weak model: cpu, cuda, auto (default cpu)"
+    )
+    parser.add_argument(
+        "--cam-size",
+        type=int,
+        default=None,
+        help="side in px of the square network input for Grad-CAM (default: the size the weak "
+        "model was trained at, from its sidecar; 256 when the sidecar does not say)",
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="refinement parameter (wiml.interactive.session.RefinementConfig), e.g. --set lam=5 "
+        "--set click_radius_px=3 --set backend=geodistk",
+    )
+    parser.add_argument(
+        "--in-thread",
+        action="store_true",
+        help="refine on the worker thread of this process instead of a helper process (the GUI "
+        "then stalls while SimpleCRF holds Python's GIL)",
+    )
     parser.add_argument("--debug", action="store_true", help="debug logging")
     return parser
 
@@ -71,15 +102,22 @@ def create_window(args: argparse.Namespace):
     refinement = load_config(RefinementConfig, None, args.overrides)
     refinement.make_session()  # validates the values
     cam_input_px = args.cam_size if args.cam_size is not None else "auto"
-    controller = AnnotationController(result_dir=args.result_dir, device=args.device, refinement=refinement,
-                                      cam_input_px=cam_input_px, refine_in_process=not args.in_thread)
+    controller = AnnotationController(
+        result_dir=args.result_dir,
+        device=args.device,
+        refinement=refinement,
+        cam_input_px=cam_input_px,
+        refine_in_process=not args.in_thread,
+    )
     if args.checkpoint is not None:
         try:
             controller.load_checkpoint(args.checkpoint)
         except WimlError as exc:
             logger.warning("%s", exc)
     start = resolve_start_image(args.image)
-    folder = start if (start is not None and start.is_dir()) else (start.parent if start is not None else None)
+    folder = (
+        start if (start is not None and start.is_dir()) else (start.parent if start is not None else None)
+    )
     window = AnnotatorWindow(controller, start_folder=folder)
     window.show()
     if start is not None:

@@ -116,8 +116,9 @@ class ImageCanvas(QGraphicsView):
             self.scene().setSceneRect(QRectF(0, 0, new_shape[1], new_shape[0]))
             self.fit()
 
-    def set_overlays(self, mask: np.ndarray | None, ground_truth: np.ndarray | None, cam: np.ndarray | None,
-                     clicks=()) -> None:
+    def set_overlays(
+        self, mask: np.ndarray | None, ground_truth: np.ndarray | None, cam: np.ndarray | None, clicks=()
+    ) -> None:
         """Draw the current mask (green fill + contour), the ground truth (blue contour), the CAM and clicks."""
         self._mask, self._gt, self._cam = mask, ground_truth, cam
         self._refresh_overlays()
@@ -142,8 +143,12 @@ class ImageCanvas(QGraphicsView):
         drawn = self._drawn.get(layer)
         if drawn is not None and drawn[0] == visible:
             old = drawn[1]
-            if old is array or (old is not None and array is not None and old.shape == array.shape
-                                and np.array_equal(old, array)):
+            if old is array or (
+                old is not None
+                and array is not None
+                and old.shape == array.shape
+                and np.array_equal(old, array)
+            ):
                 return False
         self._drawn[layer] = (visible, array)
         return True
@@ -173,7 +178,9 @@ class ImageCanvas(QGraphicsView):
         self._fill_item.setOpacity(self.opacity)
         self._cam_item.setOpacity(max(self.opacity, 0.35))
 
-    def set_visibility(self, mask: bool | None = None, gt: bool | None = None, cam: bool | None = None) -> None:
+    def set_visibility(
+        self, mask: bool | None = None, gt: bool | None = None, cam: bool | None = None
+    ) -> None:
         """Show or hide the mask, the ground truth or the CAM."""
         if mask is not None:
             self.show_mask = mask
@@ -210,7 +217,7 @@ class ImageCanvas(QGraphicsView):
     def wheelEvent(self, event) -> None:  # noqa: N802 - Qt naming
         steps = event.angleDelta().y() / 120.0
         if steps:
-            self.zoom(1.25 ** steps)
+            self.zoom(1.25**steps)
         event.accept()
 
     def pixel_at(self, view_pos) -> tuple[int, int] | None:
@@ -225,7 +232,8 @@ class ImageCanvas(QGraphicsView):
 
     def mousePressEvent(self, event) -> None:  # noqa: N802
         pan = event.button() == Qt.MiddleButton or (
-            event.button() == Qt.LeftButton and event.modifiers() & Qt.ControlModifier)
+            event.button() == Qt.LeftButton and event.modifiers() & Qt.ControlModifier
+        )
         if pan:
             self._pan_from = event.pos()
             self.setCursor(Qt.ClosedHandCursor)

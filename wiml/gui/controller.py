@@ -31,8 +31,10 @@ from wiml.interactive.session import Click, RefinementConfig
 logger = logging.getLogger(__name__)
 
 #: the message shown while no weak checkpoint is loaded.
-NO_CHECKPOINT_MESSAGE = ("no weak checkpoint loaded: Segment gives an empty initial mask, clicks still work "
-                         "(File > Load Checkpoint, or --checkpoint)")
+NO_CHECKPOINT_MESSAGE = (
+    "no weak checkpoint loaded: Segment gives an empty initial mask, clicks still work "
+    "(File > Load Checkpoint, or --checkpoint)"
+)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -77,7 +79,9 @@ class Snapshot:
     saved: tuple[Path, ...] = ()
 
 
-def compute_cam(model, image: np.ndarray, input_size_px: int | None = 256, restrict_to_body: bool = True) -> np.ndarray:
+def compute_cam(
+    model, image: np.ndarray, input_size_px: int | None = 256, restrict_to_body: bool = True
+) -> np.ndarray:
     """Grad-CAM of the weak model for one slice, at the slice's resolution (:func:`wiml.cam.cam_for_image`).
 
     Args:
@@ -101,6 +105,7 @@ def compute_cam(model, image: np.ndarray, input_size_px: int | None = 256, restr
 #: Grad-CAM input side (px) when a checkpoint does not record the size it was trained at.
 DEFAULT_CAM_INPUT_PX = 256
 
+
 class AnnotationController:
     """State of one annotation session: the image, the shown slice, the annotation of every slice touched
     (:class:`SliceAnnotation`: CAM, masks, clicks, timing), and saving.
@@ -120,10 +125,16 @@ class AnnotationController:
             SimpleCRF holding Python's GIL never stalls the GUI thread; call :meth:`close` at the end.
     """
 
-    def __init__(self, result_dir: str | Path | None = None, device: str = "cpu",
-                 refinement: RefinementConfig | None = None, cam_input_px: int | str | None = "auto",
-                 session_factory: Callable[[], object] | None = None,
-                 clock: Callable[[], float] = time.perf_counter, refine_in_process: bool = False) -> None:
+    def __init__(
+        self,
+        result_dir: str | Path | None = None,
+        device: str = "cpu",
+        refinement: RefinementConfig | None = None,
+        cam_input_px: int | str | None = "auto",
+        session_factory: Callable[[], object] | None = None,
+        clock: Callable[[], float] = time.perf_counter,
+        refine_in_process: bool = False,
+    ) -> None:
         self.result_dir = Path(result_dir) if result_dir is not None else None
         self.device = device
         self._cam_input_px_auto = cam_input_px == "auto"
@@ -164,10 +175,15 @@ class AnnotationController:
         """
         path = Path(path).expanduser()
         if not path.is_file():
-            self.checkpoint_error = (f"weak checkpoint not found: {path} (train it with the README's main command, "
-                                     "make demo, or choose one with File > Load Checkpoint)")
-            raise CheckpointError("weak checkpoint not found (train one with the README's main command, "
-                                  "or pick one with File > Load Checkpoint)", path)
+            self.checkpoint_error = (
+                f"weak checkpoint not found: {path} (train it with the README's main command, "
+                "make demo, or choose one with File > Load Checkpoint)"
+            )
+            raise CheckpointError(
+                "weak checkpoint not found (train one with the README's main command, "
+                "or pick one with File > Load Checkpoint)",
+                path,
+            )
         from wiml.training.checkpoint import load_model
         from wiml.utils import resolve_device
 
@@ -227,7 +243,9 @@ class AnnotationController:
         self.current.show(self._clock())
         where = f"slice {index + 1}/{image.depth}, " if image.depth > 1 else ""
         gt = "ground truth found" if image.ground_truth is not None else "no ground truth"
-        return self.snapshot(f"opened {image.path.name} ({where}{image.shape[0]} x {image.shape[1]} px, {gt})")
+        return self.snapshot(
+            f"opened {image.path.name} ({where}{image.shape[0]} x {image.shape[1]} px, {gt})"
+        )
 
     def set_slice(self, index: int) -> Snapshot:
         """Show slice ``index`` of a volume; each slice keeps its own clicks, undo history and timer.
@@ -245,7 +263,9 @@ class AnnotationController:
             self.slice_index = index
             self.current.show(now)
         clicks = len(self.current.clicks)
-        return self.snapshot(f"slice {index + 1}/{image.depth}" + (f" ({clicks} click(s) so far)" if clicks else ""))
+        return self.snapshot(
+            f"slice {index + 1}/{image.depth}" + (f" ({clicks} click(s) so far)" if clicks else "")
+        )
 
     @property
     def current(self) -> SliceAnnotation:
@@ -334,7 +354,9 @@ class AnnotationController:
         session.set_image(self.analysis_image, cam=cam)
         initial = np.asarray(session.initial_mask(), np.uint8)
         self.current.start(session, cam, initial, self.ground_truth)
-        what = "CAM initial mask" if cam is not None else "no checkpoint: empty initial mask, click to segment"
+        what = (
+            "CAM initial mask" if cam is not None else "no checkpoint: empty initial mask, click to segment"
+        )
         return self.snapshot(f"segmented ({what}, {int(initial.sum())} px)")
 
     def add_click(self, row: int, col: int, foreground: bool) -> Snapshot:
@@ -387,7 +409,9 @@ class AnnotationController:
     # ------------------------------------------------------------------ saving
     def resolved_result_dir(self) -> Path:
         """``--result-dir`` when given, else ``result/`` beside the image's folder."""
-        return self.result_dir if self.result_dir is not None else default_result_dir(self._require_image().path)
+        return (
+            self.result_dir if self.result_dir is not None else default_result_dir(self._require_image().path)
+        )
 
     def recording(self, index: int | None = None) -> dict:
         """The interaction record of slice ``index`` (default: the shown one); docs/architecture.md."""
@@ -423,31 +447,48 @@ class AnnotationController:
             raise InputError("nothing to save yet: press Segment or click on the image first")
         root = self.resolved_result_dir()
         # the shown slice always; other slices of a volume when they changed since the last save
-        indices = sorted({self.slice_index} | {i for i, a in self._slices.items() if a.dirty and a.mask is not None})
+        indices = sorted(
+            {self.slice_index} | {i for i, a in self._slices.items() if a.dirty and a.mask is not None}
+        )
         written: list[Path] = []
         try:
             for index in indices:
                 annotation = self._slices[index]
                 name = slice_name(image.name, index, image.is_volume)
                 if annotation.cam is not None:
-                    written.append(write_png(root / "CAM" / f"{name}.png",
-                                             np.round(annotation.cam * 255.0).astype(np.uint8)))
+                    written.append(
+                        write_png(
+                            root / "CAM" / f"{name}.png", np.round(annotation.cam * 255.0).astype(np.uint8)
+                        )
+                    )
                 if annotation.initial is not None:
-                    written.append(write_png(root / "initial_mask" / f"{name}.png",
-                                             annotation.initial * np.uint8(255)))
+                    written.append(
+                        write_png(root / "initial_mask" / f"{name}.png", annotation.initial * np.uint8(255))
+                    )
                 if not image.is_volume:
-                    written.append(write_png(root / "strong_label" / f"{name}.png", annotation.mask * np.uint8(255)))
+                    written.append(
+                        write_png(root / "strong_label" / f"{name}.png", annotation.mask * np.uint8(255))
+                    )
                 written.append(write_json(root / "recording" / f"{name}.json", self.recording(index)))
             if image.is_volume:
                 volume = np.zeros(image.volume.shape, np.uint8)
                 for index, annotation in self._slices.items():
                     if annotation.mask is not None:
                         volume[index] = annotation.mask
-                written.append(write_mask_volume(root / "strong_label" / f"{image.name}.nii.gz", volume,
-                                                 image.reference, image.source_geometry))
+                written.append(
+                    write_mask_volume(
+                        root / "strong_label" / f"{image.name}.nii.gz",
+                        volume,
+                        image.reference,
+                        image.source_geometry,
+                    )
+                )
         except OSError as exc:
-            raise InputError(f"cannot write results ({exc.strerror or exc}); choose another folder with "
-                             "--result-dir or File > Result Folder", root) from exc
+            raise InputError(
+                f"cannot write results ({exc.strerror or exc}); choose another folder with "
+                "--result-dir or File > Result Folder",
+                root,
+            ) from exc
         for annotation in self._slices.values():
             annotation.dirty = False
         logger.info("saved %d file(s) under %s", len(written), root)
@@ -463,11 +504,21 @@ class AnnotationController:
         gt = self.ground_truth
         annotation = self.current
         return Snapshot(
-            image_id=self._image_id, name=self.name, image_path=self.image.path, slice_index=self.slice_index,
+            image_id=self._image_id,
+            name=self.name,
+            image_path=self.image.path,
+            slice_index=self.slice_index,
             depth=self.image.depth,
-            raw=self.raw_slice.copy(), window=self.image.window, is_ct=self.image.is_ct,
+            raw=self.raw_slice.copy(),
+            window=self.image.window,
+            is_ct=self.image.is_ct,
             mask=None if annotation.mask is None else annotation.mask.copy(),
             initial=None if annotation.initial is None else annotation.initial.copy(),
             cam=None if annotation.cam is None else annotation.cam.copy(),
             ground_truth=None if gt is None else gt.copy(),
-            clicks=tuple(annotation.clicks), dice=dice, iou=iou, elapsed_s=self.elapsed_s, message=message)
+            clicks=tuple(annotation.clicks),
+            dice=dice,
+            iou=iou,
+            elapsed_s=self.elapsed_s,
+            message=message,
+        )

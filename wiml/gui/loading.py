@@ -29,11 +29,17 @@ VOLUME_SUFFIXES = tuple(s for s in IO_VOLUME_SUFFIXES if s != ".npz")
 #: folder names searched for a ground-truth mask of the same name, beside the image and one level up.
 LABEL_FOLDERS = ("label", "labels", "masks")
 #: the (low, high) HU window ``wiml prepare`` scales CT to [0, 1] with for the network ([-100, 200] HU).
-PREPARE_WINDOW_HU: tuple[float, float] = (float(PrepareConfig().window_hu[0]), float(PrepareConfig().window_hu[1]))
+PREPARE_WINDOW_HU: tuple[float, float] = (
+    float(PrepareConfig().window_hu[0]),
+    float(PrepareConfig().window_hu[1]),
+)
 #: orientation ``wiml prepare`` gives volumes before slicing (the weak model saw its slices that way).
 PREPARE_ORIENTATION: str | None = PrepareConfig().orient
 #: default CT window (level, width) in HU for display and refinement: the same window.
-CT_WINDOW_HU = ((PREPARE_WINDOW_HU[0] + PREPARE_WINDOW_HU[1]) / 2.0, PREPARE_WINDOW_HU[1] - PREPARE_WINDOW_HU[0])
+CT_WINDOW_HU = (
+    (PREPARE_WINDOW_HU[0] + PREPARE_WINDOW_HU[1]) / 2.0,
+    PREPARE_WINDOW_HU[1] - PREPARE_WINDOW_HU[0],
+)
 
 
 @dataclasses.dataclass
@@ -112,8 +118,13 @@ def list_images(folder: Path) -> list[Path]:
     folder = Path(folder)
     if not folder.is_dir():
         return []
-    files = [p for p in folder.iterdir() if p.is_file() and not p.name.startswith(".")
-             and p.name.lower().endswith(RASTER_SUFFIXES + VOLUME_SUFFIXES + (".npz",))]
+    files = [
+        p
+        for p in folder.iterdir()
+        if p.is_file()
+        and not p.name.startswith(".")
+        and p.name.lower().endswith(RASTER_SUFFIXES + VOLUME_SUFFIXES + (".npz",))
+    ]
 
     def key(p: Path):
         return [int(t) if t.isdigit() else t.lower() for t in re.split(r"(\d+)", p.name)]
@@ -203,9 +214,13 @@ def find_ground_truth(path: Path) -> Path | None:
 
 
 def _read_ground_truth(gt_path: Path, shape: tuple[int, int, int], volume: bool) -> np.ndarray | None:
-    arr, _dtype, _shown, _source = _read(gt_path, volume and not gt_path.name.lower().endswith(RASTER_SUFFIXES))
+    arr, _dtype, _shown, _source = _read(
+        gt_path, volume and not gt_path.name.lower().endswith(RASTER_SUFFIXES)
+    )
     if arr.shape != shape:
-        logger.warning("ignoring ground truth %s: shape %s does not match the image %s", gt_path, arr.shape, shape)
+        logger.warning(
+            "ignoring ground truth %s: shape %s does not match the image %s", gt_path, arr.shape, shape
+        )
         return None
     # 8-bit raster masks are 0/255 (JPEG adds noise near edges): threshold at half; label maps: > 0.
     threshold = 127.0 if (not volume and arr.max() > 1) else 0.0
@@ -231,8 +246,11 @@ def open_image(path: str | Path) -> AnnotationImage:
     if path.is_file() and path.name.lower().endswith(".dcm"):
         path = path.parent
     if path.is_file() and not is_openable(path):
-        raise InputError("unsupported file type; expected PNG/JPEG, NIfTI (.nii/.nii.gz), a DICOM folder or a "
-                         "prepared slice (.npz)", path)
+        raise InputError(
+            "unsupported file type; expected PNG/JPEG, NIfTI (.nii/.nii.gz), a DICOM folder or a "
+            "prepared slice (.npz)",
+            path,
+        )
     if path.name.lower().endswith(".npz") and path.is_file():
         return open_prepared_slice(path)
     volume = path.is_dir() or path.name.lower().endswith(VOLUME_SUFFIXES)
@@ -243,9 +261,19 @@ def open_image(path: str | Path) -> AnnotationImage:
     window = _default_window(stack, is_ct, dtype)
     normalization = "window" if is_ct else "zscore" if volume else "unit"
     value_max = float(np.iinfo(dtype).max) if np.issubdtype(dtype, np.integer) else 1.0
-    result = AnnotationImage(path=path, name=image_stem(path), volume=stack, is_volume=volume, is_ct=is_ct,
-                             reference=geometry, source_geometry=source_geometry, spacing_mm=spacing, window=window,
-                             normalization=normalization, value_max=value_max)
+    result = AnnotationImage(
+        path=path,
+        name=image_stem(path),
+        volume=stack,
+        is_volume=volume,
+        is_ct=is_ct,
+        reference=geometry,
+        source_geometry=source_geometry,
+        spacing_mm=spacing,
+        window=window,
+        normalization=normalization,
+        value_max=value_max,
+    )
     gt_path = find_ground_truth(path)
     if gt_path is not None:
         try:
@@ -253,8 +281,14 @@ def open_image(path: str | Path) -> AnnotationImage:
             result.ground_truth_path = gt_path if result.ground_truth is not None else None
         except InputError as exc:
             logger.warning("ignoring unreadable ground truth: %s", exc)
-    logger.info("opened %s: %d slice(s) of %d x %d px%s", path, stack.shape[0], stack.shape[1], stack.shape[2],
-                f", ground truth {gt_path}" if result.ground_truth is not None else "")
+    logger.info(
+        "opened %s: %d slice(s) of %d x %d px%s",
+        path,
+        stack.shape[0],
+        stack.shape[1],
+        stack.shape[2],
+        f", ground truth {gt_path}" if result.ground_truth is not None else "",
+    )
     return result
 
 
@@ -274,17 +308,33 @@ def open_prepared_slice(path: Path) -> AnnotationImage:
     with np.load(path, allow_pickle=False) as data:
         keys = set(data.files)
     if keys & {"spacing", "origin", "direction"}:
-        raise InputError("this NPZ is a volume (it stores a geometry); expected a prepared slice with arrays "
-                         "'image' (C, H, W) and optional 'mask'", path)
+        raise InputError(
+            "this NPZ is a volume (it stores a geometry); expected a prepared slice with arrays "
+            "'image' (C, H, W) and optional 'mask'",
+            path,
+        )
     image, mask = load_slice(path)
     channel0 = image[0]
-    lo, hi = (0.0, 1.0) if channel0.min() >= 0.0 and channel0.max() <= 1.0 else \
-        tuple(float(v) for v in np.percentile(channel0, [0.5, 99.5]))
+    lo, hi = (
+        (0.0, 1.0)
+        if channel0.min() >= 0.0 and channel0.max() <= 1.0
+        else tuple(float(v) for v in np.percentile(channel0, [0.5, 99.5]))
+    )
     if hi <= lo:
         hi = lo + 1.0
-    result = AnnotationImage(path=path, name=image_stem(path), volume=_as_stack(channel0, path), is_volume=False,
-                             is_ct=False, reference=None, source_geometry=None, spacing_mm=None,
-                             window=((lo + hi) / 2.0, hi - lo), normalization="prepared", prepared=image)
+    result = AnnotationImage(
+        path=path,
+        name=image_stem(path),
+        volume=_as_stack(channel0, path),
+        is_volume=False,
+        is_ct=False,
+        reference=None,
+        source_geometry=None,
+        spacing_mm=None,
+        window=((lo + hi) / 2.0, hi - lo),
+        normalization="prepared",
+        prepared=image,
+    )
     match = re.fullmatch(r"(.+)_(\d{4,})", result.name)
     if match:
         result.patient_id, result.prepared_index = match.group(1), int(match.group(2))

@@ -83,7 +83,9 @@ class RefinementServer:
     def _start(self) -> None:
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._process = ctx.Process(target=_serve, args=(child, self._config), name="wiml-refinement", daemon=True)
+        self._process = ctx.Process(
+            target=_serve, args=(child, self._config), name="wiml-refinement", daemon=True
+        )
         self._process.start()
         child.close()
         logger.info("refinement process started (pid %d)", self._process.pid)
@@ -106,13 +108,15 @@ class RefinementServer:
                 logger.error("refinement process lost (%s); restarting it", exc)
                 self._conn.close()
                 self._start()
-                raise RefinementServerError("the refinement process had stopped and was restarted; press Segment "
-                                            "to start this slice again") from exc
+                raise RefinementServerError(
+                    "the refinement process had stopped and was restarted; press Segment "
+                    "to start this slice again"
+                ) from exc
         if not ok:
             raise value
         return value
 
-    def new_session(self) -> "RemoteSession":
+    def new_session(self) -> RemoteSession:
         """A fresh session in the helper process."""
         with self._lock:
             self._next_id += 1

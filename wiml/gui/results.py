@@ -66,8 +66,9 @@ def write_mask_volume(path: Path, mask: np.ndarray, shown: Geometry, source: Geo
     """
     mask = np.asarray(mask, np.uint8)
     if tuple(reversed(mask.shape)) != tuple(shown.size):
-        raise InputError(f"mask shape {mask.shape} (z, y, x) does not match the volume {tuple(shown.size)} (x, y, z)",
-                         path)
+        raise InputError(
+            f"mask shape {mask.shape} (z, y, x) does not match the volume {tuple(shown.size)} (x, y, z)", path
+        )
     array, _ = reorient(mask, shown, orientation_code(source))
     keep_previous_version(path)
     return write_volume(path, array, like=source)

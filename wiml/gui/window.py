@@ -15,8 +15,22 @@ from pathlib import Path
 
 from PyQt5.QtCore import Qt, QTimer, pyqtSignal
 from PyQt5.QtGui import QGuiApplication, QKeySequence
-from PyQt5.QtWidgets import (QAction, QComboBox, QDoubleSpinBox, QFileDialog, QHBoxLayout, QLabel, QMainWindow,
-                             QMessageBox, QSizePolicy, QSlider, QStyle, QToolBar, QVBoxLayout, QWidget)
+from PyQt5.QtWidgets import (
+    QAction,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QHBoxLayout,
+    QLabel,
+    QMainWindow,
+    QMessageBox,
+    QSizePolicy,
+    QSlider,
+    QStyle,
+    QToolBar,
+    QVBoxLayout,
+    QWidget,
+)
 
 from wiml.gui.canvas import ImageCanvas
 from wiml.gui.controller import AnnotationController, Snapshot
@@ -27,14 +41,24 @@ from wiml.gui.worker import ActionWorker
 logger = logging.getLogger(__name__)
 
 _SHORTCUTS = [
-    ("Left click", "foreground click"), ("Right click", "background click"),
-    ("Wheel", "zoom at the cursor"), ("Middle drag / Ctrl + left drag", "pan"),
-    ("S", "Segment (CAM initial mask)"), ("Ctrl+Z", "Undo the last click"), ("Delete", "Clear the clicks"),
-    ("Ctrl+S", "Save Segmentation"), ("Ctrl+Enter", "Save, then the next image / slice"),
-    ("Ctrl+O", "Open Image"), ("Ctrl+Shift+O", "Open DICOM Folder"),
-    ("N / P", "next / previous image in the folder"), ("PgUp / PgDn", "next / previous slice"),
-    ("+ / - / F", "zoom in / out / fit"), ("M / G / C", "show mask / ground truth / CAM"),
-    ("[ / ]", "overlay opacity down / up"), ("W", "reset the window/level"), ("Ctrl+K", "Load Checkpoint"),
+    ("Left click", "foreground click"),
+    ("Right click", "background click"),
+    ("Wheel", "zoom at the cursor"),
+    ("Middle drag / Ctrl + left drag", "pan"),
+    ("S", "Segment (CAM initial mask)"),
+    ("Ctrl+Z", "Undo the last click"),
+    ("Delete", "Clear the clicks"),
+    ("Ctrl+S", "Save Segmentation"),
+    ("Ctrl+Enter", "Save, then the next image / slice"),
+    ("Ctrl+O", "Open Image"),
+    ("Ctrl+Shift+O", "Open DICOM Folder"),
+    ("N / P", "next / previous image in the folder"),
+    ("PgUp / PgDn", "next / previous slice"),
+    ("+ / - / F", "zoom in / out / fit"),
+    ("M / G / C", "show mask / ground truth / CAM"),
+    ("[ / ]", "overlay opacity down / up"),
+    ("W", "reset the window/level"),
+    ("Ctrl+K", "Load Checkpoint"),
 ]
 
 
@@ -54,8 +78,9 @@ class AnnotatorWindow(QMainWindow):
     snapshot_shown = pyqtSignal(object)
     action_failed = pyqtSignal(str)
 
-    def __init__(self, controller: AnnotationController, start_folder: Path | None = None,
-                 ask_to_save: bool = True) -> None:
+    def __init__(
+        self, controller: AnnotationController, start_folder: Path | None = None, ask_to_save: bool = True
+    ) -> None:
         super().__init__()
         self.controller = controller
         self.start_folder = Path(start_folder) if start_folder is not None else None
@@ -150,12 +175,26 @@ class AnnotatorWindow(QMainWindow):
         self.pixel_label = QLabel(self)
         self.busy_label = QLabel(self)
         self.checkpoint_label = QLabel(self)
-        for w in (self.busy_label, self.clicks_label, self.time_label, self.metrics_label, self.pixel_label,
-                  self.checkpoint_label):
+        for w in (
+            self.busy_label,
+            self.clicks_label,
+            self.time_label,
+            self.metrics_label,
+            self.pixel_label,
+            self.checkpoint_label,
+        ):
             status.addPermanentWidget(w)
 
-    def _action(self, text: str, slot, shortcut=None, tip: str = "", icon=None, checkable: bool = False,
-                checked: bool = False) -> QAction:
+    def _action(
+        self,
+        text: str,
+        slot,
+        shortcut=None,
+        tip: str = "",
+        icon=None,
+        checkable: bool = False,
+        checked: bool = False,
+    ) -> QAction:
         action = QAction(text, self)
         if shortcut is not None:
             keys = shortcut if isinstance(shortcut, list) else [shortcut]
@@ -176,66 +215,161 @@ class AnnotatorWindow(QMainWindow):
 
     def _build_actions(self) -> None:
         a = self._action
-        self.act_open = a("&Open Image...", self.open_dialog, QKeySequence.Open,
-                          "open a PNG/JPEG slice or a NIfTI volume", QStyle.SP_DialogOpenButton)
-        self.act_open_dicom = a("Open &DICOM Folder...", self.open_dicom_dialog, "Ctrl+Shift+O",
-                                "open a folder holding one DICOM series", QStyle.SP_DirOpenIcon)
-        self.act_next = a("&Next Image", lambda: self.step_image(1), "N", "next image in the folder",
-                          QStyle.SP_ArrowForward)
-        self.act_prev = a("&Previous Image", lambda: self.step_image(-1), "P", "previous image in the folder",
-                          QStyle.SP_ArrowBack)
-        self.act_checkpoint = a("Load &Checkpoint...", self.checkpoint_dialog, "Ctrl+K",
-                                "choose the weak checkpoint (.safetensors) used for the CAM")
-        self.act_result_dir = a("&Result Folder...", self.result_dir_dialog, None,
-                                "choose where result/ files are written")
-        self.act_save = a("&Save Segmentation", self.save, QKeySequence.Save,
-                          "write the strong label, CAM, initial mask and recording", QStyle.SP_DialogSaveButton)
-        self.act_save_next = a("Save && &Next", self.save_and_next, "Ctrl+Return",
-                               "save, then open the next image of the folder (or the next slice of a volume)")
+        self.act_open = a(
+            "&Open Image...",
+            self.open_dialog,
+            QKeySequence.Open,
+            "open a PNG/JPEG slice or a NIfTI volume",
+            QStyle.SP_DialogOpenButton,
+        )
+        self.act_open_dicom = a(
+            "Open &DICOM Folder...",
+            self.open_dicom_dialog,
+            "Ctrl+Shift+O",
+            "open a folder holding one DICOM series",
+            QStyle.SP_DirOpenIcon,
+        )
+        self.act_next = a(
+            "&Next Image", lambda: self.step_image(1), "N", "next image in the folder", QStyle.SP_ArrowForward
+        )
+        self.act_prev = a(
+            "&Previous Image",
+            lambda: self.step_image(-1),
+            "P",
+            "previous image in the folder",
+            QStyle.SP_ArrowBack,
+        )
+        self.act_checkpoint = a(
+            "Load &Checkpoint...",
+            self.checkpoint_dialog,
+            "Ctrl+K",
+            "choose the weak checkpoint (.safetensors) used for the CAM",
+        )
+        self.act_result_dir = a(
+            "&Result Folder...", self.result_dir_dialog, None, "choose where result/ files are written"
+        )
+        self.act_save = a(
+            "&Save Segmentation",
+            self.save,
+            QKeySequence.Save,
+            "write the strong label, CAM, initial mask and recording",
+            QStyle.SP_DialogSaveButton,
+        )
+        self.act_save_next = a(
+            "Save && &Next",
+            self.save_and_next,
+            "Ctrl+Return",
+            "save, then open the next image of the folder (or the next slice of a volume)",
+        )
         self.act_quit = a("&Quit", self.close, QKeySequence.Quit, "quit")
-        self.act_segment = a("Se&gment", self.segment, "S", "CAM of the weak model -> initial mask",
-                             QStyle.SP_MediaPlay)
+        self.act_segment = a(
+            "Se&gment", self.segment, "S", "CAM of the weak model -> initial mask", QStyle.SP_MediaPlay
+        )
         self.act_undo = a("&Undo", self.undo, QKeySequence.Undo, "undo the last click", QStyle.SP_ArrowLeft)
-        self.act_clear = a("&Clear", self.clear, ["Delete", "Backspace"], "remove every click",
-                           QStyle.SP_DialogResetButton)
+        self.act_clear = a(
+            "&Clear", self.clear, ["Delete", "Backspace"], "remove every click", QStyle.SP_DialogResetButton
+        )
         self.act_zoom_in = a("Zoom &In", lambda: self.canvas.zoom(1.25), ["+", "=", "Ctrl++"], "zoom in")
         self.act_zoom_out = a("Zoom &Out", lambda: self.canvas.zoom(0.8), ["-", "Ctrl+-"], "zoom out")
         self.act_fit = a("&Fit", self.canvas.fit, "F", "fit the image to the window")
-        self.act_show_mask = a("Show &Mask", lambda on: self.canvas.set_visibility(mask=on), "M",
-                               "show the current mask (green)", checkable=True, checked=True)
-        self.act_show_gt = a("Show &Ground Truth", lambda on: self.canvas.set_visibility(gt=on), "G",
-                             "show the ground truth (blue) when a label/ mask exists", checkable=True, checked=True)
-        self.act_show_cam = a("Show C&AM", lambda on: self.canvas.set_visibility(cam=on), "C",
-                              "show the class activation map", checkable=True, checked=False)
-        self.act_opacity_down = a("Opacity -", lambda: self.opacity_slider.setValue(self.opacity_slider.value() - 10),
-                                  "[", "overlay opacity down")
-        self.act_opacity_up = a("Opacity +", lambda: self.opacity_slider.setValue(self.opacity_slider.value() + 10),
-                                "]", "overlay opacity up")
-        self.act_reset_window = a("Reset &Window", self.reset_window, "W", "default window/level of the image")
+        self.act_show_mask = a(
+            "Show &Mask",
+            lambda on: self.canvas.set_visibility(mask=on),
+            "M",
+            "show the current mask (green)",
+            checkable=True,
+            checked=True,
+        )
+        self.act_show_gt = a(
+            "Show &Ground Truth",
+            lambda on: self.canvas.set_visibility(gt=on),
+            "G",
+            "show the ground truth (blue) when a label/ mask exists",
+            checkable=True,
+            checked=True,
+        )
+        self.act_show_cam = a(
+            "Show C&AM",
+            lambda on: self.canvas.set_visibility(cam=on),
+            "C",
+            "show the class activation map",
+            checkable=True,
+            checked=False,
+        )
+        self.act_opacity_down = a(
+            "Opacity -",
+            lambda: self.opacity_slider.setValue(self.opacity_slider.value() - 10),
+            "[",
+            "overlay opacity down",
+        )
+        self.act_opacity_up = a(
+            "Opacity +",
+            lambda: self.opacity_slider.setValue(self.opacity_slider.value() + 10),
+            "]",
+            "overlay opacity up",
+        )
+        self.act_reset_window = a(
+            "Reset &Window", self.reset_window, "W", "default window/level of the image"
+        )
         self.act_next_slice = a("Next Slice", lambda: self.step_slice(1), "PgUp", "next slice")
         self.act_prev_slice = a("Previous Slice", lambda: self.step_slice(-1), "PgDown", "previous slice")
         self.act_shortcuts = a("&Keyboard Shortcuts", self.show_shortcuts, "F1", "list the shortcuts")
 
         menu = self.menuBar()
         file_menu = menu.addMenu("&File")
-        for act in (self.act_open, self.act_open_dicom, self.act_next, self.act_prev, None, self.act_checkpoint,
-                    self.act_result_dir, None, self.act_save, self.act_save_next, None, self.act_quit):
+        for act in (
+            self.act_open,
+            self.act_open_dicom,
+            self.act_next,
+            self.act_prev,
+            None,
+            self.act_checkpoint,
+            self.act_result_dir,
+            None,
+            self.act_save,
+            self.act_save_next,
+            None,
+            self.act_quit,
+        ):
             file_menu.addSeparator() if act is None else file_menu.addAction(act)
         edit_menu = menu.addMenu("&Annotate")
         for act in (self.act_segment, self.act_undo, self.act_clear):
             edit_menu.addAction(act)
         view_menu = menu.addMenu("&View")
-        for act in (self.act_zoom_in, self.act_zoom_out, self.act_fit, None, self.act_show_mask, self.act_show_gt,
-                    self.act_show_cam, None, self.act_opacity_down, self.act_opacity_up, self.act_reset_window,
-                    None, self.act_next_slice, self.act_prev_slice):
+        for act in (
+            self.act_zoom_in,
+            self.act_zoom_out,
+            self.act_fit,
+            None,
+            self.act_show_mask,
+            self.act_show_gt,
+            self.act_show_cam,
+            None,
+            self.act_opacity_down,
+            self.act_opacity_up,
+            self.act_reset_window,
+            None,
+            self.act_next_slice,
+            self.act_prev_slice,
+        ):
             view_menu.addSeparator() if act is None else view_menu.addAction(act)
         menu.addMenu("&Help").addAction(self.act_shortcuts)
 
         tools = QToolBar("Annotate", self)
         tools.setObjectName("annotate_toolbar")
         tools.setToolButtonStyle(Qt.ToolButtonTextBesideIcon)
-        for act in (self.act_open, self.act_prev, self.act_next, None, self.act_segment, self.act_undo,
-                    self.act_clear, self.act_save, None, self.act_fit):
+        for act in (
+            self.act_open,
+            self.act_prev,
+            self.act_next,
+            None,
+            self.act_segment,
+            self.act_undo,
+            self.act_clear,
+            self.act_save,
+            None,
+            self.act_fit,
+        ):
             tools.addSeparator() if act is None else tools.addAction(act)
         self.addToolBar(Qt.TopToolBarArea, tools)
 
@@ -321,9 +455,12 @@ class AnnotatorWindow(QMainWindow):
 
     def open_dialog(self) -> None:
         path, _ = QFileDialog.getOpenFileName(
-            self, "Open image", self._dialog_folder(),
+            self,
+            "Open image",
+            self._dialog_folder(),
             "Images (*.png *.jpg *.jpeg *.bmp *.tif *.tiff *.nii *.nii.gz *.mha *.mhd *.nrrd *.dcm);;"
-            "Prepared slices (*.npz);;All files (*)")
+            "Prepared slices (*.npz);;All files (*)",
+        )
         if path:
             self.open_path(path)
 
@@ -335,14 +472,16 @@ class AnnotatorWindow(QMainWindow):
     def checkpoint_dialog(self) -> None:
         current = self.controller.checkpoint_path
         start = str(current.parent) if current is not None else self._dialog_folder()
-        path, _ = QFileDialog.getOpenFileName(self, "Load weak checkpoint", start,
-                                              "WIML checkpoints (*.safetensors);;All files (*)")
+        path, _ = QFileDialog.getOpenFileName(
+            self, "Load weak checkpoint", start, "WIML checkpoints (*.safetensors);;All files (*)"
+        )
         if path:
             self.load_checkpoint(path)
 
     def result_dir_dialog(self) -> None:
-        path = QFileDialog.getExistingDirectory(self, "Result folder", str(self.controller.result_dir or
-                                                                           self._dialog_folder()))
+        path = QFileDialog.getExistingDirectory(
+            self, "Result folder", str(self.controller.result_dir or self._dialog_folder())
+        )
         if path:
             self._submit(setattr, self.controller, "result_dir", Path(path))
             self.statusBar().showMessage(f"results will be written under {path}", 5000)
@@ -357,9 +496,13 @@ class AnnotatorWindow(QMainWindow):
         headless = QGuiApplication.platformName() in ("offscreen", "minimal")
         if headless or not self.ask_to_save or not self.controller.dirty or self.worker.pending:
             return True
-        answer = QMessageBox.question(self, "Unsaved annotation",
-                                      f"Save the annotation of {self.snapshot.name} first?",
-                                      QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel, QMessageBox.Save)
+        answer = QMessageBox.question(
+            self,
+            "Unsaved annotation",
+            f"Save the annotation of {self.snapshot.name} first?",
+            QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel,
+            QMessageBox.Save,
+        )
         if answer == QMessageBox.Save:
             self.save()
         return answer != QMessageBox.Cancel
@@ -477,8 +620,9 @@ class AnnotatorWindow(QMainWindow):
 
     def _show_banner(self, text: str, background: str, colour: str) -> None:
         self.banner.setText(text)
-        self.banner.setStyleSheet(f"QLabel {{ background: {background}; color: {colour}; padding: 6px; "
-                                  "border-radius: 3px; }")
+        self.banner.setStyleSheet(
+            f"QLabel {{ background: {background}; color: {colour}; padding: 6px; border-radius: 3px; }}"
+        )
         self.banner.setVisible(True)
 
     def show_error(self, message: str) -> None:

@@ -31,8 +31,9 @@ from wiml.errors import InputError
 logger = logging.getLogger(__name__)
 
 
-def intensity_likelihood(image: np.ndarray, sample: np.ndarray, bins: int = 32,
-                         smoothing_bins: float = 1.0) -> np.ndarray:
+def intensity_likelihood(
+    image: np.ndarray, sample: np.ndarray, bins: int = 32, smoothing_bins: float = 1.0
+) -> np.ndarray:
     """Likelihood of every pixel's intensity under the histogram of ``sample``'s pixels.
 
     Args:
@@ -53,8 +54,14 @@ def intensity_likelihood(image: np.ndarray, sample: np.ndarray, bins: int = 32,
     return hist[idx].astype(np.float32)
 
 
-def appearance_posterior(image: np.ndarray, spatial: np.ndarray, fg: np.ndarray, bg: np.ndarray, bins: int = 32,
-                         smoothing_bins: float = 1.0) -> np.ndarray:
+def appearance_posterior(
+    image: np.ndarray,
+    spatial: np.ndarray,
+    fg: np.ndarray,
+    bg: np.ndarray,
+    bins: int = 32,
+    smoothing_bins: float = 1.0,
+) -> np.ndarray:
     """``s * L_fg / (s * L_fg + (1 - s) * L_bg)``: Bayes' rule with spatial prior ``s`` and intensity models.
 
     Args:
@@ -72,10 +79,22 @@ def appearance_posterior(image: np.ndarray, spatial: np.ndarray, fg: np.ndarray,
     return np.clip(num / np.maximum(num + (1.0 - spatial) * lb, 1e-12), 0.0, 1.0).astype(np.float32)
 
 
-def appearance_prior(image: np.ndarray, cam: np.ndarray, region: np.ndarray | None = None, *,
-                     fg_threshold: float = 0.5, bg_threshold: float = 0.1, spatial_floor: float = 0.2,
-                     blur_px: float = 2.0, bins: int = 32, smoothing_bins: float = 1.0, iterations: int = 0,
-                     lam: float = 5.0, sigma: float = 0.1, min_samples: int = 10) -> np.ndarray:
+def appearance_prior(
+    image: np.ndarray,
+    cam: np.ndarray,
+    region: np.ndarray | None = None,
+    *,
+    fg_threshold: float = 0.5,
+    bg_threshold: float = 0.1,
+    spatial_floor: float = 0.2,
+    blur_px: float = 2.0,
+    bins: int = 32,
+    smoothing_bins: float = 1.0,
+    iterations: int = 0,
+    lam: float = 5.0,
+    sigma: float = 0.1,
+    min_samples: int = 10,
+) -> np.ndarray:
     """Appearance-aware foreground probability from a CAM (see the module docstring; after GrabCut, 2004).
 
     Args:
@@ -103,12 +122,21 @@ def appearance_prior(image: np.ndarray, cam: np.ndarray, region: np.ndarray | No
     image = np.asarray(image, dtype=np.float32)
     cam = np.asarray(cam, dtype=np.float32)
     if image.ndim != 2 or cam.shape != image.shape:
-        raise InputError(f"image must be (H, W) and the CAM of the same shape; got {image.shape} and {cam.shape}")
+        raise InputError(
+            f"image must be (H, W) and the CAM of the same shape; got {image.shape} and {cam.shape}"
+        )
     if not (np.isfinite(image).all() and np.isfinite(cam).all()):
         raise InputError("image and CAM must be finite")
-    if not 0.0 <= bg_threshold < fg_threshold <= 1.0 or not 0.0 <= spatial_floor < 1.0 or bins < 2 or iterations < 0:
-        raise InputError(f"need 0 <= bg_threshold < fg_threshold <= 1, 0 <= spatial_floor < 1, bins >= 2, "
-                         f"iterations >= 0; got {bg_threshold}, {fg_threshold}, {spatial_floor}, {bins}, {iterations}")
+    if (
+        not 0.0 <= bg_threshold < fg_threshold <= 1.0
+        or not 0.0 <= spatial_floor < 1.0
+        or bins < 2
+        or iterations < 0
+    ):
+        raise InputError(
+            f"need 0 <= bg_threshold < fg_threshold <= 1, 0 <= spatial_floor < 1, bins >= 2, "
+            f"iterations >= 0; got {bg_threshold}, {fg_threshold}, {spatial_floor}, {bins}, {iterations}"
+        )
     cam = np.clip(cam, 0.0, 1.0)
     region = np.ones(image.shape, bool) if region is None else np.asarray(region, bool)
     if region.shape != image.shape:
@@ -151,7 +179,13 @@ class AppearanceConfig:
     iterations: int = 0
     min_samples: int = 10
 
-    def prior(self, image: np.ndarray, cam: np.ndarray, region: np.ndarray | None = None, lam: float = 5.0,
-              sigma: float = 0.1) -> np.ndarray:
+    def prior(
+        self,
+        image: np.ndarray,
+        cam: np.ndarray,
+        region: np.ndarray | None = None,
+        lam: float = 5.0,
+        sigma: float = 0.1,
+    ) -> np.ndarray:
         """:func:`appearance_prior` with these parameters; (H, W) float32 in [0, 1]."""
         return appearance_prior(image, cam, region, lam=lam, sigma=sigma, **dataclasses.asdict(self))

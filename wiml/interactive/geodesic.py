@@ -35,8 +35,9 @@ def _check(image: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray
     return np.ascontiguousarray(image, dtype=np.float32), seeds > 0
 
 
-def geodesic_distance(image: np.ndarray, seeds: np.ndarray, backend: str = "fastgeodis", lamb: float = 1.0,
-                      iterations: int = 2) -> np.ndarray:
+def geodesic_distance(
+    image: np.ndarray, seeds: np.ndarray, backend: str = "fastgeodis", lamb: float = 1.0, iterations: int = 2
+) -> np.ndarray:
     """Geodesic distance of every pixel to the nearest seed pixel.
 
     Args:

@@ -24,8 +24,14 @@ def _check_2d(name: str, arr: np.ndarray, shape: tuple[int, int] | None = None) 
     return arr
 
 
-def graph_cut(image: np.ndarray, fg_prob: np.ndarray, lam: float = 5.0, sigma: float = 0.1,
-              fg_seeds: np.ndarray | None = None, bg_seeds: np.ndarray | None = None) -> np.ndarray:
+def graph_cut(
+    image: np.ndarray,
+    fg_prob: np.ndarray,
+    lam: float = 5.0,
+    sigma: float = 0.1,
+    fg_seeds: np.ndarray | None = None,
+    bg_seeds: np.ndarray | None = None,
+) -> np.ndarray:
     """Segment ``image`` by max-flow / min-cut.
 
     Args:
@@ -63,5 +69,7 @@ def graph_cut(image: np.ndarray, fg_prob: np.ndarray, lam: float = 5.0, sigma: f
         if fg_seeds is not None:
             seeds[..., 1] = _check_2d("fg_seeds", fg_seeds, shape) > 0
             seeds[..., 0][seeds[..., 1] > 0] = 0  # a pixel clicked as both: the foreground click wins
-        out = maxflow.interactive_maxflow2d(img, prob, np.ascontiguousarray(seeds), (float(lam), float(sigma)))
+        out = maxflow.interactive_maxflow2d(
+            img, prob, np.ascontiguousarray(seeds), (float(lam), float(sigma))
+        )
     return (np.asarray(out) > 0).astype(np.uint8)

@@ -8,7 +8,7 @@ from scipy import ndimage
 
 def _disk(radius_px: int) -> np.ndarray:
     r = int(radius_px)
-    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
     return (yy * yy + xx * xx) <= r * r
 
 
@@ -34,9 +34,14 @@ def largest_component(mask: np.ndarray, keep: np.ndarray | None = None) -> np.nd
     return np.isin(labels, list(chosen)).astype(np.uint8)
 
 
-def postprocess_mask(mask: np.ndarray, largest: bool = True, open_radius_px: int = 1,
-                     close_radius_px: int = 1, fill_holes: bool = True,
-                     keep: np.ndarray | None = None) -> np.ndarray:
+def postprocess_mask(
+    mask: np.ndarray,
+    largest: bool = True,
+    open_radius_px: int = 1,
+    close_radius_px: int = 1,
+    fill_holes: bool = True,
+    keep: np.ndarray | None = None,
+) -> np.ndarray:
     """Clean a binary mask: opening, closing, hole filling, then the largest connected component.
 
     Args:

@@ -90,7 +90,7 @@ def clicks_to_reach(dice_per_step: list[float], threshold: float, max_clicks: in
         threshold: Dice target, e.g. 0.85.
         max_clicks: the cap (20): a slice that never reaches the target counts ``max_clicks``.
     """
-    for k, d in enumerate(dice_per_step[:max_clicks + 1]):
+    for k, d in enumerate(dice_per_step[: max_clicks + 1]):
         if d >= threshold:
             return k
     return max_clicks
@@ -130,9 +130,14 @@ class RobotResult:
         return clicks_to_reach([self.initial_dice] + self.dice_per_step, threshold, max_clicks)
 
 
-def simulate(session: RefinementSession, gt: np.ndarray, max_clicks: int = MAX_CLICKS,
-             target_dice: float | None = max(NOC_THRESHOLDS), jitter_px: float = 0.0,
-             rng: np.random.Generator | None = None) -> RobotResult:
+def simulate(
+    session: RefinementSession,
+    gt: np.ndarray,
+    max_clicks: int = MAX_CLICKS,
+    target_dice: float | None = max(NOC_THRESHOLDS),
+    jitter_px: float = 0.0,
+    rng: np.random.Generator | None = None,
+) -> RobotResult:
     """Let the robot user refine the session's current image until the Dice target or ``max_clicks``.
 
     The session must hold the image (``set_image``); the run starts from its initial mask (after a reset).

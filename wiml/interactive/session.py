@@ -59,7 +59,12 @@ class Click:
 
     def to_dict(self) -> dict:
         """``{"row", "col", "label", "t_s"}`` as in the interaction records of docs/architecture.md."""
-        return {"row": int(self.row), "col": int(self.col), "label": int(self.label), "t_s": round(self.t_s, 4)}
+        return {
+            "row": int(self.row),
+            "col": int(self.col),
+            "label": int(self.label),
+            "t_s": round(self.t_s, 4),
+        }
 
 
 def normalize_image(image: np.ndarray, value_range: tuple[float, float] | None = None) -> np.ndarray:
@@ -81,7 +86,9 @@ def normalize_image(image: np.ndarray, value_range: tuple[float, float] | None =
     if arr.ndim == 3 and arr.shape[-1] in (3, 4):
         arr = arr[..., :3].astype(np.float32).mean(axis=-1)
     if arr.ndim != 2 or arr.size == 0:
-        raise InputError(f"image must be a non-empty 2-D (H, W) array (or (H, W, 3) RGB), got shape {arr.shape}")
+        raise InputError(
+            f"image must be a non-empty 2-D (H, W) array (or (H, W, 3) RGB), got shape {arr.shape}"
+        )
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise InputError(f"image must be real-valued, got dtype {arr.dtype}")
     arr = arr.astype(np.float32)
@@ -115,11 +122,13 @@ def standardize(image: np.ndarray, smoothing_px: float = 0.0) -> np.ndarray:
 
 def _disk(radius_px: int) -> np.ndarray:
     r = int(radius_px)
-    yy, xx = np.mgrid[-r:r + 1, -r:r + 1]
+    yy, xx = np.mgrid[-r : r + 1, -r : r + 1]
     return (yy * yy + xx * xx) <= r * r
 
 
-def click_disks(shape: tuple[int, int], clicks: list[Click], radius_px: int = 2) -> tuple[np.ndarray, np.ndarray]:
+def click_disks(
+    shape: tuple[int, int], clicks: list[Click], radius_px: int = 2
+) -> tuple[np.ndarray, np.ndarray]:
     """Draw the clicks as disks.
 
     Args:
@@ -139,7 +148,7 @@ def click_disks(shape: tuple[int, int], clicks: list[Click], radius_px: int = 2)
     for c in clicks:
         r0, r1 = max(c.row - r, 0), min(c.row + r + 1, h)
         c0, c1 = max(c.col - r, 0), min(c.col + r + 1, w)
-        d = disk[r0 - (c.row - r):r1 - (c.row - r), c0 - (c.col - r):c1 - (c.col - r)]
+        d = disk[r0 - (c.row - r) : r1 - (c.row - r), c0 - (c.col - r) : c1 - (c.col - r)]
         (fg if c.label else bg)[r0:r1, c0:c1] |= d
         (bg if c.label else fg)[r0:r1, c0:c1] &= ~d
     return fg, bg
@@ -158,8 +167,9 @@ def nearest_point_distance(shape: tuple[int, int], points: list[tuple[int, int]]
     return np.sqrt(best)
 
 
-def combine_probabilities(prior: np.ndarray, fg_likelihood: np.ndarray | None = None,
-                          bg_likelihood: np.ndarray | None = None) -> np.ndarray:
+def combine_probabilities(
+    prior: np.ndarray, fg_likelihood: np.ndarray | None = None, bg_likelihood: np.ndarray | None = None
+) -> np.ndarray:
     """Foreground probability from the prior and the click likelihoods.
 
     The clicks override the prior as far as they reach: with ``c = max(L_fg, L_bg)`` (how much the clicks
@@ -186,8 +196,9 @@ def combine_probabilities(prior: np.ndarray, fg_likelihood: np.ndarray | None = 
     return np.clip(reach * favour + (1.0 - reach) * prior, 0.0, 1.0).astype(np.float32)
 
 
-def blend_previous_mask(prob: np.ndarray, previous_mask: np.ndarray, newest_likelihood: np.ndarray,
-                        mask_prior: float) -> np.ndarray:
+def blend_previous_mask(
+    prob: np.ndarray, previous_mask: np.ndarray, newest_likelihood: np.ndarray, mask_prior: float
+) -> np.ndarray:
     """Use the mask before a click as a prior where the click says little (this project's method).
 
     Each refinement re-runs the graph cut from all clicks, so without this a background click next to the
@@ -222,15 +233,31 @@ def region_of_interest(candidates: np.ndarray, margin_px: int) -> tuple[slice, s
     cols = np.flatnonzero(candidates.any(axis=0))
     h, w = candidates.shape
     m = int(margin_px)
-    return (slice(max(rows[0] - m, 0), min(rows[-1] + m + 1, h)),
-            slice(max(cols[0] - m, 0), min(cols[-1] + m + 1, w)))
+    return (
+        slice(max(rows[0] - m, 0), min(rows[-1] + m + 1, h)),
+        slice(max(cols[0] - m, 0), min(cols[-1] + m + 1, w)),
+    )
 
 
-def refine_mask(image: np.ndarray, prior: np.ndarray, clicks: list[Click], *, std_image: np.ndarray | None = None,
-                lam: float = 5.0, sigma: float = 0.1, click_radius_px: int = 2, backend: str = "fastgeodis",
-                likelihood_scale: float = 2.0, spatial_scale: float | None = 0.3, smoothing_px: float = 2.0,
-                roi_margin_px: int | None = 16, roi_threshold: float = 0.4, postprocess: bool = True,
-                previous_mask: np.ndarray | None = None, mask_prior: float = 0.0) -> np.ndarray:
+def refine_mask(
+    image: np.ndarray,
+    prior: np.ndarray,
+    clicks: list[Click],
+    *,
+    std_image: np.ndarray | None = None,
+    lam: float = 5.0,
+    sigma: float = 0.1,
+    click_radius_px: int = 2,
+    backend: str = "fastgeodis",
+    likelihood_scale: float = 2.0,
+    spatial_scale: float | None = 0.3,
+    smoothing_px: float = 2.0,
+    roi_margin_px: int | None = 16,
+    roi_threshold: float = 0.4,
+    postprocess: bool = True,
+    previous_mask: np.ndarray | None = None,
+    mask_prior: float = 0.0,
+) -> np.ndarray:
     """One refinement from scratch: geodesic likelihoods + prior -> interactive graph cut -> post-processing.
 
     Args:
@@ -287,13 +314,17 @@ def refine_mask(image: np.ndarray, prior: np.ndarray, clicks: list[Click], *, st
     prob = combine_probabilities(prior, lf, lb)
     if mask_prior > 0 and previous_mask is not None and clicks:
         if np.shape(previous_mask) != image.shape:
-            raise InputError(f"previous mask shape {np.shape(previous_mask)} does not match the image {image.shape}")
+            raise InputError(
+                f"previous mask shape {np.shape(previous_mask)} does not match the image {image.shape}"
+            )
         newest = clicks[-1]
         seeds = click_disks(image.shape, [Click(newest.row, newest.col, 1)], click_radius_px)[0]
         reach = click_likelihood(geodesic_distance(std_image, seeds, backend), likelihood_scale)
         if spatial_scale:
-            reach *= click_likelihood(nearest_point_distance(image.shape, [(newest.row, newest.col)]),
-                                      spatial_scale * max(image.shape))
+            reach *= click_likelihood(
+                nearest_point_distance(image.shape, [(newest.row, newest.col)]),
+                spatial_scale * max(image.shape),
+            )
         prob = blend_previous_mask(prob, previous_mask, reach, mask_prior)
     prob[fg_seeds] = 1.0
     prob[bg_seeds] = 0.0
@@ -304,7 +335,9 @@ def refine_mask(image: np.ndarray, prior: np.ndarray, clicks: list[Click], *, st
     out = np.zeros(image.shape, np.uint8)
     if roi is None:
         return out
-    cut = graph_cut(image[roi], prob[roi], lam=lam, sigma=sigma, fg_seeds=fg_seeds[roi], bg_seeds=bg_seeds[roi])
+    cut = graph_cut(
+        image[roi], prob[roi], lam=lam, sigma=sigma, fg_seeds=fg_seeds[roi], bg_seeds=bg_seeds[roi]
+    )
     if postprocess:
         cut = postprocess_mask(cut, keep=fg_seeds[roi])
         cut[bg_seeds[roi]] = 0
@@ -330,7 +363,7 @@ class RefinementConfig:
     cam_appearance: bool = True
     mask_prior: float = 0.5
 
-    def make_session(self) -> "RefinementSession":
+    def make_session(self) -> RefinementSession:
         return RefinementSession(**dataclasses.asdict(self))
 
 
@@ -378,15 +411,29 @@ class RefinementSession:
         InputError: a parameter is out of range.
     """
 
-    def __init__(self, lam: float = 5.0, sigma: float = 0.1, click_radius_px: int = 2, backend: str = "fastgeodis",
-                 likelihood_scale: float = 2.0, spatial_scale: float | None = 0.3, smoothing_px: float = 2.0,
-                 roi_margin_px: int | None = 16, roi_threshold: float = 0.4, empty_prior: float = 0.3,
-                 cam_threshold: float | None = None, cam_appearance: bool = True, mask_prior: float = 0.5) -> None:
+    def __init__(
+        self,
+        lam: float = 5.0,
+        sigma: float = 0.1,
+        click_radius_px: int = 2,
+        backend: str = "fastgeodis",
+        likelihood_scale: float = 2.0,
+        spatial_scale: float | None = 0.3,
+        smoothing_px: float = 2.0,
+        roi_margin_px: int | None = 16,
+        roi_threshold: float = 0.4,
+        empty_prior: float = 0.3,
+        cam_threshold: float | None = None,
+        cam_appearance: bool = True,
+        mask_prior: float = 0.5,
+    ) -> None:
         if backend not in BACKENDS:
             raise InputError(f"unknown geodesic backend {backend!r}; expected one of {BACKENDS}")
         if lam < 0 or sigma <= 0 or click_radius_px < 0 or likelihood_scale <= 0:
-            raise InputError(f"need lam >= 0, sigma > 0, click_radius_px >= 0, likelihood_scale > 0; got lam={lam}, "
-                             f"sigma={sigma}, click_radius_px={click_radius_px}, likelihood_scale={likelihood_scale}")
+            raise InputError(
+                f"need lam >= 0, sigma > 0, click_radius_px >= 0, likelihood_scale > 0; got lam={lam}, "
+                f"sigma={sigma}, click_radius_px={click_radius_px}, likelihood_scale={likelihood_scale}"
+            )
         if roi_margin_px is not None and roi_margin_px < 0:
             raise InputError(f"roi_margin_px must be >= 0 or None, got {roi_margin_px}")
         if cam_threshold is not None and not 0.0 < cam_threshold < 1.0:
@@ -420,8 +467,9 @@ class RefinementSession:
         self.last_seconds = 0.0
 
     # ------------------------------------------------------------------ image
-    def set_image(self, image: np.ndarray, cam: np.ndarray | None = None,
-                  value_range: tuple[float, float] | None = None) -> None:
+    def set_image(
+        self, image: np.ndarray, cam: np.ndarray | None = None, value_range: tuple[float, float] | None = None
+    ) -> None:
         """Start a new annotation; the current mask becomes the initial mask.
 
         Args:
@@ -454,7 +502,9 @@ class RefinementSession:
             from wiml.cam import body_mask
             from wiml.interactive.appearance import AppearanceConfig
 
-            self._prior = AppearanceConfig().prior(img, self._prior, body_mask(img), lam=self.lam, sigma=self.sigma)
+            self._prior = AppearanceConfig().prior(
+                img, self._prior, body_mask(img), lam=self.lam, sigma=self.sigma
+            )
         self._clicks = []
         self._history = []
         self._t0 = time.perf_counter()
@@ -488,12 +538,22 @@ class RefinementSession:
 
     def _refine(self, clicks: list[Click]) -> np.ndarray:
         t0 = time.perf_counter()
-        out = refine_mask(self._image, self._prior, clicks, std_image=self._std, lam=self.lam, sigma=self.sigma,
-                          click_radius_px=self.click_radius_px, backend=self.backend,
-                          likelihood_scale=self.likelihood_scale, spatial_scale=self.spatial_scale,
-                          roi_margin_px=self.roi_margin_px,
-                          roi_threshold=self.roi_threshold,
-                          previous_mask=self._mask if clicks else None, mask_prior=self.mask_prior)
+        out = refine_mask(
+            self._image,
+            self._prior,
+            clicks,
+            std_image=self._std,
+            lam=self.lam,
+            sigma=self.sigma,
+            click_radius_px=self.click_radius_px,
+            backend=self.backend,
+            likelihood_scale=self.likelihood_scale,
+            spatial_scale=self.spatial_scale,
+            roi_margin_px=self.roi_margin_px,
+            roi_threshold=self.roi_threshold,
+            previous_mask=self._mask if clicks else None,
+            mask_prior=self.mask_prior,
+        )
         self.last_seconds = time.perf_counter() - t0
         logger.debug("refinement with %d click(s): %.1f ms", len(clicks), 1000 * self.last_seconds)
         return out
@@ -520,8 +580,11 @@ class RefinementSession:
         """
         self._require_image()
         h, w = self._image.shape
-        if isinstance(row, bool) or isinstance(col, bool) or not (float(row).is_integer()
-                                                                   and float(col).is_integer()):
+        if (
+            isinstance(row, bool)
+            or isinstance(col, bool)
+            or not (float(row).is_integer() and float(col).is_integer())
+        ):
             raise InputError(f"click position must be integer pixels, got ({row}, {col})")
         row, col = int(row), int(col)
         if not (0 <= row < h and 0 <= col < w):

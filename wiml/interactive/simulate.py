@@ -82,8 +82,9 @@ class WiaSimConfig:
     refinement: RefinementConfig = dataclasses.field(default_factory=RefinementConfig)
 
 
-def refinement_image(image: np.ndarray, channel: int = 0,
-                     percentiles: tuple[float, float] = (0.5, 99.5)) -> np.ndarray:
+def refinement_image(
+    image: np.ndarray, channel: int = 0, percentiles: tuple[float, float] = (0.5, 99.5)
+) -> np.ndarray:
     """The (H, W) image in [0, 1] the refinement sees: one channel of a prepared slice, percentile-windowed
     as for the CAM's initial mask (:func:`wiml.cam.graph_cut_image`).
 
@@ -100,8 +101,9 @@ def refinement_image(image: np.ndarray, channel: int = 0,
     return graph_cut_image(arr, percentiles)
 
 
-def checkpoint_cam_source(checkpoint: str | Path, device: str = "auto", input_px: int | None = None,
-                          restrict_to_body: bool = True) -> CamSource:
+def checkpoint_cam_source(
+    checkpoint: str | Path, device: str = "auto", input_px: int | None = None, restrict_to_body: bool = True
+) -> CamSource:
     """CAM source from a weak checkpoint: :func:`wiml.cam.cam_for_image` of the loaded FPSNet.
 
     Args:
@@ -137,7 +139,10 @@ def select_slices(records: list[SliceRecord], areas: list[int], k: int) -> list[
     by_patient: dict[str, list[int]] = {}
     for i, rec in enumerate(records):
         by_patient.setdefault(rec.patient_id, []).append(i)
-    queues = [sorted(idx, key=lambda i: (-areas[i], records[i].slice_index)) for _, idx in sorted(by_patient.items())]
+    queues = [
+        sorted(idx, key=lambda i: (-areas[i], records[i].slice_index))
+        for _, idx in sorted(by_patient.items())
+    ]
     chosen: list[int] = []
     while len(chosen) < k and any(queues):
         for q in queues:
@@ -165,11 +170,15 @@ def write_wia_result(result_dir: Path, record: SliceRecord, result: RobotResult)
     record_path = result_dir / "recording" / f"{name}.json"
     _write_png(label_path, result.mask)
     payload = {
-        "image": str(record.path), "patient_id": record.patient_id, "slice_index": record.slice_index,
+        "image": str(record.path),
+        "patient_id": record.patient_id,
+        "slice_index": record.slice_index,
         "clicks": [c.to_dict() for c in result.clicks],
         "dice_per_step": [round(d, 6) for d in result.dice_per_step],
-        "initial_dice": round(result.initial_dice, 6), "final_dice": round(result.final_dice, 6),
-        "total_time_s": round(float(sum(result.seconds_per_click)), 4), "source": "wia-sim robot user",
+        "initial_dice": round(result.initial_dice, 6),
+        "final_dice": round(result.final_dice, 6),
+        "total_time_s": round(float(sum(result.seconds_per_click)), 4),
+        "source": "wia-sim robot user",
     }
     keep_previous_version(record_path)
     atomic_write_text(record_path, json.dumps(payload, indent=2))
@@ -178,9 +187,16 @@ def write_wia_result(result_dir: Path, record: SliceRecord, result: RobotResult)
 
 def _row(name: str, record: SliceRecord, mode: str, r: RobotResult, max_clicks: int, target_px: int) -> dict:
     steps = [r.dice_after(k) for k in range(1, max_clicks + 1)]
-    row = {"name": name, "patient_id": record.patient_id, "slice_index": record.slice_index, "mode": mode,
-           "target_px": target_px, "initial_dice": round(r.initial_dice, 4), "n_clicks": len(r.clicks),
-           "final_dice": round(r.final_dice, 4)}
+    row = {
+        "name": name,
+        "patient_id": record.patient_id,
+        "slice_index": record.slice_index,
+        "mode": mode,
+        "target_px": target_px,
+        "initial_dice": round(r.initial_dice, 4),
+        "n_clicks": len(r.clicks),
+        "final_dice": round(r.final_dice, 4),
+    }
     row.update({f"noc{int(round(t * 100))}": r.noc(t, max_clicks) for t in NOC_THRESHOLDS})
     row["s_per_click"] = round(float(np.mean(r.seconds_per_click)), 5) if r.seconds_per_click else ""
     row.update({f"dice_{k}": round(d, 4) for k, d in enumerate(steps, start=1)})
@@ -200,14 +216,18 @@ def summarize(rows: list[dict], max_clicks: int) -> dict:
         for t in NOC_THRESHOLDS:
             key = f"noc{int(round(t * 100))}"
             s[key] = float(np.mean([r[key] for r in sel]))
-            s[f"reached_{int(round(t * 100))}"] = float(np.mean([r[key] < max_clicks or r[f"dice_{max_clicks}"] >= t
-                                                                 for r in sel]))
+            s[f"reached_{int(round(t * 100))}"] = float(
+                np.mean([r[key] < max_clicks or r[f"dice_{max_clicks}"] >= t for r in sel])
+            )
         s["median_s_per_click"] = float(np.median(times)) if times else None
         out[mode] = {k: (round(v, 4) if isinstance(v, float) else v) for k, v in s.items()}
     if "cam" in out and "no_cam" in out:
-        out["clicks_saved_by_cam"] = {f"noc{int(round(t * 100))}": round(
-            out["no_cam"][f"noc{int(round(t * 100))}"] - out["cam"][f"noc{int(round(t * 100))}"], 4)
-            for t in NOC_THRESHOLDS}
+        out["clicks_saved_by_cam"] = {
+            f"noc{int(round(t * 100))}": round(
+                out["no_cam"][f"noc{int(round(t * 100))}"] - out["cam"][f"noc{int(round(t * 100))}"], 4
+            )
+            for t in NOC_THRESHOLDS
+        }
     return out
 
 
@@ -222,8 +242,9 @@ def plot_dice_vs_clicks(rows: list[dict], max_clicks: int, path: Path, title: st
     xs = np.arange(max_clicks + 1)
     for mode in dict.fromkeys(r["mode"] for r in rows):
         sel = [r for r in rows if r["mode"] == mode]
-        ys = [np.mean([r["initial_dice"] for r in sel])] + [np.mean([r[f"dice_{k}"] for r in sel])
-                                                            for k in range(1, max_clicks + 1)]
+        ys = [np.mean([r["initial_dice"] for r in sel])] + [
+            np.mean([r[f"dice_{k}"] for r in sel]) for k in range(1, max_clicks + 1)
+        ]
         ax.plot(xs, ys, marker="o", ms=3, label=f"{mode} (n={len(sel)})")
     for t in NOC_THRESHOLDS:
         ax.axhline(t, color="grey", lw=0.5, ls=":")
@@ -246,7 +267,9 @@ def plot_dice_vs_clicks(rows: list[dict], max_clicks: int, path: Path, title: st
     return path
 
 
-def run_wia_simulation(data: Path, out: Path, config: WiaSimConfig, cam_source: CamSource | None = None) -> dict:
+def run_wia_simulation(
+    data: Path, out: Path, config: WiaSimConfig, cam_source: CamSource | None = None
+) -> dict:
     """Run the robot user over the slices of ``config.split`` and write the outputs listed in the module doc.
 
     Args:
@@ -300,8 +323,14 @@ def run_wia_simulation(data: Path, out: Path, config: WiaSimConfig, cam_source: 
         for mode in modes:
             use_cam = cam if (mode == "cam" or (mode == "jitter" and main_mode == "cam")) else None
             session.set_image(img, use_cam)
-            result = simulate(session, gt, config.max_clicks, config.target_dice,
-                              jitter_px=config.jitter_px if mode == "jitter" else 0.0, rng=rng)
+            result = simulate(
+                session,
+                gt,
+                config.max_clicks,
+                config.target_dice,
+                jitter_px=config.jitter_px if mode == "jitter" else 0.0,
+                rng=rng,
+            )
             rows.append(_row(name, record, mode, result, config.max_clicks, areas[-1]))
             if mode == main_mode:
                 main_results.append(result)
@@ -320,8 +349,12 @@ def run_wia_simulation(data: Path, out: Path, config: WiaSimConfig, cam_source: 
     summary["config"] = to_dict(config)
     summary["data"] = str(data)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
-    plot_dice_vs_clicks(rows, config.max_clicks, out / "dice_vs_clicks.png",
-                        f"robot user: {config.split} split of {data.resolve().parent.name}/{data.name}, "
-                        f"{len(records)} slices")
+    plot_dice_vs_clicks(
+        rows,
+        config.max_clicks,
+        out / "dice_vs_clicks.png",
+        f"robot user: {config.split} split of {data.resolve().parent.name}/{data.name}, "
+        f"{len(records)} slices",
+    )
     logger.info("wia-sim: %d slices, modes %s -> %s", len(records), modes, out)
     return summary

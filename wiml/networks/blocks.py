@@ -38,8 +38,12 @@ class ChannelSE(nn.Module):
     def __init__(self, channels: int, reduction: int = 2) -> None:
         super().__init__()
         hidden = max(1, channels // reduction)
-        self.fc = nn.Sequential(nn.Conv2d(channels, hidden, 1), nn.ReLU(inplace=True),
-                                nn.Conv2d(hidden, channels, 1), nn.Sigmoid())
+        self.fc = nn.Sequential(
+            nn.Conv2d(channels, hidden, 1),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(hidden, channels, 1),
+            nn.Sigmoid(),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, C, H, W) -> (B, C, H, W), each channel scaled by a gate in (0, 1)."""
@@ -93,12 +97,20 @@ class ConvBlock(nn.Sequential):
         (B, in_channels, H, W) -> (B, out_channels, H, W).
     """
 
-    def __init__(self, in_channels: int, out_channels: int, norm: str = "batch", attention: str = "scse",
-                 dropout: float = 0.0) -> None:
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        norm: str = "batch",
+        attention: str = "scse",
+        dropout: float = 0.0,
+    ) -> None:
         layers: list[nn.Module] = [
-            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False), make_norm(norm, out_channels),
+            nn.Conv2d(in_channels, out_channels, 3, padding=1, bias=False),
+            make_norm(norm, out_channels),
             nn.ReLU(inplace=True),
-            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False), make_norm(norm, out_channels),
+            nn.Conv2d(out_channels, out_channels, 3, padding=1, bias=False),
+            make_norm(norm, out_channels),
             nn.ReLU(inplace=True),
         ]
         if dropout > 0:

@@ -66,13 +66,13 @@ class FPSNetConfig:
     dropout: float = 0.0
 
     @classmethod
-    def paper(cls, **changes) -> "FPSNetConfig":
+    def paper(cls, **changes) -> FPSNetConfig:
         """The original release's size: base width 64, 3-channel input, 1-channel seg, 2-class tags, depth 5."""
         values = dict(in_channels=3, out_channels=1, num_classes=2, base_width=64, depth=5)
         values.update(changes)
         return cls(**values)
 
-    def validate(self) -> "FPSNetConfig":
+    def validate(self) -> FPSNetConfig:
         """Check ranges and combinations.
 
         Raises:
@@ -89,8 +89,10 @@ class FPSNetConfig:
         if self.head not in ("fps", "separate"):
             raise ConfigError(f"model.head: {self.head!r} is not one of ['fps', 'separate']")
         if self.head == "fps" and self.cls_pool != "conv_gap" and self.num_classes != self.out_channels:
-            raise ConfigError(f"model.cls_pool={self.cls_pool!r} pools the segmentation logits, so num_classes "
-                              f"({self.num_classes}) must equal out_channels ({self.out_channels})")
+            raise ConfigError(
+                f"model.cls_pool={self.cls_pool!r} pools the segmentation logits, so num_classes "
+                f"({self.num_classes}) must equal out_channels ({self.out_channels})"
+            )
         if not 0.0 < self.topk_fraction <= 1.0:
             raise ConfigError(f"model.topk_fraction must be in (0, 1], got {self.topk_fraction}")
         if self.lse_r <= 0:
@@ -112,7 +114,9 @@ class FPSNetOutput(NamedTuple):
     cls: torch.Tensor
 
 
-def global_pool(logits: torch.Tensor, kind: str, lse_r: float = 4.0, topk_fraction: float = 0.02) -> torch.Tensor:
+def global_pool(
+    logits: torch.Tensor, kind: str, lse_r: float = 4.0, topk_fraction: float = 0.02
+) -> torch.Tensor:
     """Pool (B, K, H, W) maps to (B, K) scores.
 
     Args:
@@ -182,7 +186,7 @@ class FPSNet(nn.Module):
             self.cls_fc = nn.Sequential(nn.Dropout(c.dropout), nn.Linear(widths[-1], c.num_classes))
 
     @classmethod
-    def from_config(cls, config: dict | FPSNetConfig) -> "FPSNet":
+    def from_config(cls, config: dict | FPSNetConfig) -> FPSNet:
         """Build from a config dict (as stored in a checkpoint sidecar) or ``FPSNetConfig``."""
         return cls(config)
 
@@ -219,7 +223,9 @@ class FPSNet(nn.Module):
             raise InputError(f"FPSNet expects (B, {c.in_channels}, H, W) input, got {tuple(x.shape)}")
         d = self.size_divisor
         if x.shape[2] % d or x.shape[3] % d:
-            raise InputError(f"FPSNet(depth={c.depth}) needs H and W divisible by {d}, got {tuple(x.shape[2:])}")
+            raise InputError(
+                f"FPSNet(depth={c.depth}) needs H and W divisible by {d}, got {tuple(x.shape[2:])}"
+            )
         skips = []
         for i, enc in enumerate(self.encoders):
             x = enc(x if i == 0 else self.pool(x))

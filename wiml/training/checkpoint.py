@@ -44,8 +44,13 @@ def _versions() -> dict[str, str]:
 
     import wiml
 
-    return {"wiml": wiml.__version__, "torch": torch.__version__, "numpy": numpy.__version__,
-            "safetensors": safetensors.__version__, "python": platform.python_version()}
+    return {
+        "wiml": wiml.__version__,
+        "torch": torch.__version__,
+        "numpy": numpy.__version__,
+        "safetensors": safetensors.__version__,
+        "python": platform.python_version(),
+    }
 
 
 def unwrap(model: nn.Module) -> nn.Module:
@@ -75,10 +80,18 @@ def save_checkpoint(path: str | Path, model: nn.Module, extra: dict[str, Any] | 
     model = unwrap(model)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
     with atomic_path(path) as tmp:
-        save_file(tensors, str(tmp), metadata={"architecture": ARCHITECTURE, "format_version": str(FORMAT_VERSION)})
-    sidecar = {"architecture": ARCHITECTURE, "format_version": FORMAT_VERSION,
-               "model_config": model.config_dict(), "versions": _versions(),
-               "weights_file": path.name, "weights_bytes": path.stat().st_size, "weights_sha256": _sha256(path)}
+        save_file(
+            tensors, str(tmp), metadata={"architecture": ARCHITECTURE, "format_version": str(FORMAT_VERSION)}
+        )
+    sidecar = {
+        "architecture": ARCHITECTURE,
+        "format_version": FORMAT_VERSION,
+        "model_config": model.config_dict(),
+        "versions": _versions(),
+        "weights_file": path.name,
+        "weights_bytes": path.stat().st_size,
+        "weights_sha256": _sha256(path),
+    }
     sidecar.update(extra or {})
     atomic_write_text(sidecar_path(path), json.dumps(sidecar, indent=2, sort_keys=False, default=str))
     return path
@@ -92,8 +105,11 @@ def read_sidecar(path: str | Path) -> dict:
     """
     side = sidecar_path(path)
     if not side.is_file():
-        raise CheckpointError(f"checkpoint sidecar {side.name} not found (expected a WIML checkpoint: "
-                              "<name>.safetensors + <name>.json)", Path(path))
+        raise CheckpointError(
+            f"checkpoint sidecar {side.name} not found (expected a WIML checkpoint: "
+            "<name>.safetensors + <name>.json)",
+            Path(path),
+        )
     try:
         meta = json.loads(side.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
@@ -133,12 +149,16 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
     meta = read_sidecar(path)
     size = path.stat().st_size
     if "weights_bytes" in meta and size != meta["weights_bytes"]:
-        raise CheckpointError(f"weights file is {size} bytes, the sidecar says {meta['weights_bytes']} "
-                              "(truncated or replaced)", path)
+        raise CheckpointError(
+            f"weights file is {size} bytes, the sidecar says {meta['weights_bytes']} (truncated or replaced)",
+            path,
+        )
     try:
         tensors = load_file(str(path), device="cpu")
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
-        raise CheckpointError(f"not a readable safetensors file ({exc}); pickled checkpoints are refused", path) from exc
+        raise CheckpointError(
+            f"not a readable safetensors file ({exc}); pickled checkpoints are refused", path
+        ) from exc
     try:
         model = FPSNet.from_config(meta["model_config"])
     except ConfigError as exc:
@@ -171,8 +191,11 @@ def load_training_state(path: str | Path, device: str | torch.device = "cpu") ->
     try:
         state = torch.load(path, map_location=device, weights_only=True)
     except (pickle.UnpicklingError, RuntimeError, EOFError, OSError, ValueError, AttributeError) as exc:
-        raise CheckpointError(f"cannot read training state safely ({exc.__class__.__name__}: "
-                              f"{str(exc).splitlines()[0] if str(exc) else ''})", path) from exc
+        raise CheckpointError(
+            f"cannot read training state safely ({exc.__class__.__name__}: "
+            f"{str(exc).splitlines()[0] if str(exc) else ''})",
+            path,
+        ) from exc
     if not isinstance(state, dict) or "epoch" not in state or "model" not in state:
         raise CheckpointError("training state lacks 'epoch'/'model'", path)
     return state

@@ -35,8 +35,14 @@ class SliceDataset(Dataset):
         InputError: ``records`` is empty.
     """
 
-    def __init__(self, records: Sequence[SliceRecord], transform=None, use_masks: bool = False,
-                 cache: bool = True, seed: int = 0) -> None:
+    def __init__(
+        self,
+        records: Sequence[SliceRecord],
+        transform=None,
+        use_masks: bool = False,
+        cache: bool = True,
+        seed: int = 0,
+    ) -> None:
         if not records:
             raise InputError("no slices to train or validate on (check the manifest's split column)")
         self.records = list(records)
@@ -82,9 +88,18 @@ class SliceDataset(Dataset):
             if mask is not None:
                 mask = np.asarray(item["mask"])[0].round().astype(np.uint8)
         has_mask = mask is not None
-        mask_t = torch.from_numpy(mask.astype(np.int64)) if has_mask else torch.zeros(image.shape[1:], dtype=torch.int64)
-        return {"image": torch.from_numpy(np.ascontiguousarray(image)), "tag": torch.tensor(float(rec.tag)),
-                "mask": mask_t, "has_mask": torch.tensor(has_mask), "index": torch.tensor(i)}
+        mask_t = (
+            torch.from_numpy(mask.astype(np.int64))
+            if has_mask
+            else torch.zeros(image.shape[1:], dtype=torch.int64)
+        )
+        return {
+            "image": torch.from_numpy(np.ascontiguousarray(image)),
+            "tag": torch.tensor(float(rec.tag)),
+            "mask": mask_t,
+            "has_mask": torch.tensor(has_mask),
+            "index": torch.tensor(i),
+        }
 
 
 def class_balanced_weights(tags: Sequence[int]) -> np.ndarray:
@@ -120,8 +135,9 @@ class WeightedEpochSampler(Sampler[int]):
         InputError: empty weights, negative weights or all zero.
     """
 
-    def __init__(self, weights: Sequence[float], num_samples: int, seed: int = 0, rank: int = 0,
-                 world_size: int = 1) -> None:
+    def __init__(
+        self, weights: Sequence[float], num_samples: int, seed: int = 0, rank: int = 0, world_size: int = 1
+    ) -> None:
         w = torch.as_tensor(np.asarray(weights, dtype=np.float64))
         if w.numel() == 0 or (w < 0).any() or w.sum() <= 0:
             raise InputError("sampling weights must be non-negative with a positive sum")
@@ -138,7 +154,7 @@ class WeightedEpochSampler(Sampler[int]):
     def __iter__(self):
         g = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
         idx = torch.multinomial(self.weights, self.total, replacement=True, generator=g)
-        return iter(idx[self.rank::self.world_size].tolist())
+        return iter(idx[self.rank :: self.world_size].tolist())
 
     def __len__(self) -> int:
         return self.total // self.world_size

@@ -69,8 +69,10 @@ def segmentation_loss(seg_logits: torch.Tensor, masks: torch.Tensor, kind: str =
         ValueError: unknown ``kind`` or shapes that do not fit.
     """
     if seg_logits.ndim != 4 or masks.shape != (seg_logits.shape[0],) + tuple(seg_logits.shape[2:]):
-        raise ValueError(f"seg_logits (B,K,H,W) {tuple(seg_logits.shape)} and masks (B,H,W) "
-                         f"{tuple(masks.shape)} do not fit")
+        raise ValueError(
+            f"seg_logits (B,K,H,W) {tuple(seg_logits.shape)} and masks (B,H,W) "
+            f"{tuple(masks.shape)} do not fit"
+        )
     k = seg_logits.shape[1]
     target = masks[:, None].to(seg_logits.dtype)
     if kind in ("bce", "ce"):
@@ -88,8 +90,14 @@ def segmentation_loss(seg_logits: torch.Tensor, masks: torch.Tensor, kind: str =
     return loss(seg_logits, target)
 
 
-def mixed_loss(seg_logits: torch.Tensor, cls_logits: torch.Tensor, tags: torch.Tensor, masks: torch.Tensor,
-               strong: torch.Tensor, config: MixedLossConfig | None = None) -> MixedLossTerms:
+def mixed_loss(
+    seg_logits: torch.Tensor,
+    cls_logits: torch.Tensor,
+    tags: torch.Tensor,
+    masks: torch.Tensor,
+    strong: torch.Tensor,
+    config: MixedLossConfig | None = None,
+) -> MixedLossTerms:
     """MSL loss: tag loss on every slice + weighted segmentation loss on the strong slices only
     (+ optionally, ``negative_weight`` x cross-entropy to an empty mask on tag-negative weak slices).
 
@@ -137,9 +145,17 @@ def make_mixed_loss(config: MixedLossConfig | None = None):
     return loss_fn
 
 
-def mixed_batches(n_items: int, strong_indices: Sequence[int], batch_size: int, strong_per_batch: int = 1,
-                  seed: int = 0, epoch: int = 0, rank: int = 0, world_size: int = 1,
-                  max_batches: int | None = None) -> list[list[int]]:
+def mixed_batches(
+    n_items: int,
+    strong_indices: Sequence[int],
+    batch_size: int,
+    strong_per_batch: int = 1,
+    seed: int = 0,
+    epoch: int = 0,
+    rank: int = 0,
+    world_size: int = 1,
+    max_batches: int | None = None,
+) -> list[list[int]]:
     """Batches of dataset indices in which every batch holds ``strong_per_batch`` strong slices.
 
     The weak (non-strong) slices are shuffled and cut into chunks of ``batch_size - strong_per_batch`` (the
@@ -179,14 +195,14 @@ def mixed_batches(n_items: int, strong_indices: Sequence[int], batch_size: int, 
     if n_strong == 0:
         pool = np.concatenate([weak, np.array(strong, dtype=np.int64)])
         rng.shuffle(pool)
-        batches = [pool[i:i + batch_size].tolist() for i in range(0, len(pool), batch_size)]
+        batches = [pool[i : i + batch_size].tolist() for i in range(0, len(pool), batch_size)]
     else:
         per_weak = batch_size - n_strong
         if per_weak == 0 or len(weak) == 0:
             n_batches = max(1, math.ceil(len(strong) / n_strong))
             chunks = [[] for _ in range(n_batches)]
         else:
-            chunks = [weak[i:i + per_weak].tolist() for i in range(0, len(weak), per_weak)]
+            chunks = [weak[i : i + per_weak].tolist() for i in range(0, len(weak), per_weak)]
             if len(chunks[-1]) < per_weak:  # fill the last chunk so that every batch is full
                 chunks[-1] += rng.choice(weak, per_weak - len(chunks[-1])).tolist()
         cycle: list[int] = []
@@ -224,8 +240,17 @@ class MixedSampler(torch.utils.data.Sampler):
         max_batches: batches per epoch at most (None = every weak slice once per epoch).
     """
 
-    def __init__(self, n_items: int, strong_indices: Sequence[int], batch_size: int, strong_per_batch: int = 1,
-                 seed: int = 0, rank: int = 0, world_size: int = 1, max_batches: int | None = None) -> None:
+    def __init__(
+        self,
+        n_items: int,
+        strong_indices: Sequence[int],
+        batch_size: int,
+        strong_per_batch: int = 1,
+        seed: int = 0,
+        rank: int = 0,
+        world_size: int = 1,
+        max_batches: int | None = None,
+    ) -> None:
         self.n_items = n_items
         self.strong_indices = list(strong_indices)
         self.batch_size = batch_size
@@ -242,8 +267,17 @@ class MixedSampler(torch.utils.data.Sampler):
 
     def batches(self) -> list[list[int]]:
         """This epoch's batches for this rank."""
-        return mixed_batches(self.n_items, self.strong_indices, self.batch_size, self.strong_per_batch,
-                             self.seed, self.epoch, self.rank, self.world_size, self.max_batches)
+        return mixed_batches(
+            self.n_items,
+            self.strong_indices,
+            self.batch_size,
+            self.strong_per_batch,
+            self.seed,
+            self.epoch,
+            self.rank,
+            self.world_size,
+            self.max_batches,
+        )
 
     def __iter__(self) -> Iterator[int]:
         return iter([i for batch in self.batches() for i in batch])

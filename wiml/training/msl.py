@@ -81,7 +81,8 @@ class MSLConfig:
 
     model: FPSNetConfig = dataclasses.field(default_factory=lambda: FPSNetConfig(in_channels=0))
     trainer: TrainerConfig = dataclasses.field(
-        default_factory=lambda: TrainerConfig(epochs=10, batch_size=8, monitor="dice", monitor_mode="max"))
+        default_factory=lambda: TrainerConfig(epochs=10, batch_size=8, monitor="dice", monitor_mode="max")
+    )
     optim: OptimConfig = dataclasses.field(default_factory=lambda: OptimConfig(lr=1e-3))
     augment: AugmentConfig = dataclasses.field(default_factory=AugmentConfig)
     data: DataConfig = dataclasses.field(default_factory=DataConfig)
@@ -103,8 +104,9 @@ class StrongLabelDataset(SliceDataset):
         transform, cache, seed: as :class:`wiml.training.data.SliceDataset`.
     """
 
-    def __init__(self, records, strong_masks: dict[int, np.ndarray], transform=None, cache: bool = True,
-                 seed: int = 0) -> None:
+    def __init__(
+        self, records, strong_masks: dict[int, np.ndarray], transform=None, cache: bool = True, seed: int = 0
+    ) -> None:
         super().__init__(records, transform, use_masks=False, cache=cache, seed=seed)
         self.strong_masks = dict(strong_masks)
 
@@ -127,8 +129,12 @@ def dice_val_step(threshold: float = 0.5, gate_with_tag: bool = False):
         if gate_with_tag:
             pred = pred & (tag_probability(out.cls) >= 0.5)[:, None, None]
         gt = batch["mask"] > 0
-        return {"inter": (pred & gt).sum(dim=(1, 2)).cpu().numpy(), "pred": pred.sum(dim=(1, 2)).cpu().numpy(),
-                "gt": gt.sum(dim=(1, 2)).cpu().numpy(), "index": batch["index"].cpu().numpy()}
+        return {
+            "inter": (pred & gt).sum(dim=(1, 2)).cpu().numpy(),
+            "pred": pred.sum(dim=(1, 2)).cpu().numpy(),
+            "gt": gt.sum(dim=(1, 2)).cpu().numpy(),
+            "index": batch["index"].cpu().numpy(),
+        }
 
     return step
 
@@ -144,14 +150,17 @@ def dice_val_metrics(records: list[SliceRecord]):
             if gt > 0:
                 slice_dice.append(2.0 * inter / (pred + gt))
         patient = [1.0 if p + g == 0 else 2.0 * i / (p + g) for i, p, g in sums.values()]
-        return {"dice": float(np.mean(patient)) if patient else float("nan"),
-                "dice_slice": float(np.mean(slice_dice)) if slice_dice else float("nan")}
+        return {
+            "dice": float(np.mean(patient)) if patient else float("nan"),
+            "dice_slice": float(np.mean(slice_dice)) if slice_dice else float("nan"),
+        }
 
     return reduce
 
 
-def load_strong_labels(config: MSLConfig, train_records: list[SliceRecord], data_dir: Path,
-                       seed: int) -> tuple[dict[int, np.ndarray], list[dict]]:
+def load_strong_labels(
+    config: MSLConfig, train_records: list[SliceRecord], data_dir: Path, seed: int
+) -> tuple[dict[int, np.ndarray], list[dict]]:
     """The strong labels of a mixed / strong-only run (``{train index: mask}``, WIA recordings)."""
     sc = config.strong
     if sc.source == "wia":
@@ -169,25 +178,35 @@ def _build_model(config: MSLConfig, records: list[SliceRecord], device) -> tuple
     channels = infer_in_channels(records)
     if config.init == "weak":
         if not config.init_checkpoint:
-            raise ConfigError("init=weak needs init_checkpoint (the weak model, e.g. RUN/weak/best.safetensors); "
-                              "or set init=scratch")
+            raise ConfigError(
+                "init=weak needs init_checkpoint (the weak model, e.g. RUN/weak/best.safetensors); "
+                "or set init=scratch"
+            )
         model, meta = load_model(config.init_checkpoint, device)
         if model.config.in_channels != channels:
-            raise InputError(f"the weak model takes {model.config.in_channels} channel(s), the slices have "
-                             f"{channels}", Path(config.init_checkpoint))
+            raise InputError(
+                f"the weak model takes {model.config.in_channels} channel(s), the slices have {channels}",
+                Path(config.init_checkpoint),
+            )
         model.train()
         return model, {"init": str(config.init_checkpoint), "init_epoch": meta.get("epoch")}
     cfg = config.model
     if cfg.in_channels == 0:
         cfg = dataclasses.replace(cfg, in_channels=channels)
     elif cfg.in_channels != channels:
-        raise InputError(f"model.in_channels={cfg.in_channels} but the slices have {channels} channel(s)",
-                         records[0].path)
+        raise InputError(
+            f"model.in_channels={cfg.in_channels} but the slices have {channels} channel(s)", records[0].path
+        )
     return FPSNet(cfg).to(device), {"init": "scratch"}
 
 
-def train_msl(config: MSLConfig, data_dir: str | Path, out_dir: str | Path, resume: bool = False,
-              stop_after: int | None = None) -> dict:
+def train_msl(
+    config: MSLConfig,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    resume: bool = False,
+    stop_after: int | None = None,
+) -> dict:
     """Train FPSNet on tags + K strong labels (or a supervised baseline, see ``config.mode``).
 
     Args:
@@ -224,8 +243,9 @@ def train_msl(config: MSLConfig, data_dir: str | Path, out_dir: str | Path, resu
             strong_idx = sorted(strong)
             if config.mode == "strong_only":
                 sub = [train_records[i] for i in strong_idx]
-                train_ds = StrongLabelDataset(sub, {j: strong[i] for j, i in enumerate(strong_idx)}, transform,
-                                              seed=tc.seed)
+                train_ds = StrongLabelDataset(
+                    sub, {j: strong[i] for j, i in enumerate(strong_idx)}, transform, seed=tc.seed
+                )
             else:
                 train_ds = StrongLabelDataset(train_records, strong, transform, seed=tc.seed)
         loss_cfg = config.loss
@@ -233,46 +253,89 @@ def train_msl(config: MSLConfig, data_dir: str | Path, out_dir: str | Path, resu
             loss_cfg = dataclasses.replace(loss_cfg, tag_weight=0.0)
         if config.mode == "mixed":
             max_batches = -(-tc.samples_per_epoch // tc.batch_size) if tc.samples_per_epoch else None
-            sampler = MixedSampler(len(train_ds), strong_idx, tc.batch_size, config.strong_per_batch, tc.seed,
-                                   dist.rank, dist.world_size, max_batches)
+            sampler = MixedSampler(
+                len(train_ds),
+                strong_idx,
+                tc.batch_size,
+                config.strong_per_batch,
+                tc.seed,
+                dist.rank,
+                dist.world_size,
+                max_batches,
+            )
         else:
             # supervised baselines: plain shuffled batches; a tiny set (K strong slices) is repeated so that an
             # epoch has at least 8 batches
             per_epoch = tc.samples_per_epoch or max(len(train_ds), tc.batch_size * 8)
             repeats = -(-per_epoch // len(train_ds))
-            sampler = MixedSampler(len(train_ds) * repeats, [], tc.batch_size, 0, tc.seed, dist.rank, dist.world_size,
-                                   max_batches=-(-per_epoch // tc.batch_size))
+            sampler = MixedSampler(
+                len(train_ds) * repeats,
+                [],
+                tc.batch_size,
+                0,
+                tc.seed,
+                dist.rank,
+                dist.world_size,
+                max_batches=-(-per_epoch // tc.batch_size),
+            )
             sampler = _ModuloSampler(sampler, len(train_ds))
-        train_loader = DataLoader(train_ds, batch_size=tc.batch_size, sampler=sampler, num_workers=tc.num_workers)
+        train_loader = DataLoader(
+            train_ds, batch_size=tc.batch_size, sampler=sampler, num_workers=tc.num_workers
+        )
         val_loader = None
         if val_records and dist.is_main:
-            val_loader = DataLoader(SliceDataset(val_records, None, use_masks=True), batch_size=tc.batch_size,
-                                    shuffle=False, num_workers=tc.num_workers)
+            val_loader = DataLoader(
+                SliceDataset(val_records, None, use_masks=True),
+                batch_size=tc.batch_size,
+                shuffle=False,
+                num_workers=tc.num_workers,
+            )
         elif not val_records:
-            logger.warning("no %r slices with masks: no validation, best.safetensors = last epoch",
-                           config.data.val_split)
-        strong_info = {"mode": config.mode, "source": config.strong.source if config.mode != "full" else "gt-all",
-                       "slices": [slice_name(train_records[i]) for i in strong_idx] if config.mode != "full" else [],
-                       "n_strong": len(strong_idx),
-                       "clicks": [len(r.get("clicks", [])) for r in recordings],
-                       "annotation_time_s": [r.get("total_time_s") for r in recordings]}
+            logger.warning(
+                "no %r slices with masks: no validation, best.safetensors = last epoch", config.data.val_split
+            )
+        strong_info = {
+            "mode": config.mode,
+            "source": config.strong.source if config.mode != "full" else "gt-all",
+            "slices": [slice_name(train_records[i]) for i in strong_idx] if config.mode != "full" else [],
+            "n_strong": len(strong_idx),
+            "clicks": [len(r.get("clicks", [])) for r in recordings],
+            "annotation_time_s": [r.get("total_time_s") for r in recordings],
+        }
         if dist.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
             save_config(resolved, out_dir / "config.yaml")
             atomic_write_text(out_dir / "strong_labels.json", json.dumps(strong_info, indent=2))
         size = int(train_ds[0]["image"].shape[-1])
-        trainer = Trainer(model, make_mixed_loss(loss_cfg), train_loader, out_dir, tc, config.optim, device,
-                          val_loader=val_loader,
-                          val_step=dice_val_step(config.val_threshold,
-                                                 config.mode == "mixed" and config.loss.tag_weight > 0),
-                          val_metrics=dice_val_metrics(val_records), dist=dist, kind=f"msl-{config.mode}",
-                          run_config={**to_dict(resolved), "data_dir": str(data_dir), "image_size": size,
-                                      **init_info})
+        trainer = Trainer(
+            model,
+            make_mixed_loss(loss_cfg),
+            train_loader,
+            out_dir,
+            tc,
+            config.optim,
+            device,
+            val_loader=val_loader,
+            val_step=dice_val_step(
+                config.val_threshold, config.mode == "mixed" and config.loss.tag_weight > 0
+            ),
+            val_metrics=dice_val_metrics(val_records),
+            dist=dist,
+            kind=f"msl-{config.mode}",
+            run_config={**to_dict(resolved), "data_dir": str(data_dir), "image_size": size, **init_info},
+        )
         summary = trainer.fit(resume=resume, stop_after=stop_after)
     finally:
         cleanup(dist)
-    summary.update(n_train=len(train_records), n_val=len(val_records), n_strong=len(strong_idx),
-                   strong=strong_info["slices"], out_dir=str(out_dir), world_size=dist.world_size, **init_info)
+    summary.update(
+        n_train=len(train_records),
+        n_val=len(val_records),
+        n_strong=len(strong_idx),
+        strong=strong_info["slices"],
+        out_dir=str(out_dir),
+        world_size=dist.world_size,
+        **init_info,
+    )
     return summary
 
 

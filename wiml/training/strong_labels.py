@@ -28,7 +28,9 @@ def slice_name(record: SliceRecord) -> str:
     return f"{record.patient_id}_{record.slice_index:04d}"
 
 
-def select_strong_slices(records: Sequence[SliceRecord], k: int, mode: str = "spread", seed: int = 0) -> list[int]:
+def select_strong_slices(
+    records: Sequence[SliceRecord], k: int, mode: str = "spread", seed: int = 0
+) -> list[int]:
     """Choose ``k`` tag-positive slices to label strongly.
 
     Args:
@@ -74,8 +76,9 @@ def gt_strong_labels(records: Sequence[SliceRecord], indices: Sequence[int]) -> 
     return out
 
 
-def wia_strong_labels(records: Sequence[SliceRecord], result_dir: str | Path,
-                      all_records: Sequence[SliceRecord] | None = None) -> tuple[dict[int, np.ndarray], list[dict]]:
+def wia_strong_labels(
+    records: Sequence[SliceRecord], result_dir: str | Path, all_records: Sequence[SliceRecord] | None = None
+) -> tuple[dict[int, np.ndarray], list[dict]]:
     """Read WIA strong labels and match them to the training records by name.
 
     Args:
@@ -95,9 +98,12 @@ def wia_strong_labels(records: Sequence[SliceRecord], result_dir: str | Path,
     result_dir = Path(result_dir)
     label_dir = result_dir if result_dir.name == "strong_label" else result_dir / "strong_label"
     if not label_dir.is_dir():
-        raise InputError("WIA strong_label folder not found (run `wiml wia-sim` or the annotation GUI first)",
-                         label_dir)
-    files = sorted(p for p in label_dir.iterdir() if p.suffix.lower() == ".png" and not _is_previous_version(p))
+        raise InputError(
+            "WIA strong_label folder not found (run `wiml wia-sim` or the annotation GUI first)", label_dir
+        )
+    files = sorted(
+        p for p in label_dir.iterdir() if p.suffix.lower() == ".png" and not _is_previous_version(p)
+    )
     if not files:
         raise InputError("no strong label (*.png) found", label_dir)
     by_name = {slice_name(r): i for i, r in enumerate(records)}
@@ -107,14 +113,19 @@ def wia_strong_labels(records: Sequence[SliceRecord], result_dir: str | Path,
         name = path.stem
         if name not in by_name:
             where = other.get(name)
-            reason = (f"it belongs to the {where!r} split and would leak into training" if where
-                      else "no prepared training slice has this name")
+            reason = (
+                f"it belongs to the {where!r} split and would leak into training"
+                if where
+                else "no prepared training slice has this name"
+            )
             raise InputError(f"strong label {name!r} cannot be used: {reason}", path)
         idx = by_name[name]
         mask = (read_slice(path) > 0).astype(np.uint8)
         image, _ = load_slice(records[idx])
         if mask.shape != image.shape[1:]:
-            raise InputError(f"strong label shape {mask.shape} differs from the slice {image.shape[1:]}", path)
+            raise InputError(
+                f"strong label shape {mask.shape} differs from the slice {image.shape[1:]}", path
+            )
         masks[idx] = mask
         rec_path = label_dir.parent / "recording" / f"{name}.json"
         if rec_path.is_file():

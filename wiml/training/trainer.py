@@ -141,10 +141,22 @@ class Trainer:
         ConfigError: a validation loader without ``val_step`` / ``val_metrics``.
     """
 
-    def __init__(self, model: nn.Module, loss_fn: LossFn, train_loader, out_dir: str | Path,
-                 config: TrainerConfig, optim: OptimConfig, device: torch.device, val_loader=None,
-                 val_step: ValStep | None = None, val_metrics: ValMetrics | None = None,
-                 dist: DistInfo | None = None, kind: str = "weak", run_config: dict | None = None) -> None:
+    def __init__(
+        self,
+        model: nn.Module,
+        loss_fn: LossFn,
+        train_loader,
+        out_dir: str | Path,
+        config: TrainerConfig,
+        optim: OptimConfig,
+        device: torch.device,
+        val_loader=None,
+        val_step: ValStep | None = None,
+        val_metrics: ValMetrics | None = None,
+        dist: DistInfo | None = None,
+        kind: str = "weak",
+        run_config: dict | None = None,
+    ) -> None:
         if val_loader is not None and (val_step is None or val_metrics is None):
             raise ConfigError("a validation loader needs val_step and val_metrics")
         self.model = model
@@ -163,8 +175,8 @@ class Trainer:
         optimizer_cls = torch.optim.Adam if optim.name == "adam" else torch.optim.AdamW
         self.optimizer = optimizer_cls(model.parameters(), lr=optim.lr, weight_decay=optim.weight_decay)
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
-            self.optimizer,
-            lambda e: cosine_factor(e, config.epochs, optim.warmup_epochs, optim.min_lr_ratio))
+            self.optimizer, lambda e: cosine_factor(e, config.epochs, optim.warmup_epochs, optim.min_lr_ratio)
+        )
         self.start_epoch = 0
         self.best: float | None = None
         self.best_epoch = 0
@@ -207,8 +219,12 @@ class Trainer:
         self.net.train()
         sums: dict[str, float] = {}
         n = 0
-        bar = tqdm(self.train_loader, desc=f"epoch {epoch + 1}/{self.config.epochs}", leave=False,
-                   disable=not (self.config.progress and self.dist.is_main))
+        bar = tqdm(
+            self.train_loader,
+            desc=f"epoch {epoch + 1}/{self.config.epochs}",
+            leave=False,
+            disable=not (self.config.progress and self.dist.is_main),
+        )
         for batch in bar:
             logs = self.train_step(batch)
             for k, v in logs.items():
@@ -240,10 +256,18 @@ class Trainer:
         return self.out_dir / "state.pt"
 
     def save_state(self, epoch: int) -> None:
-        save_training_state(self.state_path, {
-            "epoch": epoch, "model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(),
-            "scheduler": self.scheduler.state_dict(), "best": self.best, "best_epoch": self.best_epoch,
-            "history": self.history})
+        save_training_state(
+            self.state_path,
+            {
+                "epoch": epoch,
+                "model": self.model.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "best": self.best,
+                "best_epoch": self.best_epoch,
+                "history": self.history,
+            },
+        )
 
     def load_state(self) -> None:
         """Restore model, optimiser, scheduler, best metric and history from ``state.pt``.
@@ -284,7 +308,8 @@ class Trainer:
             row.update(self.train_epoch(epoch))
             self.scheduler.step()
             validate = self.val_loader is not None and (
-                (epoch + 1) % max(1, self.config.val_every) == 0 or epoch + 1 == self.config.epochs)
+                (epoch + 1) % max(1, self.config.val_every) == 0 or epoch + 1 == self.config.epochs
+            )
             if self.dist.is_main:
                 if validate:
                     row.update(self.validate())
@@ -295,9 +320,13 @@ class Trainer:
         if self.dist.is_main and self.history:
             logger.info("done: best %s=%s at epoch %d", self.config.monitor, self.best, self.best_epoch)
         times = [r["epoch_s"] for r in self.history if "epoch_s" in r]
-        return {"epochs_done": last_epoch, "best_epoch": self.best_epoch, f"best_{self.config.monitor}": self.best,
-                "last": self.history[-1] if self.history else {},
-                "mean_epoch_s": float(np.mean(times)) if times else float("nan")}
+        return {
+            "epochs_done": last_epoch,
+            "best_epoch": self.best_epoch,
+            f"best_{self.config.monitor}": self.best,
+            "last": self.history[-1] if self.history else {},
+            "mean_epoch_s": float(np.mean(times)) if times else float("nan"),
+        }
 
     def _save_epoch(self, epoch: int, row: dict, validated: bool) -> None:
         metrics = {k: v for k, v in row.items() if k != "epoch"}
@@ -307,8 +336,9 @@ class Trainer:
         if (validated or self.val_loader is None) and self._improved(value):
             self.best = value if value is None or math.isfinite(value) else self.best
             self.best_epoch = epoch
-            save_checkpoint(self.out_dir / "best.safetensors", self.model,
-                            {**extra, "monitor": self.config.monitor})
+            save_checkpoint(
+                self.out_dir / "best.safetensors", self.model, {**extra, "monitor": self.config.monitor}
+            )
         self.save_state(epoch)
         write_log_csv(self.out_dir / "log.csv", self.history)
         plot_curves(self.out_dir / "curves.png", self.history)

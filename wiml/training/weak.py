@@ -54,11 +54,15 @@ def tag_metrics(prob: np.ndarray, tag: np.ndarray, threshold: float = 0.5) -> di
         auc = float(compute_roc_auc(torch.as_tensor(prob), torch.as_tensor(tag)))
     else:
         auc = nan
-    return {"accuracy": (tp + tn) / max(1, len(tag)), "auc": auc,
-            "f1": 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else nan,
-            "sensitivity": tp / (tp + fn) if (tp + fn) else nan,
-            "specificity": tn / (tn + fp) if (tn + fp) else nan,
-            "n": float(len(tag)), "n_positive": float(pos.sum())}
+    return {
+        "accuracy": (tp + tn) / max(1, len(tag)),
+        "auc": auc,
+        "f1": 2 * tp / (2 * tp + fp + fn) if (2 * tp + fp + fn) else nan,
+        "sensitivity": tp / (tp + fn) if (tp + fn) else nan,
+        "specificity": tn / (tn + fp) if (tn + fp) else nan,
+        "n": float(len(tag)),
+        "n_positive": float(pos.sum()),
+    }
 
 
 def weak_val_step(model: torch.nn.Module, batch: dict) -> dict[str, np.ndarray]:
@@ -67,7 +71,7 @@ def weak_val_step(model: torch.nn.Module, batch: dict) -> dict[str, np.ndarray]:
 
     out = model(batch["image"])
     prob = tag_probability(out.cls)
-    bce = torch.stack([tag_loss(out.cls[i:i + 1], batch["tag"][i:i + 1]) for i in range(len(prob))])
+    bce = torch.stack([tag_loss(out.cls[i : i + 1], batch["tag"][i : i + 1]) for i in range(len(prob))])
     return {"prob": prob.cpu().numpy(), "tag": batch["tag"].cpu().numpy(), "loss": bce.cpu().numpy()}
 
 
@@ -91,13 +95,21 @@ def build_model(config: WeakConfig, records) -> FPSNet:
     if model_cfg.in_channels == 0:
         model_cfg = dataclasses.replace(model_cfg, in_channels=channels)
     elif model_cfg.in_channels != channels:
-        raise InputError(f"model.in_channels={model_cfg.in_channels} but the prepared slices have {channels} "
-                         "channel(s); set model.in_channels=0 to take it from the data", records[0].path)
+        raise InputError(
+            f"model.in_channels={model_cfg.in_channels} but the prepared slices have {channels} "
+            "channel(s); set model.in_channels=0 to take it from the data",
+            records[0].path,
+        )
     return FPSNet(model_cfg)
 
 
-def train_weak(config: WeakConfig, data_dir: str | Path, out_dir: str | Path, resume: bool = False,
-               stop_after: int | None = None) -> dict:
+def train_weak(
+    config: WeakConfig,
+    data_dir: str | Path,
+    out_dir: str | Path,
+    resume: bool = False,
+    stop_after: int | None = None,
+) -> dict:
     """Train FPSNet on the tags of ``data_dir``'s training split; validate on its val split.
 
     Args:
@@ -123,34 +135,70 @@ def train_weak(config: WeakConfig, data_dir: str | Path, out_dir: str | Path, re
             raise InputError(f"no slices in split {config.data.train_split!r}", data_dir / "manifest.csv")
         tags = np.array([r.tag for r in train_records])
         if len(np.unique(tags)) < 2:
-            raise InputError(f"training split has only tag {tags[0]} slices; tags-only training needs both classes",
-                             data_dir / "manifest.csv")
+            raise InputError(
+                f"training split has only tag {tags[0]} slices; tags-only training needs both classes",
+                data_dir / "manifest.csv",
+            )
         model = build_model(config, train_records).to(device)
         resolved = dataclasses.replace(config, model=model.config)
         if dist.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
             save_config(resolved, out_dir / "config.yaml")
-        train_ds = SliceDataset(train_records, make_augmentation(config.augment), use_masks=False, seed=tc.seed)
+        train_ds = SliceDataset(
+            train_records, make_augmentation(config.augment), use_masks=False, seed=tc.seed
+        )
         n_samples = tc.samples_per_epoch or len(train_ds)
-        sampler = WeightedEpochSampler(class_balanced_weights(tags), n_samples, tc.seed, dist.rank, dist.world_size)
-        train_loader = DataLoader(train_ds, batch_size=tc.batch_size, sampler=sampler, num_workers=tc.num_workers,
-                                  drop_last=len(sampler) > tc.batch_size)
+        sampler = WeightedEpochSampler(
+            class_balanced_weights(tags), n_samples, tc.seed, dist.rank, dist.world_size
+        )
+        train_loader = DataLoader(
+            train_ds,
+            batch_size=tc.batch_size,
+            sampler=sampler,
+            num_workers=tc.num_workers,
+            drop_last=len(sampler) > tc.batch_size,
+        )
         val_loader = None
         if val_records and dist.is_main:
-            val_loader = DataLoader(SliceDataset(val_records, None, use_masks=False), batch_size=tc.batch_size,
-                                    shuffle=False, num_workers=tc.num_workers)
+            val_loader = DataLoader(
+                SliceDataset(val_records, None, use_masks=False),
+                batch_size=tc.batch_size,
+                shuffle=False,
+                num_workers=tc.num_workers,
+            )
         elif not val_records:
-            logger.warning("no %r slices: no validation, best.safetensors = last epoch", config.data.val_split)
-        trainer = Trainer(model, weak_loss, train_loader, out_dir, tc, config.optim, device,
-                          val_loader=val_loader, val_step=weak_val_step, val_metrics=weak_val_metrics,
-                          dist=dist, kind="weak",
-                          run_config={**to_dict(resolved), "data_dir": str(data_dir),
-                                      "image_size": int(train_ds[0]["image"].shape[-1])})
+            logger.warning(
+                "no %r slices: no validation, best.safetensors = last epoch", config.data.val_split
+            )
+        trainer = Trainer(
+            model,
+            weak_loss,
+            train_loader,
+            out_dir,
+            tc,
+            config.optim,
+            device,
+            val_loader=val_loader,
+            val_step=weak_val_step,
+            val_metrics=weak_val_metrics,
+            dist=dist,
+            kind="weak",
+            run_config={
+                **to_dict(resolved),
+                "data_dir": str(data_dir),
+                "image_size": int(train_ds[0]["image"].shape[-1]),
+            },
+        )
         summary = trainer.fit(resume=resume, stop_after=stop_after)
     finally:
         cleanup(dist)
     from wiml.networks.fpsnet import count_parameters
 
-    summary.update(n_train=len(train_records), n_val=len(val_records), out_dir=str(out_dir),
-                   parameters=count_parameters(model), world_size=dist.world_size)
+    summary.update(
+        n_train=len(train_records),
+        n_val=len(val_records),
+        out_dir=str(out_dir),
+        parameters=count_parameters(model),
+        world_size=dist.world_size,
+    )
     return summary
