@@ -4,7 +4,7 @@ Drives the real window offscreen on a real slice: Segment, then robot-user click
 (:func:`wiml.interactive.robot.next_click`) against the ground truth. A 5 ms QTimer on the GUI thread
 records the gaps between its ticks; a frozen window shows up as a gap as long as the refinement. For each
 action the script also records the time from the click to the drawn mask. It runs the annotator's default
-(refinement in a helper process, :mod:`wiml.gui.remote`), then ``--in-thread`` (refinement on the worker
+(refinement in a helper process, :mod:`wiml.annotator.remote`), then ``--in-thread`` (refinement on the worker
 thread, where SimpleCRF holding Python's GIL still stalls the GUI thread), then replays the same clicks with
 the refinement called directly on the GUI thread, the naive design, to show the stall it would cause.
 
@@ -41,7 +41,7 @@ def main(argv: list[str] | None = None) -> int:
     from PyQt5.QtCore import QTimer
     from PyQt5.QtWidgets import QApplication
 
-    from wiml.gui.controller import AnnotationController
+    from wiml.annotator.controller import AnnotationController
     from wiml.gui.window import AnnotatorWindow
     from wiml.interactive.robot import next_click
 

@@ -31,7 +31,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from PyQt5.QtWidgets import QApplication
 
-    from wiml.gui.controller import AnnotationController
+    from wiml.annotator.controller import AnnotationController
     from wiml.gui.window import AnnotatorWindow
     from wiml.interactive.robot import next_click
 

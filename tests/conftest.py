@@ -10,6 +10,8 @@ import pytest
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
+pytest_plugins = ["annotator_fixtures"]  # tests/annotator_fixtures.py: images for the annotator tests
+
 SHARED_DATA = Path(os.environ.get("WIML_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))
 
 

@@ -16,11 +16,11 @@ import SimpleITK as sitk
 pytest.importorskip("PyQt5")
 pytest.importorskip("pytestqt")
 
-from gui_cases import PNG_SHAPE, VOLUME_SHAPE  # noqa: E402
+from annotator_fixtures import PNG_SHAPE, VOLUME_SHAPE  # noqa: E402
 from PyQt5.QtCore import QPointF, Qt  # noqa: E402
 
+from wiml.annotator.controller import AnnotationController  # noqa: E402
 from wiml.gui.app import build_parser, resolve_start_image  # noqa: E402
-from wiml.gui.controller import AnnotationController  # noqa: E402
 from wiml.gui.window import AnnotatorWindow  # noqa: E402
 from wiml.interactive import RefinementSession  # noqa: E402
 

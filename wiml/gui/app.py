@@ -12,9 +12,9 @@ import argparse
 import logging
 from pathlib import Path
 
+from wiml.annotator.loading import list_images
 from wiml.config import load_config
 from wiml.errors import WimlError
-from wiml.gui.loading import list_images
 from wiml.interactive.session import RefinementConfig
 
 logger = logging.getLogger(__name__)
@@ -96,7 +96,7 @@ def create_window(args: argparse.Namespace):
     Raises:
         WimlError: a bad ``--set`` refinement override.
     """
-    from wiml.gui.controller import AnnotationController
+    from wiml.annotator.controller import AnnotationController
     from wiml.gui.window import AnnotatorWindow
 
     refinement = load_config(RefinementConfig, None, args.overrides)

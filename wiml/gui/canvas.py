@@ -12,7 +12,7 @@ from PyQt5.QtCore import QPointF, QRectF, Qt, pyqtSignal
 from PyQt5.QtGui import QBrush, QColor, QImage, QPainter, QPainterPath, QPen, QPixmap
 from PyQt5.QtWidgets import QGraphicsEllipseItem, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
 
-from wiml.gui.overlay import cam_rgba, mask_contours, mask_rgba
+from wiml.annotator.overlay import cam_rgba, mask_contours, mask_rgba
 
 #: overlay colours (RGB).
 MASK_RGB = (40, 220, 60)

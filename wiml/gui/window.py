@@ -1,7 +1,7 @@
 """The annotator's main window: menus, tool bar, canvas, slice slider, window/level, status bar.
 
 Every action that touches the annotation state runs on the :class:`~wiml.gui.worker.ActionWorker` thread, in
-the order it was given; the window only draws the :class:`~wiml.gui.controller.Snapshot` each action returns.
+the order it was given; the window only draws the :class:`~wiml.annotator.controller.Snapshot` each action returns.
 No modal dialog opens on its own (errors go to a banner and the status bar), so the window can be driven
 by tests offscreen.
 """
@@ -32,10 +32,10 @@ from PyQt5.QtWidgets import (
     QWidget,
 )
 
+from wiml.annotator.controller import AnnotationController, Snapshot
+from wiml.annotator.loading import list_images
+from wiml.annotator.overlay import CT_PRESETS, window_to_uint8
 from wiml.gui.canvas import ImageCanvas
-from wiml.gui.controller import AnnotationController, Snapshot
-from wiml.gui.loading import list_images
-from wiml.gui.overlay import CT_PRESETS, window_to_uint8
 from wiml.gui.worker import ActionWorker
 
 logger = logging.getLogger(__name__)

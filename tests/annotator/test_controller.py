@@ -7,12 +7,12 @@ import json
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from gui_cases import PNG_SHAPE, VOLUME_DIRECTION, VOLUME_ORIGIN, VOLUME_SHAPE, VOLUME_SPACING
+from annotator_fixtures import PNG_SHAPE, VOLUME_DIRECTION, VOLUME_ORIGIN, VOLUME_SHAPE, VOLUME_SPACING
 
+from wiml.annotator.controller import NO_CHECKPOINT_MESSAGE, AnnotationController
+from wiml.annotator.loading import find_ground_truth, list_images, open_image, orientation_code
+from wiml.annotator.results import default_result_dir
 from wiml.errors import CheckpointError, InputError
-from wiml.gui.controller import NO_CHECKPOINT_MESSAGE, AnnotationController
-from wiml.gui.loading import find_ground_truth, list_images, open_image, orientation_code
-from wiml.gui.results import default_result_dir
 
 
 class FakeClock:
@@ -263,7 +263,7 @@ def test_refinement_in_a_helper_process_matches_in_process(png_case, interior_po
 
 @pytest.mark.slow  # starts a helper process (spawn: a fresh interpreter)
 def test_helper_process_restarts_after_a_crash(png_case, interior_point):
-    from wiml.gui.remote import RefinementServerError
+    from wiml.annotator.remote import RefinementServerError
 
     ctl = AnnotationController(refine_in_process=True)
     try:

@@ -1,6 +1,6 @@
 """The annotation of one slice: refinement session, CAM, masks, clicks with times, Dice/IoU per step (Qt-free).
 
-:class:`SliceAnnotation` is what :class:`wiml.gui.controller.AnnotationController` keeps per slice, so that going
+:class:`SliceAnnotation` is what :class:`wiml.annotator.controller.AnnotationController` keeps per slice, so that going
 back to a slice of a volume brings back its clicks, its undo history and its timer.
 """
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
+from wiml.annotator.loading import orientation_code, reorient
 from wiml.data.io import Geometry, write_slice, write_volume
 from wiml.errors import InputError
-from wiml.gui.loading import orientation_code, reorient
 from wiml.utils import atomic_write_text, keep_previous_version
 
 logger = logging.getLogger(__name__)

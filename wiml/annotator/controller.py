@@ -20,12 +20,12 @@ from pathlib import Path
 
 import numpy as np
 
+from wiml.annotator.annotation import SliceAnnotation
+from wiml.annotator.loading import PREPARE_WINDOW_HU, AnnotationImage, normalise, open_image
+from wiml.annotator.results import default_result_dir, slice_name, write_json, write_mask_volume, write_png
 from wiml.data.prepare import normalize_ct, normalize_zscore
 from wiml.errors import CheckpointError, InputError
 from wiml.evaluation.metrics import dice_score, iou_score
-from wiml.gui.annotation import SliceAnnotation
-from wiml.gui.loading import PREPARE_WINDOW_HU, AnnotationImage, normalise, open_image
-from wiml.gui.results import default_result_dir, slice_name, write_json, write_mask_volume, write_png
 from wiml.interactive.session import Click, RefinementConfig
 
 logger = logging.getLogger(__name__)
@@ -121,7 +121,7 @@ class AnnotationController:
         session_factory: callable returning a fresh refinement session (tests inject one); default
             ``refinement.make_session``.
         clock: time source in seconds (tests inject a fake one).
-        refine_in_process: run the refinement sessions in a helper process (:mod:`wiml.gui.remote`), so that
+        refine_in_process: run the refinement sessions in a helper process (:mod:`wiml.annotator.remote`), so that
             SimpleCRF holding Python's GIL never stalls the GUI thread; call :meth:`close` at the end.
     """
 
@@ -142,7 +142,7 @@ class AnnotationController:
         self.refinement = refinement or RefinementConfig()
         self._server = None
         if session_factory is None and refine_in_process:
-            from wiml.gui.remote import RefinementServer
+            from wiml.annotator.remote import RefinementServer
 
             self._server = RefinementServer(self.refinement)
             session_factory = self._server.new_session

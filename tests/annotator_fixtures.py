@@ -1,4 +1,8 @@
-"""Small synthetic images for the annotator tests: a PNG slice folder and a NIfTI CT volume, with labels."""
+"""Fixtures of the annotator tests (tests/annotator, tests/gui): small synthetic images with labels.
+
+A PNG slice folder, a NIfTI CT volume, a DICOM series and a tiny checkpoint; loaded for every test by
+``pytest_plugins`` in tests/conftest.py.
+"""
 
 from __future__ import annotations
 
@@ -7,7 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import SimpleITK as sitk
-from gui_cases import PNG_SHAPE, VOLUME_DIRECTION, VOLUME_ORIGIN, VOLUME_SHAPE, VOLUME_SPACING
+
+PNG_SHAPE = (64, 80)  # non-square on purpose
+VOLUME_SHAPE = (5, 48, 56)  # (z, y, x)
+VOLUME_SPACING = (0.8, 0.7, 2.5)  # (x, y, z) mm
+VOLUME_ORIGIN = (-20.0, 15.5, 100.0)
+VOLUME_DIRECTION = (1.0, 0.0, 0.0, 0.0, -1.0, 0.0, 0.0, 0.0, 1.0)
 
 
 def _ellipse(shape: tuple[int, int], centre: tuple[float, float], radii: tuple[float, float]) -> np.ndarray:
