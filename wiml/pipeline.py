@@ -22,8 +22,6 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-import numpy as np
-
 from wiml.errors import InputError, WimlError
 from wiml.utils import atomic_write_text
 
@@ -142,23 +140,14 @@ def check_raw(out: Path) -> str | None:
 
 
 def check_prepared(out: Path) -> str | None:
-    """prepare output: a readable manifest whose slice NPZs all open."""
-    from wiml.data.slices import read_manifest
+    """prepare output: passes :func:`wiml.data.check.check_data` (manifest, every NPZ opens, tags, split)."""
+    from wiml.data.check import check_data
 
     try:
-        records = read_manifest(out)
+        report = check_data(out)
     except InputError as exc:
         return str(exc)
-    if not records:
-        return "manifest.csv has no rows"
-    for rec in records:
-        try:
-            with np.load(rec.path, allow_pickle=False) as data:
-                if "image" not in data.files:
-                    return f"{rec.path.name} lacks 'image'"
-        except (OSError, ValueError, EOFError):
-            return f"{rec.path.name} is missing or corrupt"
-    return None
+    return None if report.ok else report.message()
 
 
 def check_checkpoint(path: Path) -> str | None:

@@ -20,6 +20,7 @@ from wiml.errors import WimlError
 SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "make-demo": ("wiml.cli.make_demo", "write the synthetic abdominal CT phantom (LiTS layout)"),
     "prepare": ("wiml.cli.prepare", "volumes / slice folders -> 2-D slices, image tags, manifest.csv, split"),
+    "check-data": ("wiml.cli.check_data", "check a prepared folder: files, shapes, tags vs masks, split"),
     "train-weak": ("wiml.cli.train_weak", "train FPSNet on image tags only (weak checkpoint)"),
     "cam": ("wiml.cli.cam", "Grad-CAM overlays, initial masks and CAM quality"),
     "annotate": ("wiml.cli.annotate", "the WIA annotator GUI (same as python WIA/main.py)"),

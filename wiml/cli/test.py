@@ -59,6 +59,7 @@ def resolve_paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
 
 def run(args: argparse.Namespace) -> int:
     from wiml.config import load_config, save_config
+    from wiml.data.check import require_valid_data
     from wiml.evaluation.evaluate import TestConfig, evaluate, load_cases, trained_with_tags
     from wiml.evaluation.metrics import format_mean_std
     from wiml.training.checkpoint import load_model
@@ -71,6 +72,8 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"device={args.device}")
     config = load_config(TestConfig, args.config, overrides, section="test" if args.config else None)
     data, ckpt, out = resolve_paths(args)
+    if (data / "manifest.csv").is_file() or data.name == "manifest.csv":
+        require_valid_data(data)
     device = resolve_device(config.device)
     model, meta = load_model(ckpt, device)  # CheckpointError for another architecture / not safetensors
     trained_size = meta.get("image_size") or (meta.get("run_config") or {}).get("image_size")

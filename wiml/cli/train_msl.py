@@ -78,9 +78,11 @@ def overrides_from_args(args: argparse.Namespace) -> list[str]:
 
 def run(args: argparse.Namespace) -> int:
     from wiml.config import load_config
+    from wiml.data.check import require_valid_data
     from wiml.training.msl import MSLConfig, train_msl
 
     config = load_config(MSLConfig, args.config, overrides_from_args(args))
+    require_valid_data(args.data)
     if config.init == "weak" and not config.init_checkpoint:
         guess = Path(args.data).resolve().parent / "weak" / "best.safetensors"
         if guess.is_file():

@@ -36,6 +36,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from wiml.config import load_config
+    from wiml.data.check import require_valid_data
     from wiml.training.config import WeakConfig
     from wiml.training.weak import train_weak
 
@@ -48,6 +49,7 @@ def run(args: argparse.Namespace) -> int:
         if value is not None:
             overrides.append(f"{key}={value}")
     config = load_config(WeakConfig, args.config, overrides)
+    require_valid_data(args.data)
     summary = train_weak(config, args.data, args.out, resume=args.resume)
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 reports
         return 0

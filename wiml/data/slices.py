@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import zipfile
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -39,6 +40,8 @@ class SliceRecord:
         split: ``train``, ``val`` or ``test``.
         spacing_mm: (row, col, slice) spacing in mm of the prepared grid, or None when unknown.
         source: the source file the slice came from.
+        tag_source: where the tag came from: ``mask`` (computed from the slice's mask by ``prepare``) or
+            ``person`` (given by an annotator; optional manifest column ``tag_source``, default ``mask``).
     """
 
     patient_id: str
@@ -49,6 +52,7 @@ class SliceRecord:
     split: str
     spacing_mm: tuple[float, float, float] | None
     source: str
+    tag_source: str = "mask"
 
 
 def _parse_spacing(text: str) -> tuple[float, float, float] | None:
@@ -106,6 +110,7 @@ def read_manifest(path: str | Path, split: str | Iterable[str] | None = None) ->
                     split=row["split"],
                     spacing_mm=_parse_spacing(row["spacing_mm"]),
                     source=row["source"],
+                    tag_source=(row.get("tag_source") or "mask").strip(),
                 )
             except (TypeError, ValueError) as exc:
                 raise InputError(f"line {lineno}: malformed row ({exc})", path) from exc
@@ -118,16 +123,18 @@ def read_manifest(path: str | Path, split: str | Iterable[str] | None = None) ->
 
 
 def write_manifest(path: str | Path, rows: Iterable[dict]) -> Path:
-    """Write manifest rows (dicts with MANIFEST_COLUMNS) atomically."""
+    """Write manifest rows (dicts with MANIFEST_COLUMNS, optionally ``tag_source``) atomically."""
     from wiml.utils import atomic_path
 
     path = Path(path)
+    rows = list(rows)
+    columns = list(MANIFEST_COLUMNS) + (["tag_source"] if any("tag_source" in r for r in rows) else [])
     with atomic_path(path) as tmp:
         with tmp.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(MANIFEST_COLUMNS))
+            writer = csv.DictWriter(fh, fieldnames=columns)
             writer.writeheader()
             for row in rows:
-                writer.writerow({k: row[k] for k in MANIFEST_COLUMNS})
+                writer.writerow({k: row.get(k, "mask") if k == "tag_source" else row[k] for k in columns})
     return path
 
 
@@ -148,7 +155,7 @@ def load_slice(record: SliceRecord | str | Path) -> tuple[np.ndarray, np.ndarray
         with np.load(path, allow_pickle=False) as data:
             image = np.asarray(data["image"], dtype=np.float32)
             mask = np.asarray(data["mask"], dtype=np.uint8) if "mask" in data.files else None
-    except (OSError, ValueError, KeyError) as exc:
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
         raise InputError(
             f"not a valid prepared slice NPZ (expected arrays 'image' and optional 'mask'): {exc}", path
         ) from exc
