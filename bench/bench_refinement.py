@@ -51,6 +51,7 @@ PATHS = {
     "wiml": dict(),
 }
 TARGET_MS = {256: 50.0, 512: 200.0}
+HEADING = "WIA refinement: click-to-mask latency (bench/bench_refinement.py)"
 
 
 def _read(path: Path) -> np.ndarray:
@@ -168,10 +169,6 @@ def report(
     import torch
 
     lines = [
-        "# Benchmarks",
-        "",
-        "## WIA refinement: click-to-mask latency (bench/bench_refinement.py)",
-        "",
         f"Latest run: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
         f"`{' '.join([Path(sys.argv[0]).name] + sys.argv[1:])}`, {wall_s:.0f} s wall.",
         f"Machine: {_cpu_name()}, {os.cpu_count()} cores visible, load average "
@@ -239,9 +236,9 @@ def main(argv=None) -> int:
     t0 = time.perf_counter()
     res = run(slices, args.clicks)
     text = report(res, slices, args, load_before, os.getloadavg(), time.perf_counter() - t0)
-    from wiml.utils import atomic_write_text
+    from benchdoc import write_section
 
-    atomic_write_text(args.out, text)
+    write_section(args.out, HEADING, text)
     print(text)
     return 0
 

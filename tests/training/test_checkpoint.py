@@ -129,3 +129,24 @@ def test_gpu_checkpoint_loads_on_cpu(tmp_path):
     path = save_checkpoint(tmp_path / "gpu.safetensors", net, {"epoch": 1})
     model, _ = load_model(path, "cpu")
     assert next(model.parameters()).device.type == "cpu"
+
+
+def test_load_model_refuses_other_weights_of_the_same_size(tmp_path):
+    """Another model's weights of the same byte size under this sidecar: refused by the SHA-256 check."""
+    import shutil
+
+    config = FPSNetConfig(base_width=4, depth=2)
+    torch.manual_seed(0)
+    a = save_checkpoint(tmp_path / "a" / "best.safetensors", FPSNet(config), {"kind": "weak"})
+    torch.manual_seed(1)
+    b = save_checkpoint(tmp_path / "b" / "best.safetensors", FPSNet(config), {"kind": "msl"})
+    assert a.stat().st_size == b.stat().st_size
+    model, meta = load_model(a)
+    assert meta["kind"] == "weak"
+    shutil.copyfile(b, a)
+    with pytest.raises(CheckpointError, match="SHA-256 .* does not match the sidecar") as info:
+        load_model(a)
+    assert str(a) in str(info.value) and "\n" not in str(info.value)
+    b.with_suffix(".json").unlink()  # a sidecar-less file is still refused as before
+    with pytest.raises(CheckpointError, match="sidecar"):
+        load_model(b)

@@ -134,10 +134,12 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
 
     Raises:
         CheckpointError: missing, truncated or corrupt weights, a pickle or other non-safetensors file,
-            another architecture, or weights that do not match the stored architecture.
+            another architecture, weights that do not match the stored architecture, or weights whose
+            SHA-256 differs from the one the sidecar records (``weights_sha256``; the file is read once,
+            hashed, then parsed).
     """
     from safetensors import SafetensorError
-    from safetensors.torch import load_file
+    from safetensors.torch import load as load_bytes
 
     from wiml.networks.fpsnet import FPSNet
 
@@ -154,7 +156,22 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
             path,
         )
     try:
-        tensors = load_file(str(path), device="cpu")
+        data = path.read_bytes()
+    except OSError as exc:
+        raise CheckpointError(f"cannot read the weights ({exc.strerror or exc})", path) from exc
+    expected = meta.get("weights_sha256")
+    if expected:
+        digest = hashlib.sha256(data).hexdigest()
+        if digest != expected:
+            raise CheckpointError(
+                f"weights SHA-256 {digest[:12]}... does not match the sidecar's {str(expected)[:12]}... "
+                f"(the weights were replaced or damaged; {sidecar_path(path).name} describes other weights)",
+                path,
+            )
+    else:
+        logger.warning("%s: the sidecar records no weights_sha256; the weights are not verified", path)
+    try:
+        tensors = load_bytes(data)
     except (SafetensorError, OSError, ValueError, RuntimeError) as exc:
         raise CheckpointError(
             f"not a readable safetensors file ({exc}); pickled checkpoints are refused", path
