@@ -75,8 +75,8 @@ def tiny_checkpoint(tmp_path_factory) -> Path:
     """A randomly initialised tiny FPSNet saved with the project's checkpoint writer (CAM path only)."""
     import torch
 
+    from wiml.networks.checkpoint import save_checkpoint
     from wiml.networks.fpsnet import FPSNet, FPSNetConfig
-    from wiml.training.checkpoint import save_checkpoint
 
     torch.manual_seed(0)
     model = FPSNet(FPSNetConfig(base_width=4, depth=2))

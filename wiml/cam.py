@@ -24,10 +24,10 @@ from torch import nn
 from wiml.errors import InputError
 from wiml.interactive.appearance import AppearanceConfig
 from wiml.interactive.graphcut import graph_cut
-from wiml.interactive.postprocess import postprocess_mask
+from wiml.interactive.postprocess import body_mask, postprocess_mask
 from wiml.interactive.session import normalize_image
+from wiml.networks.checkpoint import unwrap
 from wiml.networks.fpsnet import FPSNetOutput, tag_score
-from wiml.training.checkpoint import unwrap
 
 
 def find_layer(model: nn.Module, name: str) -> nn.Module:
@@ -101,38 +101,6 @@ def compute_grad_cam(
 def grad_cam(model: nn.Module, images: torch.Tensor, layer: str | None = None) -> np.ndarray:
     """Grad-CAM maps of a batch: (B, C, H, W) tensor -> (B, H, W) float32 in [0, 1]. See :func:`compute_grad_cam`."""
     return compute_grad_cam(model, images, layer)[0]
-
-
-def body_mask(image: np.ndarray, close_radius_px: int = 2) -> np.ndarray:
-    """The body (or brain) region of a prepared slice: pixels that differ from the background value.
-
-    The background value of each channel is the median of its border pixels (air in CT windowed to [0, 255]
-    HU, the zero outside the brain in z-scored MR). The region is closed, its holes filled, and only the
-    largest component kept. Used to keep Grad-CAM off the background, where large receptive fields can put
-    tumour evidence next to the head instead of on the lesion.
-
-    Args:
-        image: (C, H, W) or (H, W) prepared slice.
-        close_radius_px: radius of the closing before hole filling.
-
-    Returns:
-        (H, W) bool; all True where no foreground is found (nothing is masked then).
-    """
-    from wiml.interactive.postprocess import postprocess_mask
-
-    arr = np.asarray(image, dtype=np.float32)
-    arr = arr[None] if arr.ndim == 2 else arr
-    fg = np.zeros(arr.shape[1:], bool)
-    for ch in arr:
-        border = np.concatenate([ch[0], ch[-1], ch[:, 0], ch[:, -1]])
-        tol = 1e-3 * (float(ch.std()) + 1e-6)
-        fg |= np.abs(ch - float(np.median(border))) > tol
-    if not fg.any():
-        return np.ones(fg.shape, bool)
-    return (
-        postprocess_mask(fg, largest=True, open_radius_px=0, close_radius_px=close_radius_px, fill_holes=True)
-        > 0
-    )
 
 
 def restrict_cam(cam: np.ndarray, region: np.ndarray) -> np.ndarray:

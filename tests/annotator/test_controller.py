@@ -281,8 +281,8 @@ def test_helper_process_restarts_after_a_crash(png_case, interior_point):
 
 
 def test_cam_input_size_comes_from_the_checkpoint(tmp_path):
+    from wiml.networks.checkpoint import save_checkpoint
     from wiml.networks.fpsnet import FPSNet, FPSNetConfig
-    from wiml.training.checkpoint import save_checkpoint
 
     model = FPSNet(FPSNetConfig(base_width=4, depth=2))
     with_size = save_checkpoint(

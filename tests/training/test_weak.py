@@ -18,7 +18,7 @@ from wiml.config import load_config
 from wiml.data.slices import load_slice, read_manifest
 from wiml.errors import InputError
 from wiml.networks import FPSNet, FPSNetConfig
-from wiml.training.checkpoint import load_model
+from wiml.networks.checkpoint import load_model
 from wiml.training.config import WeakConfig
 from wiml.training.data import SliceDataset, WeightedEpochSampler, class_balanced_weights
 from wiml.training.losses import tag_loss

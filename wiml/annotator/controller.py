@@ -184,7 +184,7 @@ class AnnotationController:
                 "or pick one with File > Load Checkpoint)",
                 path,
             )
-        from wiml.training.checkpoint import load_model
+        from wiml.networks.checkpoint import load_model
         from wiml.utils import resolve_device
 
         device = resolve_device(self.device)

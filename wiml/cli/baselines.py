@@ -16,7 +16,7 @@ from wiml.cli.main import make_main
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    from wiml.evaluation.baselines import METHODS
+    from wiml.experiments.baselines import METHODS
 
     parser.add_argument("--run", type=Path, required=True, help="run folder holding data/, weak/ and wia/")
     parser.add_argument("--out", type=Path, help="output folder (default RUN/baselines)")
@@ -42,8 +42,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from wiml.errors import InputError
-    from wiml.evaluation.baselines import run_baselines
     from wiml.evaluation.metrics import format_mean_std
+    from wiml.experiments.baselines import run_baselines
 
     try:
         seeds = [int(s) for s in str(args.seeds).split(",") if s.strip()]

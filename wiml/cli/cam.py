@@ -32,8 +32,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wiml.cam_quality import CamConfig, run_cam
     from wiml.config import load_config
+    from wiml.experiments.cam_quality import CamConfig, run_cam
 
     overrides = list(args.overrides) + ([f"split={args.split}"] if args.split else [])
     config = load_config(CamConfig, args.config, overrides, section="cam" if args.config else None)

@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from wiml.config import load_config, save_config
     from wiml.evaluation.report import terminal_summary
-    from wiml.pipeline import PipelineConfig, run_pipeline
+    from wiml.experiments.pipeline import PipelineConfig, run_pipeline
 
     config = load_config(PipelineConfig, args.config, args.overrides)
     out = args.out.resolve()

@@ -62,7 +62,7 @@ def run(args: argparse.Namespace) -> int:
     from wiml.data.check import require_valid_data
     from wiml.evaluation.evaluate import TestConfig, evaluate, load_cases, trained_with_tags
     from wiml.evaluation.metrics import format_mean_std
-    from wiml.training.checkpoint import load_model
+    from wiml.networks.checkpoint import load_model
     from wiml.utils import resolve_device
 
     overrides = list(args.overrides)

@@ -53,7 +53,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from wiml.config import load_config
-    from wiml.interactive.simulate import WiaSimConfig, checkpoint_cam_source, run_wia_simulation
+    from wiml.experiments.wia_sim import WiaSimConfig, checkpoint_cam_source, run_wia_simulation
 
     flags = {
         "split": args.split,

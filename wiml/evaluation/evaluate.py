@@ -312,7 +312,7 @@ def evaluate(
     """
     from tqdm import tqdm
 
-    from wiml.inference import predict_slices
+    from wiml.networks.inference import predict_slices
 
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)

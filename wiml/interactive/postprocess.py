@@ -1,4 +1,4 @@
-"""Mask post-processing: largest connected component, morphological opening/closing, hole filling."""
+"""Mask post-processing (largest component, opening/closing, hole filling) and the body / brain region."""
 
 from __future__ import annotations
 
@@ -70,3 +70,33 @@ def postprocess_mask(
     if largest:
         out = largest_component(out, keep=keep) > 0
     return out.astype(np.uint8)
+
+
+def body_mask(image: np.ndarray, close_radius_px: int = 2) -> np.ndarray:
+    """The body (or brain) region of a prepared slice: pixels that differ from the background value.
+
+    The background value of each channel is the median of its border pixels (air in CT windowed to [0, 255]
+    HU, the zero outside the brain in z-scored MR). The region is closed, its holes filled, and only the
+    largest component kept. Used to keep Grad-CAM off the background, where large receptive fields can put
+    tumour evidence next to the head instead of on the lesion.
+
+    Args:
+        image: (C, H, W) or (H, W) prepared slice.
+        close_radius_px: radius of the closing before hole filling.
+
+    Returns:
+        (H, W) bool; all True where no foreground is found (nothing is masked then).
+    """
+    arr = np.asarray(image, dtype=np.float32)
+    arr = arr[None] if arr.ndim == 2 else arr
+    fg = np.zeros(arr.shape[1:], bool)
+    for ch in arr:
+        border = np.concatenate([ch[0], ch[-1], ch[:, 0], ch[:, -1]])
+        tol = 1e-3 * (float(ch.std()) + 1e-6)
+        fg |= np.abs(ch - float(np.median(border))) > tol
+    if not fg.any():
+        return np.ones(fg.shape, bool)
+    return (
+        postprocess_mask(fg, largest=True, open_radius_px=0, close_radius_px=close_radius_px, fill_holes=True)
+        > 0
+    )

@@ -499,8 +499,8 @@ class RefinementSession:
         else:
             self._prior = np.clip(cam * (0.5 / self.cam_threshold), 0.0, 1.0).astype(np.float32)
         if cam is not None and self.cam_appearance:
-            from wiml.cam import body_mask
             from wiml.interactive.appearance import AppearanceConfig
+            from wiml.interactive.postprocess import body_mask
 
             self._prior = AppearanceConfig().prior(
                 img, self._prior, body_mask(img), lam=self.lam, sigma=self.sigma

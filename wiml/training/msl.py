@@ -172,7 +172,7 @@ def load_strong_labels(
 
 
 def _build_model(config: MSLConfig, records: list[SliceRecord], device) -> tuple[FPSNet, dict]:
-    from wiml.training.checkpoint import load_model
+    from wiml.networks.checkpoint import load_model
     from wiml.training.weak import infer_in_channels
 
     channels = infer_in_channels(records)

@@ -35,8 +35,8 @@ import torch
 from torch import nn
 
 from wiml.errors import ConfigError
+from wiml.networks.checkpoint import load_training_state, save_checkpoint, save_training_state
 from wiml.networks.fpsnet import FPSNetOutput
-from wiml.training.checkpoint import load_training_state, save_checkpoint, save_training_state
 from wiml.training.config import OptimConfig, TrainerConfig
 from wiml.training.distributed import DistInfo, all_reduce_mean, barrier, init_distributed, wrap_model
 from wiml.utils import atomic_path, atomic_write_text, resolve_device, seed_everything

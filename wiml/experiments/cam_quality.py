@@ -262,7 +262,7 @@ def run_cam(
     """
     from wiml.config import save_config
     from wiml.errors import InputError
-    from wiml.training.checkpoint import load_model
+    from wiml.networks.checkpoint import load_model
     from wiml.utils import resolve_device
 
     dev = resolve_device(device)

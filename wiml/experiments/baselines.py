@@ -57,9 +57,9 @@ def weak_only_predictions(checkpoint: Path, cases, device, batch_size: int = 8) 
     import torch
 
     from wiml.cam import cam_to_initial_mask, compute_grad_cam
-    from wiml.inference import fit_channels
+    from wiml.networks.checkpoint import load_model
     from wiml.networks.fpsnet import tag_probability
-    from wiml.training.checkpoint import load_model
+    from wiml.networks.inference import fit_channels
 
     model, _ = load_model(checkpoint, device)
     out = []
@@ -131,7 +131,7 @@ def run_baselines(
         ConfigError: an unknown method.
     """
     from wiml.evaluation.evaluate import TestConfig, cases_from_prepared, evaluate, trained_with_tags
-    from wiml.training.checkpoint import load_model
+    from wiml.networks.checkpoint import load_model
     from wiml.training.msl import MSLConfig, train_msl
 
     unknown = [m for m in methods if m not in METHODS]

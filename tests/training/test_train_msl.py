@@ -115,7 +115,7 @@ def test_msl_configs_load(project_root, name):
 
 @pytest.mark.parametrize("name", ["demo.yaml", "brats2015.yaml"])
 def test_pipeline_configs_load(project_root, tmp_path, name):
-    from wiml.pipeline import PipelineConfig, build_steps
+    from wiml.experiments.pipeline import PipelineConfig, build_steps
 
     cfg = load_config(PipelineConfig, project_root / "configs" / name)
     steps = build_steps(cfg, tmp_path / "run")

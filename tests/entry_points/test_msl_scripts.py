@@ -7,8 +7,8 @@ import json
 
 import torch
 
+from wiml.networks.checkpoint import save_checkpoint
 from wiml.networks.fpsnet import FPSNet, FPSNetConfig
-from wiml.training.checkpoint import save_checkpoint
 
 
 def _load(project_root, name):

@@ -13,8 +13,8 @@ import torch
 from wiml.cli import test as test_cli
 from wiml.data.io import write_slice
 from wiml.data.slices import save_slice, write_manifest
+from wiml.networks.checkpoint import save_checkpoint
 from wiml.networks.fpsnet import FPSNet, FPSNetConfig
-from wiml.training.checkpoint import save_checkpoint
 
 
 @pytest.fixture()

@@ -27,7 +27,7 @@ from wiml.utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 #: step name -> wiml subcommand
 STEP_COMMANDS = {
@@ -152,7 +152,7 @@ def check_prepared(out: Path) -> str | None:
 
 def check_checkpoint(path: Path) -> str | None:
     """A checkpoint whose weights match its sidecar (size and SHA-256)."""
-    from wiml.training.checkpoint import read_sidecar
+    from wiml.networks.checkpoint import read_sidecar
 
     if not path.is_file():
         return f"{path.name} missing"
@@ -350,7 +350,7 @@ def run_subcommand(command: str, argv: list[str]) -> int:
 
 
 def _state_readable(path: Path) -> bool:
-    from wiml.training.checkpoint import load_training_state
+    from wiml.networks.checkpoint import load_training_state
 
     try:
         load_training_state(path)

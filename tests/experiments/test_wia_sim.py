@@ -12,7 +12,7 @@ from scipy import ndimage
 from wiml.cli import wia_sim
 from wiml.data.slices import save_slice, write_manifest
 from wiml.errors import InputError
-from wiml.interactive.simulate import WiaSimConfig, run_wia_simulation, select_slices
+from wiml.experiments.wia_sim import WiaSimConfig, run_wia_simulation, select_slices
 
 
 @pytest.fixture()

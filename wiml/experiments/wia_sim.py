@@ -107,7 +107,7 @@ def checkpoint_cam_source(
     """CAM source from a weak checkpoint: :func:`wiml.cam.cam_for_image` of the loaded FPSNet.
 
     Args:
-        checkpoint: weak ``*.safetensors`` (loaded with :func:`wiml.training.checkpoint.load_model`).
+        checkpoint: weak ``*.safetensors`` (loaded with :func:`wiml.networks.checkpoint.load_model`).
         device: auto | cpu | cuda.
         input_px: resize slices to this square side for the network (None: as they are).
         restrict_to_body: keep the CAM inside the body / brain (as ``wiml cam`` and the GUI).
@@ -116,7 +116,7 @@ def checkpoint_cam_source(
         CheckpointError: the checkpoint cannot be loaded.
     """
     from wiml.cam import cam_for_image
-    from wiml.training.checkpoint import load_model
+    from wiml.networks.checkpoint import load_model
     from wiml.utils import resolve_device
 
     model, _ = load_model(checkpoint, resolve_device(device))

@@ -10,7 +10,7 @@ import torch
 
 from wiml.errors import CheckpointError
 from wiml.networks import FPSNet, FPSNetConfig
-from wiml.training.checkpoint import (
+from wiml.networks.checkpoint import (
     load_model,
     load_training_state,
     save_checkpoint,

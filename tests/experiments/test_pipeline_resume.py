@@ -11,9 +11,9 @@ from wiml.data.io import write_slice, write_volume
 from wiml.data.slices import save_slice, write_manifest
 from wiml.errors import WimlError
 from wiml.evaluation.report import terminal_summary, write_report
+from wiml.experiments.pipeline import PipelineConfig, check_prepared, check_training, run_pipeline
+from wiml.networks.checkpoint import save_checkpoint
 from wiml.networks.fpsnet import FPSNet, FPSNetConfig
-from wiml.pipeline import PipelineConfig, check_prepared, check_training, run_pipeline
-from wiml.training.checkpoint import save_checkpoint
 
 
 def _arg(argv, name):
@@ -116,7 +116,7 @@ def test_interrupted_training_is_resumed(tmp_path):
     with pytest.raises(WimlError, match="interrupted"):  # stopped after epoch 1 of 2
         run_pipeline(cfg, run, runner=FakeRunner(epochs=1))
     assert "interrupted" in check_training(run / "weak")
-    from wiml.training.checkpoint import save_training_state
+    from wiml.networks.checkpoint import save_training_state
 
     save_training_state(run / "weak" / "state.pt", {"epoch": 1, "model": {}})
     fake = FakeRunner(epochs=2)
@@ -141,5 +141,5 @@ def test_report_and_summary_tolerate_missing_parts(tmp_path):
     run = tmp_path / "empty_run"
     run.mkdir()
     path = write_report(run)
-    assert "(no MSL checkpoint)" in path.read_text()
+    assert "(no MSL checkpoint)" in path.read_text(encoding="utf-8")
     assert str(run) in terminal_summary(run)
