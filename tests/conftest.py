@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import locale
 import os
 from pathlib import Path
 
@@ -30,6 +31,15 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data not found at {SHARED_DATA} (set WIML_SHARED_DATA)")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _keep_locale():
+    """Restore the C locale's character type after each test: GDCM's DICOM writer (used by fixtures that
+    write DICOM series) sets LC_CTYPE to "C", which would make later tests read text as ASCII."""
+    ctype = locale.setlocale(locale.LC_CTYPE)
+    yield
+    locale.setlocale(locale.LC_CTYPE, ctype)
 
 
 @pytest.fixture(autouse=True)
