@@ -32,3 +32,10 @@ class CheckpointError(InputError):
 
 class ConfigError(InputError):
     """A configuration file or override that does not match the expected schema."""
+
+
+class DependencyError(WimlError):
+    """A required library is missing, shadowed by another package of the same name, or does not run.
+
+    The message names the module's file and how to fix it (``wiml doctor`` checks them all).
+    """

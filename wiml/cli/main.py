@@ -29,6 +29,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "test": ("wiml.cli.test", "predict test patients; per-slice and per-patient metrics"),
     "baselines": ("wiml.cli.baselines", "strong-only / full / weak-only baselines and ablations"),
     "report": ("wiml.cli.report", "markdown + PNG report of a run folder"),
+    "doctor": ("wiml.cli.doctor", "library versions, CUDA, native extensions; says how to fix what is wrong"),
     "pipeline": (
         "wiml.cli.pipeline",
         "the whole chain: prepare -> train-weak -> cam -> WIA -> train-msl -> test",

@@ -8,9 +8,14 @@ constraints. SimpleCRF (Wang et al., HiLab) implements it with the Boykov-Kolmog
 
 from __future__ import annotations
 
+import functools
+import importlib
+from pathlib import Path
+from types import ModuleType
+
 import numpy as np
 
-from wiml.errors import InputError
+from wiml.errors import DependencyError, InputError
 
 _EPS = 1e-4
 
@@ -22,6 +27,62 @@ def _check_2d(name: str, arr: np.ndarray, shape: tuple[int, int] | None = None) 
     if shape is not None and arr.shape != shape:
         raise InputError(f"{name} shape {arr.shape} does not match the image {shape}")
     return arr
+
+
+def _simplecrf_maxflow_file() -> Path | None:
+    """Where SimpleCRF installed its ``maxflow`` extension (None when SimpleCRF is not installed)."""
+    import importlib.metadata as md
+
+    try:
+        files = md.files("SimpleCRF") or []
+    except md.PackageNotFoundError:
+        return None
+    for f in files:
+        if f.name.startswith("maxflow.") and f.suffix in (".so", ".pyd"):
+            return Path(f.locate())
+    return None
+
+
+def check_maxflow(module: ModuleType | None = None) -> ModuleType:
+    """The ``maxflow`` module if it is SimpleCRF's (has ``maxflow2d`` and ``interactive_maxflow2d``).
+
+    PyMaxflow installs another top-level ``maxflow`` package; where it comes first on the path it shadows
+    SimpleCRF's extension and every graph cut would fail deep inside.
+
+    Args:
+        module: the module to check; None imports ``maxflow``.
+
+    Returns:
+        The module.
+
+    Raises:
+        DependencyError: one line: ``maxflow`` cannot be imported, or the one imported (its file named) is not
+            SimpleCRF's, with the fix.
+    """
+    if module is None:
+        try:
+            module = importlib.import_module("maxflow")
+        except ImportError as exc:
+            raise DependencyError(
+                f"cannot import SimpleCRF's 'maxflow' extension ({exc}); install it: "
+                'CPPFLAGS="-DNPY_IN_ARRAY=NPY_ARRAY_IN_ARRAY" pip install --no-build-isolation SimpleCRF'
+            ) from exc
+    if all(hasattr(module, name) for name in ("maxflow2d", "interactive_maxflow2d")):
+        return module
+    where = getattr(module, "__file__", None) or "an unknown location"
+    ours = _simplecrf_maxflow_file()
+    hint = f"SimpleCRF's is {ours}" if ours is not None else "SimpleCRF is not installed"
+    raise DependencyError(
+        f"the 'maxflow' module imported from {where} is not SimpleCRF's (it lacks interactive_maxflow2d; "
+        f"{hint}); it shadows SimpleCRF (PyMaxflow installs such a package): `pip uninstall PyMaxflow` "
+        "or remove that file, then run `wiml doctor`"
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _maxflow() -> ModuleType:
+    """:func:`check_maxflow`, once per process (the graph cut's first use)."""
+    return check_maxflow()
 
 
 def graph_cut(
@@ -47,6 +108,7 @@ def graph_cut(
 
     Raises:
         InputError: shapes are not 2-D or do not match, values are not finite, or lam/sigma are not positive.
+        DependencyError: the ``maxflow`` module found first is not SimpleCRF's (see :func:`check_maxflow`).
     """
     image = _check_2d("image", image).astype(np.float32, copy=False)
     shape = image.shape
@@ -55,7 +117,7 @@ def graph_cut(
         raise InputError("image and fg_prob must be finite (found NaN or inf)")
     if lam < 0 or sigma <= 0:
         raise InputError(f"need lam >= 0 and sigma > 0, got lam={lam}, sigma={sigma}")
-    import maxflow  # SimpleCRF's max-flow extension
+    maxflow = _maxflow()  # SimpleCRF's max-flow extension (DependencyError where it is shadowed)
 
     fg = np.clip(fg_prob, _EPS, 1.0 - _EPS)
     prob = np.ascontiguousarray(np.stack([1.0 - fg, fg], axis=-1), dtype=np.float32)
