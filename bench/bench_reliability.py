@@ -47,8 +47,8 @@ def bench_check_data(prepared: Path, repeats: int) -> dict:
 def bench_load_model(repeats: int) -> list[dict]:
     import torch
 
+    from wiml.networks.checkpoint import load_model, save_checkpoint
     from wiml.networks.fpsnet import FPSNet, FPSNetConfig
-    from wiml.training.checkpoint import load_model, save_checkpoint
 
     sizes = {  # name -> FPSNetConfig
         "demo (width 8, depth 4)": FPSNetConfig(base_width=8, depth=4),

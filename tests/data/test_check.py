@@ -184,7 +184,7 @@ def test_steps_refuse_bad_data_before_writing(tmp_path, capsys, step):
 
 
 def test_pipeline_resume_check_names_corrupt_npz(tmp_path):
-    from wiml.pipeline import check_prepared
+    from wiml.experiments.pipeline import check_prepared
 
     folder, _ = _write(tmp_path / "d")
     assert check_prepared(folder) is None
