@@ -28,6 +28,7 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "train-msl": ("wiml.cli.train_msl", "mixed-supervised FPSNet training on tags + K strong labels"),
     "test": ("wiml.cli.test", "predict test patients; per-slice and per-patient metrics"),
     "baselines": ("wiml.cli.baselines", "strong-only / full / weak-only baselines and ablations"),
+    "curve": ("wiml.cli.curve", "Dice vs strong labels K and annotation cost over patient folds (sweep)"),
     "report": ("wiml.cli.report", "markdown + PNG report of a run folder"),
     "doctor": ("wiml.cli.doctor", "library versions, CUDA, native extensions; says how to fix what is wrong"),
     "pipeline": (

@@ -182,3 +182,18 @@ def save_slice(path: str | Path, image: np.ndarray, mask: np.ndarray | None = No
         with tmp.open("wb") as fh:
             np.savez_compressed(fh, **arrays)
     return Path(path)
+
+
+def load_slices(records: Iterable[SliceRecord]) -> dict[Path, tuple[np.ndarray, np.ndarray | None]]:
+    """Load many prepared slices into memory once (for experiments that train many models on one set).
+
+    Args:
+        records: manifest rows.
+
+    Returns:
+        ``{record.path: (image (C, H, W) float32, mask (H, W) uint8 | None)}``.
+
+    Raises:
+        InputError: a slice file that cannot be read (see :func:`load_slice`).
+    """
+    return {rec.path: load_slice(rec) for rec in records}

@@ -56,6 +56,8 @@ class TrainerConfig:
         val_every: validate every n epochs (and always after the last one).
         threads: torch CPU threads per process (0 = leave torch's default).
         progress: show tqdm bars.
+        patience: early stopping: stop after this many validations in a row without a better ``monitor``
+            value (0 = train all epochs); ``best.safetensors`` is the best epoch either way.
     """
 
     epochs: int = 10
@@ -69,6 +71,7 @@ class TrainerConfig:
     val_every: int = 1
     threads: int = 0
     progress: bool = True
+    patience: int = 0
 
 
 @dataclasses.dataclass

@@ -8,7 +8,8 @@ Batches are dicts (default collation):
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -30,6 +31,8 @@ class SliceDataset(Dataset):
             that no strong label can leak into it; ``has_mask`` is then False everywhere.
         cache: keep decoded slices in memory after the first read (prepared sets here are small).
         seed: base seed of the transform's random state (see :meth:`set_epoch`).
+        arrays: slices already in memory, ``{record.path: (image (C, H, W) float32, mask (H, W) uint8 | None)}``
+            (e.g. :func:`wiml.data.slices.load_slices`); records found there are not read from disk.
 
     Raises:
         InputError: ``records`` is empty.
@@ -42,6 +45,7 @@ class SliceDataset(Dataset):
         use_masks: bool = False,
         cache: bool = True,
         seed: int = 0,
+        arrays: Mapping[Path, tuple[np.ndarray, np.ndarray | None]] | None = None,
     ) -> None:
         if not records:
             raise InputError("no slices to train or validate on (check the manifest's split column)")
@@ -51,6 +55,7 @@ class SliceDataset(Dataset):
         self.cache = cache
         self.seed = seed
         self._cache: dict[int, tuple[np.ndarray, np.ndarray | None]] = {}
+        self.arrays = arrays
         self.set_epoch(0)
 
     def __len__(self) -> int:
@@ -69,7 +74,8 @@ class SliceDataset(Dataset):
     def _load(self, i: int) -> tuple[np.ndarray, np.ndarray | None]:
         if i in self._cache:
             return self._cache[i]
-        image, mask = load_slice(self.records[i])
+        rec = self.records[i]
+        image, mask = self.arrays[rec.path] if self.arrays and rec.path in self.arrays else load_slice(rec)
         if not self.use_masks:
             mask = None
         if self.cache:

@@ -105,9 +105,15 @@ class StrongLabelDataset(SliceDataset):
     """
 
     def __init__(
-        self, records, strong_masks: dict[int, np.ndarray], transform=None, cache: bool = True, seed: int = 0
+        self,
+        records,
+        strong_masks: dict[int, np.ndarray],
+        transform=None,
+        cache: bool = True,
+        seed: int = 0,
+        arrays=None,
     ) -> None:
-        super().__init__(records, transform, use_masks=False, cache=cache, seed=seed)
+        super().__init__(records, transform, use_masks=False, cache=cache, seed=seed, arrays=arrays)
         self.strong_masks = dict(strong_masks)
 
     def _load(self, i: int):
@@ -206,6 +212,9 @@ def train_msl(
     out_dir: str | Path,
     resume: bool = False,
     stop_after: int | None = None,
+    records: tuple[list[SliceRecord], list[SliceRecord]] | None = None,
+    strong_labels: tuple[dict[int, np.ndarray], list[dict]] | None = None,
+    arrays: dict[Path, tuple[np.ndarray, np.ndarray | None]] | None = None,
 ) -> dict:
     """Train FPSNet on tags + K strong labels (or a supervised baseline, see ``config.mode``).
 
@@ -216,6 +225,11 @@ def train_msl(
             ``strong_labels.json`` (which slices were strong, and how they were made).
         resume: continue from ``out_dir/state.pt``.
         stop_after: stop after this many epochs in total (tests).
+        records: ``(train, val)`` records to use instead of the manifest's ``config.data`` splits (e.g. one
+            fold of a cross-validation, :mod:`wiml.experiments.curve`).
+        strong_labels: ``({index into train: (H, W) uint8 mask}, [interaction records])`` to use instead of
+            ``config.strong`` (e.g. masks a robot user made in memory); ignored for ``mode: full``.
+        arrays: slices already in memory (``wiml.data.slices.load_slices``), keyed by record path.
 
     Returns:
         the trainer summary plus ``n_train``, ``n_val``, ``n_strong``, ``strong``, ``init``, ``out_dir``.
@@ -227,8 +241,11 @@ def train_msl(
     tc = config.trainer
     dist, device = start_run(tc)
     try:
-        train_records = read_manifest(data_dir, config.data.train_split)
-        val_records = [r for r in read_manifest(data_dir, config.data.val_split) if r.has_mask]
+        if records is not None:
+            train_records, val_records = list(records[0]), [r for r in records[1] if r.has_mask]
+        else:
+            train_records = read_manifest(data_dir, config.data.train_split)
+            val_records = [r for r in read_manifest(data_dir, config.data.val_split) if r.has_mask]
         if not train_records:
             raise InputError(f"no slices in split {config.data.train_split!r}", data_dir / "manifest.csv")
         model, init_info = _build_model(config, train_records, device)
@@ -236,18 +253,27 @@ def train_msl(
         transform = make_augmentation(config.augment)
         if config.mode == "full":
             strong, recordings = {}, []
-            train_ds = SliceDataset(train_records, transform, use_masks=True, seed=tc.seed)
+            train_ds = SliceDataset(train_records, transform, use_masks=True, seed=tc.seed, arrays=arrays)
             strong_idx = list(range(len(train_records)))
         else:
-            strong, recordings = load_strong_labels(config, train_records, data_dir, tc.seed)
+            if strong_labels is not None:
+                strong, recordings = dict(strong_labels[0]), list(strong_labels[1])
+                if any(not 0 <= i < len(train_records) for i in strong):
+                    raise InputError(f"strong label indices must lie in [0, {len(train_records)})")
+            else:
+                strong, recordings = load_strong_labels(config, train_records, data_dir, tc.seed)
             strong_idx = sorted(strong)
             if config.mode == "strong_only":
                 sub = [train_records[i] for i in strong_idx]
                 train_ds = StrongLabelDataset(
-                    sub, {j: strong[i] for j, i in enumerate(strong_idx)}, transform, seed=tc.seed
+                    sub,
+                    {j: strong[i] for j, i in enumerate(strong_idx)},
+                    transform,
+                    seed=tc.seed,
+                    arrays=arrays,
                 )
             else:
-                train_ds = StrongLabelDataset(train_records, strong, transform, seed=tc.seed)
+                train_ds = StrongLabelDataset(train_records, strong, transform, seed=tc.seed, arrays=arrays)
         loss_cfg = config.loss
         if config.mode != "mixed":
             loss_cfg = dataclasses.replace(loss_cfg, tag_weight=0.0)
@@ -285,7 +311,7 @@ def train_msl(
         val_loader = None
         if val_records and dist.is_main:
             val_loader = DataLoader(
-                SliceDataset(val_records, None, use_masks=True),
+                SliceDataset(val_records, None, use_masks=True, arrays=arrays),
                 batch_size=tc.batch_size,
                 shuffle=False,
                 num_workers=tc.num_workers,

@@ -38,7 +38,14 @@ from wiml.errors import ConfigError
 from wiml.networks.checkpoint import load_training_state, save_checkpoint, save_training_state
 from wiml.networks.fpsnet import FPSNetOutput
 from wiml.training.config import OptimConfig, TrainerConfig
-from wiml.training.distributed import DistInfo, all_reduce_mean, barrier, init_distributed, wrap_model
+from wiml.training.distributed import (
+    DistInfo,
+    all_reduce_mean,
+    barrier,
+    broadcast_flag,
+    init_distributed,
+    wrap_model,
+)
 from wiml.utils import atomic_path, atomic_write_text, resolve_device, seed_everything
 
 logger = logging.getLogger(__name__)
@@ -243,6 +250,17 @@ class Trainer:
         values = {k: np.concatenate(v) for k, v in parts.items()}
         return {f"val_{k}": float(v) for k, v in self.val_metrics(values).items()}
 
+    def _patience_exhausted(self) -> bool:
+        """Whether ``config.patience`` validations in a row came after the best epoch (early stopping).
+
+        Derived from the history alone, so a resumed run stops where an uninterrupted one would.
+        """
+        if self.config.patience <= 0 or self.val_loader is None:
+            return False
+        key = f"val_{self.config.monitor}"
+        since_best = [r for r in self.history if key in r and r["epoch"] > self.best_epoch]
+        return len(since_best) >= self.config.patience
+
     def _improved(self, value: float | None) -> bool:
         if self.best is None:
             return True
@@ -303,6 +321,16 @@ class Trainer:
         self.net = wrap_model(self.model, self.dist, self.device)
         last_epoch = self.config.epochs if stop_after is None else min(stop_after, self.config.epochs)
         for epoch in range(self.start_epoch, last_epoch):
+            if broadcast_flag(self._patience_exhausted(), self.dist):  # rank 0 alone validates
+                logger.info(
+                    "early stop after epoch %d: no better %s in %d validations (best epoch %d)",
+                    epoch,
+                    self.config.monitor,
+                    self.config.patience,
+                    self.best_epoch,
+                )
+                last_epoch = epoch
+                break
             t0 = time.perf_counter()
             row: dict = {"epoch": epoch + 1, "lr": self.optimizer.param_groups[0]["lr"]}
             row.update(self.train_epoch(epoch))

@@ -1,0 +1,78 @@
+"""``wiml curve``: Dice against strong labels K and annotation cost over patient folds (resumable sweep).
+
+Example::
+
+    wiml curve --config configs/curve_brats.yaml --data runs/real/brats2015_data --out runs/real/curve_brats
+    wiml curve --config configs/curve_brats.yaml --data ... --out ... --set "k_values=[5,10,20]"   # add K values
+    wiml curve --summarize-only --out runs/real/curve_brats                       # table + plots from the CSV
+
+Each finished (fold, K, method, seed) is appended to ``OUT/results.csv`` and skipped when the command is run
+again; stop it at any point and start it again with the same arguments.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from wiml.cli.main import make_main
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--config", type=Path, help="curve YAML (configs/curve_brats.yaml)")
+    parser.add_argument("--data", type=Path, help="prepared folder holding manifest.csv")
+    parser.add_argument(
+        "--out", type=Path, required=True, help="output folder (results.csv, summary.md, plots)"
+    )
+    parser.add_argument("--name", help="dataset name in the CSV (default: the data folder's name)")
+    parser.add_argument("--device", help="auto | cpu | cuda (device)")
+    parser.add_argument(
+        "--summarize-only", action="store_true", help="only rewrite summary.md and the plots from results.csv"
+    )
+    parser.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="config override, e.g. --set steps=800 --set 'seeds=[0,1]' (repeatable)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from wiml.config import load_config
+    from wiml.errors import InputError
+    from wiml.experiments.curve import (
+        CurveConfig,
+        aggregate,
+        read_results,
+        run_curve,
+        summary_table,
+        write_summary,
+    )
+
+    overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
+    if args.summarize_only:
+        config_path = args.config or (args.out / "curve_config.yaml")
+        config = load_config(CurveConfig, config_path if config_path.is_file() else None, overrides)
+        rows = read_results(args.out / "results.csv")
+        if not rows:
+            raise InputError("no finished run in results.csv", args.out / "results.csv")
+        write_summary(rows, args.out, config.cost)
+    else:
+        if args.data is None:
+            raise InputError("--data (the prepared folder) is required unless --summarize-only")
+        config = load_config(CurveConfig, args.config, overrides)
+        rows = run_curve(config, args.data, args.out, args.name)
+    print("\n".join(summary_table(aggregate(rows))))
+    print(f"-> {args.out / 'summary.md'}, {args.out / 'dice_vs_k.png'}, {args.out / 'dice_vs_cost.png'}")
+    return 0
+
+
+main = make_main(
+    "wiml curve", "Dice vs strong labels K and annotation cost over patient folds", add_arguments, run
+)
+
+if __name__ == "__main__":
+    sys.exit(main())
