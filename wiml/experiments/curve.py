@@ -304,8 +304,8 @@ def robot_strong_labels(
     Raises:
         InputError: fewer than K tumour slices among the training slices.
     """
-    from wiml.interactive.robot import simulate
     from wiml.experiments.wia_sim import refinement_image, write_wia_result
+    from wiml.interactive.robot import simulate
     from wiml.training.strong_labels import select_strong_slices, slice_name, wia_strong_labels
 
     picks = select_strong_slices(train, k, "spread")
@@ -363,7 +363,7 @@ def run_one(
 ) -> dict:
     """Train and test one (fold, K, method, seed) and return its ``results.csv`` row."""
     from wiml.evaluation.evaluate import Case, TestConfig, evaluate, trained_with_tags
-    from wiml.training.checkpoint import load_model
+    from wiml.networks.checkpoint import load_model
     from wiml.training.msl import train_msl
     from wiml.utils import resolve_device
 
