@@ -16,7 +16,15 @@ from pathlib import Path
 
 import numpy as np
 
-from wiml.data.io import SLICE_SUFFIXES, Geometry, read_slice, read_volume, strip_suffix
+from wiml.data.io import (
+    SLICE_SUFFIXES,
+    Geometry,
+    orientation_code,  # noqa: F401  (re-exported: callers found it here before it moved to wiml.data.io)
+    read_slice,
+    read_volume,
+    reorient,
+    strip_suffix,
+)
 from wiml.data.io import VOLUME_SUFFIXES as IO_VOLUME_SUFFIXES
 from wiml.data.prepare import PrepareConfig
 from wiml.errors import InputError
@@ -142,28 +150,6 @@ def _as_stack(arr: np.ndarray, path: Path) -> np.ndarray:
     if arr.shape[1] < 2 or arr.shape[2] < 2:
         raise InputError(f"slice of {arr.shape[1]} x {arr.shape[2]} px is too small to annotate", path)
     return np.ascontiguousarray(arr, dtype=np.float32)
-
-
-def orientation_code(geometry: Geometry) -> str:
-    """DICOM orientation code (e.g. ``LPS``) of a volume's direction cosines."""
-    import SimpleITK as sitk
-
-    return sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(geometry.direction)
-
-
-def reorient(array: np.ndarray, geometry: Geometry, code: str) -> tuple[np.ndarray, Geometry]:
-    """Reorient a (Z, Y, X) array with its geometry to DICOM orientation ``code`` (physical positions kept).
-
-    Returns:
-        (array, geometry) in the new orientation; unchanged when the volume already has it.
-    """
-    import SimpleITK as sitk
-
-    if orientation_code(geometry) == code:
-        return array, geometry
-    image = geometry.apply_to(sitk.GetImageFromArray(np.ascontiguousarray(array)))
-    image = sitk.DICOMOrient(image, code)
-    return sitk.GetArrayFromImage(image), Geometry.from_image(image)
 
 
 def _read(path: Path, volume: bool) -> tuple[np.ndarray, np.dtype, Geometry | None, Geometry | None]:

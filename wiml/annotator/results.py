@@ -21,8 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wiml.annotator.loading import orientation_code, reorient
-from wiml.data.io import Geometry, write_slice, write_volume
+from wiml.data.io import Geometry, to_source_grid, write_slice, write_volume
 from wiml.errors import InputError
 from wiml.utils import atomic_write_text, keep_previous_version
 
@@ -69,7 +68,7 @@ def write_mask_volume(path: Path, mask: np.ndarray, shown: Geometry, source: Geo
         raise InputError(
             f"mask shape {mask.shape} (z, y, x) does not match the volume {tuple(shown.size)} (x, y, z)", path
         )
-    array, _ = reorient(mask, shown, orientation_code(source))
+    array = to_source_grid(mask, shown, source)
     keep_previous_version(path)
     return write_volume(path, array, like=source)
 

@@ -96,13 +96,16 @@ class Volume:
 
     Attributes:
         array: (Z, Y, X) (or (H, W)) array, the file's own dtype.
-        geometry: spacing / origin / direction / size of the source.
+        geometry: spacing / origin / direction / size of ``array`` (after any reorientation).
         path: where it was read from (None for arrays made in memory).
+        source_geometry: the geometry as stored in the file, before ``read_volume(..., orient=)``
+            reoriented it (equal to ``geometry`` when nothing was reoriented; None for arrays made in memory).
     """
 
     array: np.ndarray
     geometry: Geometry
     path: Path | None = None
+    source_geometry: Geometry | None = None
 
     @property
     def spacing_zyx(self) -> tuple[float, ...]:
@@ -245,6 +248,165 @@ def nifti_nonfinite_count(path: str | Path) -> int:
     return int(values.size - np.count_nonzero(np.isfinite(values)))
 
 
+def _nifti1_header(path: Path) -> bytes | None:
+    """The 348-byte NIfTI-1 header of ``path`` (None for NIfTI-2 or a file too short)."""
+    import gzip
+
+    opener = gzip.open if full_suffix(path) == ".nii.gz" else open
+    try:
+        with opener(path, "rb") as fh:
+            header = fh.read(348)
+    except OSError:
+        return None
+    return header if len(header) == 348 else None
+
+
+def nifti_qform_sform(path: str | Path) -> tuple[int, np.ndarray, int, np.ndarray] | None:
+    """The qform and sform of a NIfTI-1 file as 4x4 RAS affines (voxel index -> mm).
+
+    Returns:
+        ``(qform_code, qform, sform_code, sform)``, or None for a file that is not NIfTI-1.
+    """
+    import struct
+
+    header = _nifti1_header(Path(path))
+    if header is None:
+        return None
+    for endian in ("<", ">"):
+        if struct.unpack(endian + "i", header[:4])[0] == 348:
+            break
+    else:
+        return None
+    qform_code, sform_code = struct.unpack(endian + "hh", header[252:256])
+    pixdim = struct.unpack(endian + "8f", header[76:108])
+    b, c, d, qx, qy, qz = struct.unpack(endian + "6f", header[256:280])
+    a = float(np.sqrt(max(0.0, 1.0 - (b * b + c * c + d * d))))
+    rot = np.array(
+        [
+            [a * a + b * b - c * c - d * d, 2 * (b * c - a * d), 2 * (b * d + a * c)],
+            [2 * (b * c + a * d), a * a + c * c - b * b - d * d, 2 * (c * d - a * b)],
+            [2 * (b * d - a * c), 2 * (c * d + a * b), a * a + d * d - c * c - b * b],
+        ]
+    )
+    qfac = -1.0 if pixdim[0] < 0 else 1.0
+    qform = np.eye(4)
+    qform[:3, :3] = rot * np.array([pixdim[1], pixdim[2], qfac * pixdim[3]])
+    qform[:3, 3] = (qx, qy, qz)
+    sform = np.eye(4)
+    sform[:3, :] = np.array(struct.unpack(endian + "12f", header[280:328])).reshape(3, 4)
+    return int(qform_code), qform, int(sform_code), sform
+
+
+def _ras_affine(image: sitk.Image) -> np.ndarray:
+    """The 4x4 RAS affine (voxel index -> mm) of the first three axes of a SimpleITK image."""
+    dim = image.GetDimension()
+    direction = np.array(image.GetDirection()).reshape(dim, dim)[:3, :3]
+    affine = np.eye(4)
+    affine[:3, :3] = direction * np.array(image.GetSpacing()[:3])
+    affine[:3, 3] = image.GetOrigin()[:3]
+    return np.diag([-1.0, -1.0, 1.0, 1.0]) @ affine  # ITK is LPS, NIfTI is RAS
+
+
+def warn_qform_sform(path: str | Path, image: sitk.Image, tol_mm: float = 1e-3) -> str | None:
+    """Log a warning when a NIfTI file's qform and sform (both set) place the voxels differently.
+
+    SimpleITK picks one of them by ITK's rules (the sform when its code is 1, scanner-based, else the qform);
+    the warning names the file, the largest difference and the transform that was used.
+
+    Returns:
+        The warning text, or None when they agree (or one of them is unset).
+    """
+    forms = nifti_qform_sform(path)
+    if forms is None:
+        return None
+    qcode, qform, scode, sform = forms
+    if qcode <= 0 or scode <= 0:
+        return None
+    diff = float(np.abs(qform - sform).max())
+    if diff <= tol_mm + 1e-5 * float(np.abs(sform).max()):
+        return None
+    used = _ras_affine(image)
+    q_err, s_err = float(np.abs(used - qform).max()), float(np.abs(used - sform).max())
+    name = f"the sform (sform_code {scode})" if s_err < q_err else f"the qform (qform_code {qcode})"
+    text = (
+        f"{path}: the NIfTI qform and sform disagree (by up to {diff:.4g} mm in the affine); "
+        f"SimpleITK used {name}, and WIML's outputs follow it"
+    )
+    logger.warning(text)
+    return text
+
+
+def orientation_code(geometry: Geometry) -> str:
+    """DICOM orientation code (e.g. ``LPS``) of a volume's direction cosines (the nearest axes if oblique)."""
+    return sitk.DICOMOrientImageFilter.GetOrientationFromDirectionCosines(geometry.direction)
+
+
+def reorient(array: np.ndarray, geometry: Geometry, code: str) -> tuple[np.ndarray, Geometry]:
+    """Reorient a (Z, Y, X) array with its geometry to DICOM orientation ``code`` (physical positions kept).
+
+    Only axes are permuted and flipped (no interpolation), so reorienting back is exact.
+
+    Returns:
+        (array, geometry) in the new orientation; unchanged when the volume already has it.
+    """
+    if orientation_code(geometry) == code:
+        return array, geometry
+    image = geometry.apply_to(sitk.GetImageFromArray(np.ascontiguousarray(array)))
+    image = sitk.DICOMOrient(image, code)
+    return sitk.GetArrayFromImage(image), Geometry.from_image(image)
+
+
+def to_source_grid(array: np.ndarray, shown: Geometry, source: Geometry) -> np.ndarray:
+    """A (Z, Y, X) array on a reoriented grid (``shown``) -> the same voxels in the file's own array order.
+
+    ``shown`` must be ``source`` reoriented by :func:`reorient` / ``read_volume(..., orient=)``; written with
+    ``write_volume(path, result, like=source)`` the result is voxel-aligned with the source file, for any
+    orientation (oblique included: its axes are permuted and flipped like the nearest orthogonal ones).
+
+    Raises:
+        InputError: the array does not have ``shown``'s size, or ``shown`` is not a reorientation of ``source``.
+    """
+    if tuple(reversed(np.shape(array))) != tuple(shown.size):
+        raise InputError(
+            f"array shape {np.shape(array)} (z, y, x) does not match the grid {tuple(shown.size)}"
+        )
+    out, back = reorient(array, shown, orientation_code(source))
+    if tuple(back.size) != tuple(source.size) or not np.allclose(back.direction, source.direction, atol=1e-4):
+        raise InputError(
+            f"the reoriented grid (size {tuple(shown.size)}) is not a reorientation of the source grid "
+            f"(size {tuple(source.size)}, direction {tuple(round(d, 4) for d in source.direction)})"
+        )
+    return out
+
+
+def read_geometry(path: str | Path) -> Geometry:
+    """The geometry of a volume file (header only for NIfTI/MHA/NRRD; a DICOM folder is read in full).
+
+    Raises:
+        InputError: see :func:`read_image`.
+    """
+    path = Path(path)
+    _check_exists(path)
+    if path.is_dir() or full_suffix(path) == ".npz":
+        image = read_image(path)
+    else:
+        reader = sitk.ImageFileReader()
+        reader.SetFileName(str(path))
+        try:
+            reader.ReadImageInformation()
+        except RuntimeError as exc:
+            raise InputError(f"not a readable image header: {_first_line(exc)}", path) from exc
+        dim = reader.GetDimension()
+        direction = np.array(reader.GetDirection()).reshape(dim, dim)[:3, :3].ravel()
+        return Geometry(
+            tuple(int(v) for v in reader.GetSize()[:3]),
+            tuple(float(v) for v in reader.GetSpacing()[:3]),
+            tuple(float(v) for v in reader.GetOrigin()[:3]),
+            tuple(float(v) for v in direction),
+        )
+    return Geometry.from_image(image)
+
+
 def read_volume(
     path: str | Path,
     dtype: np.dtype | type | None = None,
@@ -266,6 +428,9 @@ def read_volume(
 
     Raises:
         InputError: see :func:`read_image`; a 4-D or vector file without a valid ``component``; NaN/inf voxels.
+
+    A NIfTI file whose qform and sform disagree is logged as a warning naming the file and the transform
+    SimpleITK used (:func:`warn_qform_sform`).
     """
     path = Path(path)
     image = read_image(path)
@@ -284,6 +449,9 @@ def read_volume(
             image = sitk.VectorIndexSelectionCast(image, component)
     elif component not in (None, 0):
         raise InputError(f"channel {component} requested but the file holds one channel", path)
+    if full_suffix(path) in (".nii", ".nii.gz"):
+        warn_qform_sform(path, image)
+    source_geometry = Geometry.from_image(image)
     if orient:
         image = sitk.DICOMOrient(image, orient)
     array = sitk.GetArrayFromImage(image)
@@ -298,7 +466,9 @@ def read_volume(
             raise InputError(f"{bad} NaN/inf voxel(s) stored in the file; expected finite intensities", path)
     if dtype is not None:
         array = array.astype(dtype, copy=False)
-    return Volume(array=array, geometry=Geometry.from_image(image), path=path)
+    return Volume(
+        array=array, geometry=Geometry.from_image(image), path=path, source_geometry=source_geometry
+    )
 
 
 def to_grey(array: np.ndarray, path: str | Path | None = None) -> np.ndarray:

@@ -91,7 +91,8 @@ class PrepareConfig:
         orient: reorient volumes to this DICOM code before slicing (default ``LPS``: row 0 anterior, column 0
             the patient's right, slice 0 inferior — the radiological display, also for LiTS files whose
             arrays are stored flipped); ``""`` keeps the file's array order. ``patients.json`` holds the
-            geometry of the reoriented volume, so predictions written with it land in the same place.
+            geometry of the reoriented volume and, as ``source_geometry``, the file's own, so that ``wiml
+            test`` writes its NIfTI predictions on the source's voxel grid.
         drop_empty_margin: keep tag-negative slices only within this many slices of the target's axial
             extent; -1 keeps all slices. Patients without any target keep all slices.
         patients: prepare only these patient ids (empty = all).
@@ -192,7 +193,7 @@ class _Prepared:
 
 
 def _load_volume_case(case: VolumeCase, cfg: PrepareConfig, target: str) -> _Prepared:
-    arrays, geometry, info_path = [], None, None
+    arrays, geometry, info_path, source_geometry = [], None, None, None
     orient = cfg.orient or None
     normalize = cfg.normalize
     if normalize == "auto":
@@ -203,7 +204,7 @@ def _load_volume_case(case: VolumeCase, cfg: PrepareConfig, target: str) -> _Pre
     for ch in case.channels:
         vol = read_volume(ch.path, component=ch.index, orient=orient)
         if geometry is None:
-            geometry, info_path = vol.geometry, ch.path
+            geometry, info_path, source_geometry = vol.geometry, ch.path, vol.source_geometry
         elif vol.array.shape != arrays[0].shape:
             raise InputError(
                 f"channel shape {vol.array.shape} differs from {arrays[0].shape} of {info_path}", ch.path
@@ -263,6 +264,7 @@ def _load_volume_case(case: VolumeCase, cfg: PrepareConfig, target: str) -> _Pre
         "mask": str(case.mask) if case.mask is not None else None,
         "channels": [c.name for c in case.channels],
         **geometry.to_dict(),
+        "source_geometry": source_geometry.to_dict(),
     }
     return _Prepared(images, masks, list(range(z)), [str(case.channels[0].path)] * z, spacing_mm, info)
 

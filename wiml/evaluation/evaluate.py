@@ -220,19 +220,49 @@ def _write_csv(path: Path, rows: list[dict]) -> Path:
     return path
 
 
-def write_nifti_predictions(out_dir: Path, data: Path, preds: dict[str, dict[int, np.ndarray]]) -> list[Path]:
-    """Write each patient's predicted slices into a volume with the source geometry (``patients.json``).
+def _source_geometry(pid: str, info: dict, shown):
+    """The source file's own geometry of a patient: ``source_geometry`` in ``patients.json`` (written by
+    ``prepare``), else the header of the source mask or image; None when neither is available."""
+    from wiml.data.io import Geometry, read_geometry
 
-    The prepared slice ``i`` of a patient is axial slice ``i`` of the source volume (array order z, y, x),
-    resized to the prepared grid; predictions are resized back with nearest-neighbour interpolation.
-    Slices that were not prepared stay 0.
+    stored = info.get("source_geometry")
+    if isinstance(stored, dict):
+        return Geometry(**{k: tuple(stored[k]) for k in ("size", "spacing", "origin", "direction")})
+    image = info.get("image")
+    for src in (info.get("mask"), image[0] if isinstance(image, list) and image else image):
+        if src and Path(src).exists():
+            try:
+                return read_geometry(src)
+            except InputError:
+                continue
+    logger.warning(
+        "%s: patients.json has no source_geometry and the source files are gone; the NIfTI prediction is written "
+        "on the prepared (reoriented) grid, origin %s, direction %s",
+        pid,
+        shown.origin,
+        shown.direction,
+    )
+    return None
+
+
+def write_nifti_predictions(out_dir: Path, data: Path, preds: dict[str, dict[int, np.ndarray]]) -> list[Path]:
+    """Write each patient's predicted slices as a NIfTI volume on the source's own voxel grid.
+
+    The prepared slice ``i`` of a patient is axial slice ``i`` of the volume as ``prepare`` reoriented it
+    (``patients.json``: size, spacing, origin, direction); predictions are resized back to that grid
+    (nearest neighbour), then reoriented back to the source file's array order and written with its size,
+    spacing, origin and direction (``source_geometry``), so the file is voxel-aligned with the source image
+    and label, for any orientation (oblique included). Slices that were not prepared stay 0.
 
     Returns:
         the written paths (empty when ``patients.json`` is absent or holds no geometry).
+
+    Raises:
+        InputError: ``patients.json`` is not valid JSON, or a grid that does not fit its source.
     """
     from skimage.transform import resize
 
-    from wiml.data.io import write_volume
+    from wiml.data.io import Geometry, to_source_grid, write_volume
 
     meta_path = Path(data) / "patients.json"
     if not meta_path.is_file():
@@ -255,10 +285,22 @@ def write_nifti_predictions(out_dir: Path, data: Path, preds: dict[str, dict[int
                     resize(mask.astype(np.float32), (y, x), order=0, preserve_range=True, anti_aliasing=False)
                     > 0.5
                 )
-        path = out_dir / f"{pid}.nii.gz"
-        write_volume(
-            path, vol, spacing=info["spacing"], origin=info.get("origin"), direction=info.get("direction")
+        shown = Geometry(
+            (x, y, z),
+            tuple(float(v) for v in info["spacing"]),
+            tuple(float(v) for v in info.get("origin") or (0.0, 0.0, 0.0)),
+            tuple(float(v) for v in info.get("direction") or (1, 0, 0, 0, 1, 0, 0, 0, 1)),
         )
+        source = _source_geometry(pid, info, shown)
+        path = out_dir / f"{pid}.nii.gz"
+        if source is None:
+            write_volume(path, vol, like=shown)
+        else:
+            try:
+                array = to_source_grid(vol, shown, source)
+            except InputError as exc:
+                raise InputError(f"patient {pid}: {exc}", meta_path) from exc
+            write_volume(path, array, like=source)
         written.append(path)
     return written
 
