@@ -74,7 +74,10 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
 def keep_previous_version(path: str | Path) -> Path | None:
     """Move an existing file aside before it is replaced, so nothing saved is lost.
 
-    ``mask.png`` becomes ``mask.v1.png`` (then ``.v2`` ...), next to the original.
+    ``mask.png`` becomes ``mask.v1.png`` (then ``.v2`` ...), next to the original. The previous version is a
+    hard link where the file system allows it (nothing copied, so it works on a full disk), else a copy; a copy
+    that fails is removed, so no empty or partial backup is left. Replace ``path`` by renaming onto it
+    (:func:`atomic_path`), never by writing into it, as a hard link shares the old content.
 
     Returns:
         The path the previous version was moved to, or None when ``path`` did not exist.
@@ -90,7 +93,14 @@ def keep_previous_version(path: str | Path) -> Path | None:
         if not candidate.exists():
             break
         n += 1
-    shutil.copy2(path, candidate)
+    try:
+        os.link(path, candidate)  # no data copied: works on a full disk, never leaves a partial backup
+    except OSError:
+        try:
+            shutil.copy2(path, candidate)
+        except OSError:
+            candidate.unlink(missing_ok=True)  # never leave an empty or partial backup behind
+            raise
     return candidate
 
 

@@ -11,7 +11,7 @@ from annotator_fixtures import PNG_SHAPE, VOLUME_DIRECTION, VOLUME_ORIGIN, VOLUM
 
 from wiml.annotator.controller import NO_CHECKPOINT_MESSAGE, AnnotationController
 from wiml.annotator.loading import find_ground_truth, list_images, open_image, orientation_code
-from wiml.annotator.results import default_result_dir
+from wiml.data.wia_result import default_result_dir
 from wiml.errors import CheckpointError, InputError
 
 
@@ -102,7 +102,7 @@ def test_save_before_segment_is_refused(png_case, tmp_path):
 
 
 def test_nifti_volume_saves_nifti_with_source_geometry(nifti_case, tmp_path, interior_point):
-    ctl = AnnotationController(result_dir=tmp_path / "out")
+    ctl = AnnotationController(result_dir=tmp_path / "out", propagate=False)
     snap = ctl.open(nifti_case)
     assert snap.depth == VOLUME_SHAPE[0] and snap.slice_index == 2  # the slice with the most ground truth
     assert snap.is_ct and np.allclose(ctl.image.spacing_mm, (VOLUME_SPACING[1], VOLUME_SPACING[0]))

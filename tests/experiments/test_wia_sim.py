@@ -92,7 +92,12 @@ def test_cli_without_checkpoint_writes_every_file(prepared, tmp_path):
             "total_time_s",
         } <= set(rec)
         assert rec["clicks"] and set(rec["clicks"][0]) == {"row", "col", "label", "t_s"}
-        assert len(rec["dice_per_step"]) == len(rec["clicks"])
+        # schema 2, shared with the annotator GUI: the proposal's Dice first, then one per click
+        assert rec["schema_version"] == 2 and rec["source"] == "robot"
+        assert len(rec["dice_per_step"]) == len(rec["clicks"]) + 1
+        assert (
+            rec["dice_per_step"][0] == rec["initial_dice"] and rec["dice_per_step"][-1] == rec["final_dice"]
+        )
 
 
 def test_cam_source_is_pluggable_and_previous_labels_are_kept(prepared, tmp_path):

@@ -6,7 +6,8 @@
   Dice/IoU.
 * :mod:`wiml.annotator.controller` - :class:`AnnotationController`, the annotation state and its actions
   (open, segment, click, undo, clear, save), returning :class:`Snapshot` objects for the widgets.
-* :mod:`wiml.annotator.results` - writers of ``result/{CAM,initial_mask,strong_label,recording}``.
+* :mod:`wiml.annotator.recovery` - the autosaved recovery file of unsaved work (the result folder itself is
+  :mod:`wiml.data.wia_result`).
 * :mod:`wiml.annotator.overlay` - windowing to 8-bit, mask contours, CAM colours.
 * :mod:`wiml.annotator.remote` - refinement sessions served by a helper process (the GIL never stalls the
   GUI).

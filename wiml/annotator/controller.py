@@ -20,10 +20,27 @@ from pathlib import Path
 
 import numpy as np
 
-from wiml.annotator.annotation import SliceAnnotation
-from wiml.annotator.loading import PREPARE_WINDOW_HU, AnnotationImage, normalise, open_image
-from wiml.annotator.results import default_result_dir, slice_name, write_json, write_mask_volume, write_png
+from wiml.annotator.annotation import SliceAnnotation, SliceState
+from wiml.annotator.loading import (
+    PREPARE_WINDOW_HU,
+    AnnotationImage,
+    normalise,
+    open_image,
+    read_ground_truth,
+)
+from wiml.annotator.recovery import RecoveryFile
 from wiml.data.prepare import normalize_ct, normalize_zscore
+from wiml.data.wia_result import (
+    Recording,
+    default_result_dir,
+    read_mask_volume,
+    read_tags_csv,
+    slice_name,
+    write_mask_volume,
+    write_png,
+    write_recording,
+    write_tags_csv,
+)
 from wiml.errors import CheckpointError, InputError
 from wiml.evaluation.metrics import dice_score, iou_score
 from wiml.interactive.session import Click, RefinementConfig
@@ -57,6 +74,16 @@ class Snapshot:
             since it received it, so it never asks the controller from the GUI thread).
         message: one line for the status bar about what just happened.
         saved: paths written by the last Save, else empty.
+        slice_status: per slice, :data:`UNTOUCHED`, :data:`FINISHED` (a saved label), :data:`UNSAVED`
+            (changed since the last save) or :data:`PROPOSED` (a proposal not yet worked on).
+        tags: per slice, the image tag: 1 present, 0 absent, -1 not set.
+        tag_probability: per slice, the weak model's tag probability (after Tags > Predict), or None.
+        proposal: what the shown slice's mask started from (cam, none, propagated, saved, recovered).
+        can_undo, can_redo: whether Undo / Redo have a step on the shown slice.
+        dirty: whether any slice or tag has unsaved changes.
+        recovery: an autosaved recovery file found when the image was opened (the window offers to restore
+            it), else None.
+        reference_path: where the ground truth (reference) came from, or None.
     """
 
     image_id: int = 0
@@ -77,6 +104,15 @@ class Snapshot:
     elapsed_s: float = 0.0
     message: str = ""
     saved: tuple[Path, ...] = ()
+    slice_status: tuple[int, ...] = ()
+    tags: tuple[int, ...] = ()
+    tag_probability: tuple[float, ...] | None = None
+    proposal: str | None = None
+    can_undo: bool = False
+    can_redo: bool = False
+    dirty: bool = False
+    recovery: Path | None = None
+    reference_path: Path | None = None
 
 
 def compute_cam(
@@ -104,6 +140,38 @@ def compute_cam(
 
 #: Grad-CAM input side (px) when a checkpoint does not record the size it was trained at.
 DEFAULT_CAM_INPUT_PX = 256
+#: slice status codes of :attr:`Snapshot.slice_status`.
+UNTOUCHED, FINISHED, UNSAVED, PROPOSED = 0, 1, 2, 3
+#: probabilities a proposal mask is turned into before the graph cut (inside, outside the mask).
+PROPOSAL_PROBABILITY = (0.9, 0.1)
+#: width (px) of the soft border of a proposal prior.
+PROPOSAL_SOFTNESS_PX = 2.0
+
+
+def mask_to_prior(mask: np.ndarray, cam: np.ndarray | None = None, cam_weight: float = 0.25) -> np.ndarray:
+    """A foreground probability map from a proposal mask (a finished neighbour's label, a saved label), fused
+    with the CAM, for the refinement's graph cut (the CAM's place in :meth:`RefinementSession.set_image`).
+
+    Args:
+        mask: (H, W) binary proposal.
+        cam: optional (H, W) float32 CAM in [0, 1] of the slice.
+        cam_weight: weight of the CAM in the fusion (0 = the mask alone).
+
+    Returns:
+        (H, W) float32 in [0, 1]: :data:`PROPOSAL_PROBABILITY` inside / outside the mask with a soft border of
+        about :data:`PROPOSAL_SOFTNESS_PX` px (a signed-distance sigmoid), mixed with the CAM.
+    """
+    from scipy import ndimage
+
+    m = np.asarray(mask) > 0
+    inside = ndimage.distance_transform_edt(m)
+    outside = ndimage.distance_transform_edt(~m)
+    signed = np.where(m, inside - 0.5, -(outside - 0.5))
+    hi, lo = PROPOSAL_PROBABILITY
+    prior = lo + (hi - lo) / (1.0 + np.exp(-signed / PROPOSAL_SOFTNESS_PX))
+    if cam is not None:
+        prior = (1.0 - cam_weight) * prior + cam_weight * np.clip(cam, 0.0, 1.0)
+    return np.clip(prior, 0.0, 1.0).astype(np.float32)
 
 
 class AnnotationController:
@@ -123,6 +191,8 @@ class AnnotationController:
         clock: time source in seconds (tests inject a fake one).
         refine_in_process: run the refinement sessions in a helper process (:mod:`wiml.annotator.remote`), so that
             SimpleCRF holding Python's GIL never stalls the GUI thread; call :meth:`close` at the end.
+        propagate: moving to an untouched slice next to one with a mask proposes a mask from that neighbour.
+        autosave: write every change to a recovery file (:mod:`wiml.annotator.recovery`) until it is saved.
     """
 
     def __init__(
@@ -134,6 +204,8 @@ class AnnotationController:
         session_factory: Callable[[], object] | None = None,
         clock: Callable[[], float] = time.perf_counter,
         refine_in_process: bool = False,
+        propagate: bool = True,
+        autosave: bool = True,
     ) -> None:
         self.result_dir = Path(result_dir) if result_dir is not None else None
         self.device = device
@@ -156,6 +228,12 @@ class AnnotationController:
         self._slices: dict[int, SliceAnnotation] = {}
         self._zscored: np.ndarray | None = None
         self._image_id = 0
+        self.propagate = bool(propagate)
+        self.autosave = bool(autosave)
+        self._tags_dirty = False
+        self._tag_probability: np.ndarray | None = None
+        self._recovery_found: Path | None = None
+        self._range_start: int | None = None
 
     def close(self) -> None:
         """Stop the refinement helper process, if there is one."""
@@ -224,7 +302,12 @@ class AnnotationController:
 
     # ------------------------------------------------------------------ image and slice
     def open(self, path: str | Path) -> Snapshot:
-        """Open a PNG/JPEG slice, a NIfTI volume or a DICOM series; show its most labelled (or middle) slice.
+        """Open a PNG/JPEG slice, a NIfTI volume or a DICOM series and load the work saved on it before.
+
+        The saved strong label (``result/strong_label/<image>.nii.gz`` or ``<image>.png``) and tags
+        (``result/tags/<image>.csv``) are loaded, so work continues where it stopped; slices with a saved label
+        are marked finished. A recovery file of unsaved work is reported in :attr:`Snapshot.recovery` (see
+        :meth:`restore_recovery`). Shows the most labelled (reference) slice, or the middle one.
 
         Raises:
             InputError: unreadable or unsupported input (the previous image stays open).
@@ -234,21 +317,72 @@ class AnnotationController:
         self._image_id += 1
         self._slices = {}
         self._zscored = None
+        self._tags_dirty = False
+        self._tag_probability = None
+        self._range_start = None
         index = image.depth // 2
         if image.ground_truth is not None and image.depth > 1:
             areas = image.ground_truth.reshape(image.depth, -1).sum(axis=1)
             if areas.max() > 0:
                 index = int(areas.argmax())
         self.slice_index = index
+        loaded = self._load_saved()
         self.current.show(self._clock())
+        recovery = RecoveryFile.for_image(self.resolved_result_dir(), image.name)
+        self._recovery_found = recovery.path if recovery.matches(image) else None
         where = f"slice {index + 1}/{image.depth}, " if image.depth > 1 else ""
-        gt = "ground truth found" if image.ground_truth is not None else "no ground truth"
+        gt = "reference found" if image.ground_truth is not None else "no reference"
+        extra = f", {loaded} saved slice(s) loaded" if loaded else ""
+        if self._recovery_found is not None:
+            extra += ", unsaved work from an earlier session can be restored"
         return self.snapshot(
-            f"opened {image.path.name} ({where}{image.shape[0]} x {image.shape[1]} px, {gt})"
+            f"opened {image.path.name} ({where}{image.shape[0]} x {image.shape[1]} px, {gt}{extra})"
         )
 
+    def _load_saved(self) -> int:
+        """Load the saved strong label and tags of the open image; returns the number of labelled slices."""
+        image = self._require_image()
+        root = self.resolved_result_dir()
+        label_dir = root / "strong_label"
+        masks: dict[int, np.ndarray] = {}
+        try:
+            if image.is_volume:
+                path = label_dir / f"{image.name}.nii.gz"
+                if path.is_file():
+                    volume = read_mask_volume(path, image.reference)
+                    finished = {
+                        i
+                        for i in range(image.depth)
+                        if volume[i].any()
+                        or (root / "recording" / f"{slice_name(image.name, i, True)}.json").is_file()
+                    }
+                    masks = {i: volume[i] for i in sorted(finished)}
+            else:
+                path = label_dir / f"{image.name}.png"
+                if path.is_file():
+                    mask = read_ground_truth(path, (1, *image.shape), volume=False)
+                    if mask is not None:
+                        masks = {0: mask[0]}
+            tags_path = root / "tags" / f"{image.name}.csv"
+            tags = read_tags_csv(tags_path) if tags_path.is_file() else {}
+        except InputError as exc:
+            logger.warning("saved work not loaded: %s", exc)
+            return 0
+        for index, mask in masks.items():
+            annotation = self._slices.setdefault(index, SliceAnnotation())
+            annotation.state = annotation.started(None, None, mask, self._gt(index), "saved")
+            annotation.saved = True
+        for index, tag in tags.items():
+            if 0 <= index < image.depth:
+                annotation = self._slices.setdefault(index, SliceAnnotation())
+                annotation.tag, annotation.tag_source = int(tag), "saved"
+        return len(masks)
+
     def set_slice(self, index: int) -> Snapshot:
-        """Show slice ``index`` of a volume; each slice keeps its own clicks, undo history and timer.
+        """Show slice ``index`` of a volume; each slice keeps its own clicks, history and timer.
+
+        Moving to an untouched slice next to one with a mask proposes a mask propagated from it (when
+        ``propagate`` is on); the proposal is undoable and counts as unsaved only once it is worked on.
 
         Raises:
             InputError: no image is open or the index is out of range.
@@ -257,15 +391,41 @@ class AnnotationController:
         index = int(index)
         if not 0 <= index < image.depth:
             raise InputError(f"slice index {index} out of range [0, {image.depth - 1}]", image.path)
+        message = ""
         if index != self.slice_index:
             now = self._clock()
             self.current.hide(now)
             self.slice_index = index
             self.current.show(now)
+            if self.propagate and self.current.mask is None:
+                message = self._propagate()
         clicks = len(self.current.clicks)
         return self.snapshot(
-            f"slice {index + 1}/{image.depth}" + (f" ({clicks} click(s) so far)" if clicks else "")
+            f"slice {index + 1}/{image.depth}"
+            + (f" ({clicks} click(s) so far)" if clicks else "")
+            + (f"; {message}" if message else "")
         )
+
+    def _propagate(self) -> str:
+        """Propose a mask for the shown (untouched) slice from a neighbour's mask; returns a status note."""
+        for step in (-1, 1):
+            neighbour = self._slices.get(self.slice_index + step)
+            if neighbour is None or neighbour.mask is None or not neighbour.mask.any():
+                continue
+            if neighbour.proposal == "propagated" and not neighbour.clicks and not neighbour.saved:
+                continue  # never chain unreviewed proposals
+            cam = self._cam() if self.model is not None else None
+            session = self._session_factory()
+            session.set_image(self.analysis_image, cam=mask_to_prior(neighbour.mask, cam))
+            initial = np.asarray(session.initial_mask(), np.uint8)
+            annotation = self.current
+            annotation.apply(
+                "propagate", annotation.started(session, cam, initial, self.ground_truth, "propagated")
+            )
+            annotation.dirty = False  # a proposal is not work until the user touches it
+            annotation.log("propagate", self._clock(), from_slice=self.slice_index + step)
+            return f"proposal propagated from slice {self.slice_index + step + 1} ({int(initial.sum())} px)"
+        return ""
 
     @property
     def current(self) -> SliceAnnotation:
@@ -274,8 +434,13 @@ class AnnotationController:
 
     @property
     def dirty(self) -> bool:
-        """Whether any slice of the open image changed since it was last saved."""
-        return any(a.dirty for a in self._slices.values())
+        """Whether any slice (or tag) of the open image changed since it was last saved."""
+        return self._tags_dirty or any(a.dirty for a in self._slices.values())
+
+    @property
+    def dirty_slices(self) -> list[int]:
+        """Indices of the slices changed since the last save."""
+        return sorted(i for i, a in self._slices.items() if a.dirty)
 
     @property
     def mask(self) -> np.ndarray | None:
@@ -304,13 +469,9 @@ class AnnotationController:
         image = self._require_image()
         return normalise(image.volume[self.slice_index], image.window)
 
-    @property
-    def network_image(self) -> np.ndarray:
-        """(H, W) float32 current slice scaled the way ``wiml prepare`` scales the weak model's training data
-        (:mod:`wiml.data.prepare`: CT HU window, MR z-score per volume, slice files / dtype maximum), or the
-        (C, H, W) image of a prepared slice as stored."""
+    def _network_image(self, index: int) -> np.ndarray:
         image = self._require_image()
-        raw = image.volume[self.slice_index]
+        raw = image.volume[index]
         if image.prepared is not None:
             return image.prepared
         if image.normalization == "window":
@@ -318,15 +479,25 @@ class AnnotationController:
         if image.normalization == "zscore":
             if self._zscored is None:
                 self._zscored = normalize_zscore(image.volume)
-            return self._zscored[self.slice_index]
+            return self._zscored[index]
         return (raw / np.float32(image.value_max)).astype(np.float32)
 
     @property
-    def ground_truth(self) -> np.ndarray | None:
-        """(H, W) uint8 ground truth of the current slice, or None."""
+    def network_image(self) -> np.ndarray:
+        """(H, W) float32 current slice scaled the way ``wiml prepare`` scales the weak model's training data
+        (:mod:`wiml.data.prepare`: CT HU window, MR z-score per volume, slice files / dtype maximum), or the
+        (C, H, W) image of a prepared slice as stored."""
+        return self._network_image(self.slice_index)
+
+    def _gt(self, index: int) -> np.ndarray | None:
         if self.image is None or self.image.ground_truth is None:
             return None
-        return self.image.ground_truth[self.slice_index]
+        return self.image.ground_truth[index]
+
+    @property
+    def ground_truth(self) -> np.ndarray | None:
+        """(H, W) uint8 ground truth (reference) of the current slice, or None."""
+        return self._gt(self.slice_index)
 
     @property
     def name(self) -> str:
@@ -339,28 +510,68 @@ class AnnotationController:
         """Seconds the current slice has been shown (0 before an image is open)."""
         return self.current.elapsed(self._clock()) if self.image is not None else 0.0
 
+    def load_reference(self, path: str | Path) -> Snapshot:
+        """Use ``path`` as the reference (ground truth) of the open image: the live Dice/IoU compare with it.
+
+        Args:
+            path: a mask file or DICOM mask series of the image's size (label maps count > 0 as foreground).
+
+        Raises:
+            InputError: unreadable, or a size other than the image's.
+        """
+        image = self._require_image()
+        path = Path(path).expanduser()
+        if not path.exists():
+            raise InputError("reference not found", path)
+        gt = read_ground_truth(path, image.volume.shape, image.is_volume)
+        if gt is None:
+            raise InputError(f"reference does not have the image's size {image.volume.shape} (D, H, W)", path)
+        image.ground_truth, image.ground_truth_path = gt, path
+        return self.snapshot(f"reference loaded: {path.name}")
+
     # ------------------------------------------------------------------ annotation
+    def _cam(self) -> np.ndarray:
+        return compute_cam(self.model, self.network_image, self.cam_input_px)
+
+    def _edited(self, message: str) -> Snapshot:
+        """After a change of the annotation: autosave the recovery file, then the snapshot."""
+        self._write_recovery()
+        return self.snapshot(message)
+
     def segment(self) -> Snapshot:
-        """Compute the CAM (when a weak model is loaded) and the initial mask; drops the slice's clicks.
+        """Compute the CAM (when a weak model is loaded) and the initial mask; a new undoable start.
 
         Raises:
             InputError: no image is open.
         """
         self._require_image()
-        cam = None
-        if self.model is not None:
-            cam = compute_cam(self.model, self.network_image, self.cam_input_px)
+        cam = self._cam() if self.model is not None else None
         session = self._session_factory()
         session.set_image(self.analysis_image, cam=cam)
         initial = np.asarray(session.initial_mask(), np.uint8)
-        self.current.start(session, cam, initial, self.ground_truth)
+        annotation = self.current
+        proposal = "cam" if cam is not None else "none"
+        annotation.apply("segment", annotation.started(session, cam, initial, self.ground_truth, proposal))
+        annotation.log("segment", self._clock(), proposal=proposal)
         what = (
             "CAM initial mask" if cam is not None else "no checkpoint: empty initial mask, click to segment"
         )
-        return self.snapshot(f"segmented ({what}, {int(initial.sum())} px)")
+        return self._edited(f"segmented ({what}, {int(initial.sum())} px)")
+
+    def _resume_session(self, annotation: SliceAnnotation) -> None:
+        """Give a slice whose mask came from a saved label or a recovery file a refinement session that
+        starts from that mask (the mask as the graph cut's prior); the clicks then refine it."""
+        session = self._session_factory()
+        mask = annotation.mask
+        cam = annotation.cam
+        session.set_image(self.analysis_image, cam=mask_to_prior(mask, None))
+        initial = np.asarray(session.initial_mask(), np.uint8)
+        state = annotation.started(session, cam, initial, self.ground_truth, annotation.proposal or "saved")
+        annotation.state = state  # the base of further clicks; the saved mask itself is in the history
+        annotation.log("resume", self._clock(), proposal=state.proposal)
 
     def add_click(self, row: int, col: int, foreground: bool) -> Snapshot:
-        """Add a click and re-run the refinement (Segment runs first when it has not yet on this slice).
+        """Add a click and re-run the refinement (Segment runs first when the slice has no mask yet).
 
         Args:
             row, col: pixel position in the slice.
@@ -374,37 +585,165 @@ class AnnotationController:
         row, col = int(row), int(col)
         if not (0 <= row < h and 0 <= col < w):
             raise InputError(f"click ({row}, {col}) lies outside the {h} x {w} image")
-        if self.current.session is None:
-            self.segment()
         annotation = self.current
-        t_s = annotation.elapsed(self._clock())
+        if annotation.mask is None:
+            self.segment()
+        elif annotation.session is None:
+            before = annotation.state
+            self._resume_session(annotation)
+            annotation.undo_stack.append(("resume", before, annotation.state))
+        label = int(bool(foreground))
+        t_s = annotation.log("click", self._clock(), row=row, col=col, label=label)
+        self._sync_session(annotation.state)
         mask = annotation.session.add_click(row, col, bool(foreground))
-        annotation.clicked(Click(row, col, int(bool(foreground)), t_s), mask, self.ground_truth)
+        annotation.apply(
+            "click", annotation.after_click(Click(row, col, label, t_s), mask, self.ground_truth)
+        )
         kind = "foreground" if foreground else "background"
-        return self.snapshot(f"{kind} click at ({row}, {col})")
+        return self._edited(f"{kind} click at ({row}, {col})")
+
+    def _sync_session(self, state: SliceState) -> None:
+        """Make the refinement session hold exactly the clicks of ``state`` (after an undo or redo), so the next
+        click refines the mask shown: one undo, one re-added click, or a reset and replay."""
+        session = state.session
+        if session is None:
+            return
+        want = [(c.row, c.col, c.label) for c in state.clicks]
+        have = [(c.row, c.col, c.label) for c in session.clicks]
+        if have == want:
+            return
+        if have[:-1] == want:
+            session.undo()
+            return
+        if have == want[:-1]:
+            session.add_click(*want[-1][:2], bool(want[-1][2]))
+            return
+        session.reset()
+        for r, c, label in want:
+            session.add_click(r, c, bool(label))
 
     def undo(self) -> Snapshot:
-        """Remove the last click and restore the mask before it (nothing to undo: unchanged)."""
+        """Undo the last change of the slice (a click, Segment, Clear, a proposal); nothing to undo: unchanged."""
         annotation = self.current
-        if annotation.session is None or not annotation.clicks:
+        step = annotation.undo()
+        if step is None:
             return self.snapshot("nothing to undo")
-        annotation.undone(annotation.session.undo())
-        return self.snapshot(f"undid a click ({len(annotation.clicks)} left)")
+        action, state = step
+        annotation.log("undo", self._clock(), undone=action)
+        self._sync_session(state)
+        if action == "resume":  # the saved mask itself: one more step back would be before it
+            return self._edited("undid resuming the saved label")
+        return self._edited(f"undid {action} ({len(annotation.clicks)} click(s) left)")
+
+    def redo(self) -> Snapshot:
+        """Redo the last undone change of the slice (nothing to redo: unchanged)."""
+        annotation = self.current
+        step = annotation.redo()
+        if step is None:
+            return self.snapshot("nothing to redo")
+        action, state = step
+        annotation.log("redo", self._clock(), redone=action)
+        self._sync_session(state)
+        return self._edited(f"redid {action} ({len(annotation.clicks)} click(s))")
 
     def clear(self) -> Snapshot:
-        """Remove every click of the slice and go back to the initial mask (the timer keeps running)."""
+        """Remove every click of the slice and go back to its proposal (undoable)."""
         annotation = self.current
-        if annotation.session is None:
+        if annotation.mask is None or not annotation.clicks:
             return self.snapshot("nothing to clear")
-        annotation.cleared(annotation.session.reset())
-        return self.snapshot("cleared the clicks (back to the initial mask)")
+        annotation.log("clear", self._clock(), clicks=len(annotation.clicks))
+        annotation.apply("clear", annotation.after_clear())
+        if annotation.session is not None:
+            annotation.session.reset()
+        return self._edited("cleared the clicks (back to the proposal; Undo brings them back)")
 
     def metrics(self) -> tuple[float | None, float | None]:
-        """(Dice, IoU) of the current mask against the ground truth, or (None, None)."""
+        """(Dice, IoU) of the current mask against the reference, or (None, None)."""
         gt, mask = self.ground_truth, self.mask
         if gt is None or mask is None:
             return None, None
         return float(dice_score(mask, gt)), float(iou_score(mask, gt))
+
+    # ------------------------------------------------------------------ tags
+    def set_tag(self, tag: int | None, index: int | None = None) -> Snapshot:
+        """Set the image tag of a slice (default: the shown one): 1 present, 0 absent, None unset.
+
+        Raises:
+            InputError: no image is open or a tag other than 0, 1, None.
+        """
+        self._require_image()
+        if tag not in (0, 1, None):
+            raise InputError(f"a tag is 0 (absent) or 1 (present), got {tag!r}")
+        index = self.slice_index if index is None else int(index)
+        annotation = self._slices.setdefault(index, SliceAnnotation())
+        annotation.tag, annotation.tag_source = tag, "gui"
+        self._tags_dirty = True
+        word = {1: "present", 0: "absent", None: "unset"}[tag]
+        return self._edited(f"slice {index + 1}: target {word}")
+
+    def mark_range(self) -> Snapshot:
+        """Two presses set the tags of a whole volume: the first marks the first slice of the target, the
+        second (on another slice) the last; slices between them become present, all others absent.
+
+        Raises:
+            InputError: no image is open.
+        """
+        image = self._require_image()
+        if self._range_start is None:
+            self._range_start = self.slice_index
+            return self.snapshot(
+                f"first slice of the target: {self.slice_index + 1}; go to the last one and press E again"
+            )
+        lo, hi = sorted((self._range_start, self.slice_index))
+        self._range_start = None
+        for index in range(image.depth):
+            annotation = self._slices.setdefault(index, SliceAnnotation())
+            annotation.tag, annotation.tag_source = int(lo <= index <= hi), "range"
+        self._tags_dirty = True
+        return self._edited(f"target present on slices {lo + 1}-{hi + 1}, absent elsewhere")
+
+    def predict_tags(self, batch_size: int = 8) -> Snapshot:
+        """Tag probability of every slice from the weak model (shown on the slice strip).
+
+        Raises:
+            InputError: no image is open or no weak checkpoint is loaded.
+        """
+        image = self._require_image()
+        if self.model is None:
+            raise InputError("no weak checkpoint loaded (File > Load Checkpoint) to predict tags")
+        import torch
+        import torch.nn.functional as F
+
+        from wiml.networks import tag_probability
+
+        device = next(self.model.parameters()).device
+        in_channels = int(self.model.config.in_channels)
+        probs = np.zeros(image.depth, np.float32)
+        size = self.cam_input_px
+        for start in range(0, image.depth, batch_size):
+            batch = []
+            for index in range(start, min(start + batch_size, image.depth)):
+                x = np.asarray(self._network_image(index), np.float32)
+                x = x if x.ndim == 3 else x[None]
+                batch.append(np.repeat(x[:1], in_channels, axis=0) if x.shape[0] != in_channels else x)
+            x = torch.from_numpy(np.stack(batch)).to(device)
+            if size:
+                x = F.interpolate(x, size=(int(size), int(size)), mode="bilinear", align_corners=False)
+            with torch.no_grad():
+                out = self.model(x)
+            probs[start : start + len(batch)] = tag_probability(out.cls).detach().cpu().numpy()
+        self._tag_probability = probs
+        return self.snapshot(f"tag probabilities predicted for {image.depth} slice(s)")
+
+    def tags(self) -> dict[int, int]:
+        """{slice index: tag} of every slice with a tag set by hand, or else implied by a saved/unsaved mask."""
+        out = {}
+        for index, annotation in self._slices.items():
+            if annotation.tag is not None:
+                out[index] = int(annotation.tag)
+            elif annotation.mask is not None and (annotation.saved or annotation.dirty):
+                out[index] = int(annotation.mask.any())
+        return out
 
     # ------------------------------------------------------------------ saving
     def resolved_result_dir(self) -> Path:
@@ -413,28 +752,35 @@ class AnnotationController:
             self.result_dir if self.result_dir is not None else default_result_dir(self._require_image().path)
         )
 
-    def recording(self, index: int | None = None) -> dict:
-        """The interaction record of slice ``index`` (default: the shown one); docs/architecture.md."""
+    def recording(self, index: int | None = None) -> Recording:
+        """The interaction record of slice ``index`` (default: the shown one), schema of
+        :class:`wiml.data.wia_result.Recording`."""
         image = self._require_image()
         index = self.slice_index if index is None else int(index)
         annotation = self._slices.get(index, SliceAnnotation())
-        return {
-            "image": str(image.path),
-            "patient_id": image.patient_id or image.name,
-            "slice_index": image.prepared_index if image.prepared_index is not None else index,
-            "shape": list(image.shape),
-            "ground_truth": str(image.ground_truth_path) if image.ground_truth_path else None,
-            "checkpoint": str(self.checkpoint_path) if self.checkpoint_path else None,
+        return Recording(
+            image=str(image.path),
+            patient_id=image.patient_id or image.name,
+            slice_index=image.prepared_index if image.prepared_index is not None else index,
+            source="gui",
+            shape=list(image.shape),
+            ground_truth=str(image.ground_truth_path) if image.ground_truth_path else None,
+            checkpoint=str(self.checkpoint_path) if self.checkpoint_path else None,
+            refinement=dataclasses.asdict(self.refinement),
             **annotation.record(self._clock()),
-            "refinement": dataclasses.asdict(self.refinement),
-        }
+        )
 
-    def save(self) -> Snapshot:
-        """Write CAM, initial mask, strong label and recording under ``result/``.
+    def save(self, include_shown: bool = True) -> Snapshot:
+        """Write every slice changed since the last save (and the shown slice), the tags, and the recordings.
 
         A 2-D image gives PNGs. A NIfTI/DICOM volume gives ``strong_label/<image>.nii.gz`` with the source
-        geometry, holding every slice annotated since it was opened, and the per-slice files of every slice
-        changed since the last save. Existing files are kept as ``.v1``, ``.v2``, ...
+        geometry; saving merges into the label already there, so slices saved earlier (in this session or an
+        earlier one) stay. Per slice: CAM, initial mask (proposal) and recording. Tags go to
+        ``tags/<image>.csv``. Existing files are kept as ``.v1``, ``.v2``, ... The recovery file is removed.
+
+        Args:
+            include_shown: also save the shown slice when it is unchanged (Save accepts what is shown, e.g.
+                a proposal); False saves the changed slices only (the question before closing).
 
         Returns:
             a snapshot whose ``saved`` lists the written files.
@@ -443,24 +789,21 @@ class AnnotationController:
             InputError: nothing to save yet, or the result folder cannot be written.
         """
         image = self._require_image()
-        if self.mask is None:
+        indices = set(self.dirty_slices)
+        if include_shown and self.mask is not None:
+            indices.add(self.slice_index)
+        indices = sorted(i for i in indices if self._slices[i].mask is not None)
+        if not indices and not self._tags_dirty:
             raise InputError("nothing to save yet: press Segment or click on the image first")
         root = self.resolved_result_dir()
-        # the shown slice always; other slices of a volume when they changed since the last save
-        indices = sorted(
-            {self.slice_index} | {i for i, a in self._slices.items() if a.dirty and a.mask is not None}
-        )
         written: list[Path] = []
         try:
             for index in indices:
                 annotation = self._slices[index]
                 name = slice_name(image.name, index, image.is_volume)
                 if annotation.cam is not None:
-                    written.append(
-                        write_png(
-                            root / "CAM" / f"{name}.png", np.round(annotation.cam * 255.0).astype(np.uint8)
-                        )
-                    )
+                    cam8 = np.round(annotation.cam * 255.0).astype(np.uint8)
+                    written.append(write_png(root / "CAM" / f"{name}.png", cam8))
                 if annotation.initial is not None:
                     written.append(
                         write_png(root / "initial_mask" / f"{name}.png", annotation.initial * np.uint8(255))
@@ -469,33 +812,106 @@ class AnnotationController:
                     written.append(
                         write_png(root / "strong_label" / f"{name}.png", annotation.mask * np.uint8(255))
                     )
-                written.append(write_json(root / "recording" / f"{name}.json", self.recording(index)))
-            if image.is_volume:
+                written.append(write_recording(root / "recording" / f"{name}.json", self.recording(index)))
+            if image.is_volume and indices:
                 volume = np.zeros(image.volume.shape, np.uint8)
-                for index, annotation in self._slices.items():
-                    if annotation.mask is not None:
-                        volume[index] = annotation.mask
+                for index in indices:
+                    volume[index] = self._slices[index].mask
                 written.append(
                     write_mask_volume(
                         root / "strong_label" / f"{image.name}.nii.gz",
                         volume,
                         image.reference,
                         image.source_geometry,
+                        slices=indices,
                     )
                 )
+            tags = self.tags()
+            if image.is_volume and tags:
+                sources = {i: self._slices[i].tag_source or "label" for i in tags}
+                written.append(write_tags_csv(root / "tags" / f"{image.name}.csv", tags, sources))
         except OSError as exc:
             raise InputError(
                 f"cannot write results ({exc.strerror or exc}); choose another folder with "
                 "--result-dir or File > Result Folder",
                 root,
             ) from exc
+        for index in indices:
+            self._slices[index].saved = True
         for annotation in self._slices.values():
             annotation.dirty = False
+        self._tags_dirty = False
+        RecoveryFile.for_image(root, image.name).remove()
+        self._recovery_found = None
         logger.info("saved %d file(s) under %s", len(written), root)
-        snap = self.snapshot(f"saved {self.name} under {root}")
+        what = f"{len(indices)} slice(s)" if image.is_volume else self.name
+        snap = self.snapshot(f"saved {what} under {root}")
         return dataclasses.replace(snap, saved=tuple(written))
 
+    # ------------------------------------------------------------------ recovery
+    def _write_recovery(self) -> None:
+        """Autosave every unsaved slice (masks, clicks, events) and the tags to the recovery file."""
+        if not self.autosave or self.image is None:
+            return
+        recovery = RecoveryFile.for_image(self.resolved_result_dir(), self.image.name)
+        try:
+            recovery.write(self.image, {i: self._slices[i] for i in self.dirty_slices}, self.tags())
+        except OSError as exc:
+            logger.warning("autosave to %s failed: %s", recovery.path, exc)
+
+    def restore_recovery(self) -> Snapshot:
+        """Restore the unsaved work autosaved in the recovery file found on open (masks, clicks, tags).
+
+        Raises:
+            InputError: no recovery file, or it does not belong to the open image.
+        """
+        image = self._require_image()
+        if self._recovery_found is None:
+            raise InputError("no recovery file for this image")
+        slices, tags = RecoveryFile(self._recovery_found).read(image)
+        for index, state in slices.items():
+            annotation = self._slices.setdefault(index, SliceAnnotation())
+            annotation.state = dataclasses.replace(
+                annotation.started(None, None, state["initial"], self._gt(index), "recovered"),
+                mask=state["mask"],
+                clicks=tuple(state["clicks"]),
+            )
+            annotation.events = list(state["events"]) + [{"action": "restore", "t_s": 0.0}]
+            annotation.dirty = True
+        for index, tag in tags.items():
+            annotation = self._slices.setdefault(index, SliceAnnotation())
+            annotation.tag, annotation.tag_source = tag, "gui"
+            self._tags_dirty = True
+        self._recovery_found = None
+        return self.snapshot(f"restored unsaved work on {len(slices)} slice(s); Save to keep it")
+
+    def discard_recovery(self) -> Snapshot:
+        """Delete the recovery file found on open (its work is not restored)."""
+        if self._recovery_found is not None:
+            RecoveryFile(self._recovery_found).remove()
+            self._recovery_found = None
+        return self.snapshot("recovery file discarded")
+
+    def discard_unsaved(self) -> Snapshot:
+        """The user chose to drop the unsaved work of the open image: remove its recovery file."""
+        if self.image is not None:
+            RecoveryFile.for_image(self.resolved_result_dir(), self.image.name).remove()
+        return self.snapshot("unsaved changes discarded")
+
     # ------------------------------------------------------------------ view
+    def slice_status(self) -> tuple[int, ...]:
+        """Per slice: :data:`UNTOUCHED`, :data:`FINISHED`, :data:`UNSAVED` or :data:`PROPOSED`."""
+        image = self._require_image()
+        status = [UNTOUCHED] * image.depth
+        for index, a in self._slices.items():
+            if a.dirty:
+                status[index] = UNSAVED
+            elif a.saved:
+                status[index] = FINISHED
+            elif a.mask is not None:
+                status[index] = PROPOSED
+        return tuple(status)
+
     def snapshot(self, message: str = "") -> Snapshot:
         """Copy of what the widgets need to draw the current state."""
         if self.image is None:
@@ -503,6 +919,10 @@ class AnnotationController:
         dice, iou = self.metrics()
         gt = self.ground_truth
         annotation = self.current
+        tags = [-1] * self.image.depth
+        for index, tag in self.tags().items():
+            tags[index] = tag
+        probs = self._tag_probability
         return Snapshot(
             image_id=self._image_id,
             name=self.name,
@@ -521,4 +941,13 @@ class AnnotationController:
             iou=iou,
             elapsed_s=self.elapsed_s,
             message=message,
+            slice_status=self.slice_status(),
+            tags=tuple(tags),
+            tag_probability=None if probs is None else tuple(float(p) for p in probs),
+            proposal=annotation.proposal,
+            can_undo=bool(annotation.undo_stack),
+            can_redo=bool(annotation.redo_stack),
+            dirty=self.dirty,
+            recovery=self._recovery_found,
+            reference_path=self.image.ground_truth_path,
         )

@@ -176,13 +176,69 @@ def _default_window(volume: np.ndarray, is_ct: bool, raw_dtype: np.dtype) -> tup
     return float((lo + hi) / 2), float(hi - lo)
 
 
-def find_ground_truth(path: Path) -> Path | None:
-    """A mask of the same name in ``<dir>/label/`` or ``<dir>/../label/`` (also ``labels/``, ``masks/``).
+#: file names of the reference beside a BraTS image (2019+: ``<case>_seg``; 2015: ``OTMultiClass``).
+BRATS_LABEL_NAMES = ("OTMultiClass",)
+#: organ folder preferred when a DICOM mask folder (``MASKS_DICOM``) holds several.
+PREFERRED_ORGANS = ("liver", "tumor", "livertumor")
 
-    The same file name is preferred; a file with the same stem and another image suffix is accepted (a JPEG
+
+def _beside(path: Path) -> Path | None:
+    """The reference of the layouts ``wiml prepare`` reads, found beside the image.
+
+    * DICOM series ``<patient>/PATIENT_DICOM`` -> ``<patient>/MASKS_DICOM/<organ>`` (IRCADb; ``liver`` preferred
+      when there are several organs);
+    * BraTS ``<case>_flair.nii.gz`` (any modality) -> ``<case>_seg.nii.gz``; BraTS 2015
+      ``<case>/Flair_subtrMeanDivStd.nii.gz`` -> ``<case>/OTMultiClass.nii.gz``;
+    * MSD ``imagesTr/<case>.nii.gz`` -> ``labelsTr/<case>.nii.gz``;
+    * LiTS ``volume-N.nii`` -> ``segmentation-N.nii``.
+    """
+    name = path.name
+    parent = path.parent
+    if path.is_dir():
+        masks = parent / "MASKS_DICOM"
+        if masks.is_dir():
+            organs = sorted(p for p in masks.iterdir() if p.is_dir())
+            for organ in PREFERRED_ORGANS:
+                if (masks / organ).is_dir():
+                    return masks / organ
+            if organs:
+                logger.info(
+                    "reference: %s holds %d organ folders; using %s", masks, len(organs), organs[0].name
+                )
+                return organs[0]
+        return None
+    stem = image_stem(path)
+    suffix = name[len(stem) :]
+    candidates = []
+    m = re.fullmatch(r"(.*_)(flair|t1|t1ce|t2)", stem, flags=re.IGNORECASE)
+    if m:
+        candidates.append(parent / f"{m.group(1)}seg{suffix}")
+    if re.search(r"(flair|t1c?|t2)_", stem, flags=re.IGNORECASE) or "subtrMeanDivStd" in stem:
+        candidates += [parent / f"{n}{suffix}" for n in BRATS_LABEL_NAMES]
+    if parent.name == "imagesTr" or parent.name == "imagesTs":
+        candidates.append(parent.parent / parent.name.replace("images", "labels") / name)
+    m = re.fullmatch(r"volume-(\d+)", stem)
+    if m:
+        candidates.append(parent / f"segmentation-{m.group(1)}{suffix}")
+    for cand in candidates:
+        if cand.exists() and cand != path:
+            return cand
+    return None
+
+
+def find_ground_truth(path: Path) -> Path | None:
+    """The reference (ground truth) of an image, or None.
+
+    First the layouts ``wiml prepare`` reads (a DICOM ``MASKS_DICOM/<organ>`` series beside the image
+    series, BraTS ``seg`` / ``OTMultiClass`` beside the image, MSD ``labelsTr``, LiTS ``segmentation-N``), then a
+    mask of the same name in ``<dir>/label/`` or ``<dir>/../label/`` (also ``labels/``, ``masks/``); there the
+    same file name is preferred, and a file with the same stem and another image suffix is accepted (a JPEG
     slice with a PNG mask).
     """
     path = Path(path)
+    found = _beside(path)
+    if found is not None:
+        return found
     stem = image_stem(path)
     parents = [path.parent, path.parent.parent]
     for parent in parents:
@@ -199,17 +255,24 @@ def find_ground_truth(path: Path) -> Path | None:
     return None
 
 
-def _read_ground_truth(gt_path: Path, shape: tuple[int, int, int], volume: bool) -> np.ndarray | None:
-    arr, _dtype, _shown, _source = _read(
-        gt_path, volume and not gt_path.name.lower().endswith(RASTER_SUFFIXES)
-    )
-    if arr.shape != shape:
+def read_ground_truth(gt_path: Path, shape: tuple[int, int, int], volume: bool) -> np.ndarray | None:
+    """Read a reference mask for an image of ``shape`` (D, H, W), oriented like the image as shown.
+
+    Label maps count every label > 0 as foreground; 8-bit raster masks (0/255, JPEG noise) are thresholded at
+    127. Returns (D, H, W) uint8 {0, 1}, or None (logged) when the size differs from the image's.
+
+    Raises:
+        InputError: the file cannot be read.
+    """
+    gt_path = Path(gt_path)
+    raster = gt_path.is_file() and gt_path.name.lower().endswith(RASTER_SUFFIXES)
+    arr, _dtype, _shown, _source = _read(gt_path, volume and not raster)
+    if arr.shape != tuple(shape):
         logger.warning(
             "ignoring ground truth %s: shape %s does not match the image %s", gt_path, arr.shape, shape
         )
         return None
-    # 8-bit raster masks are 0/255 (JPEG adds noise near edges): threshold at half; label maps: > 0.
-    threshold = 127.0 if (not volume and arr.max() > 1) else 0.0
+    threshold = 127.0 if (raster and arr.max() > 1) else 0.0
     return (arr > threshold).astype(np.uint8)
 
 
@@ -263,7 +326,7 @@ def open_image(path: str | Path) -> AnnotationImage:
     gt_path = find_ground_truth(path)
     if gt_path is not None:
         try:
-            result.ground_truth = _read_ground_truth(gt_path, stack.shape, volume)
+            result.ground_truth = read_ground_truth(gt_path, stack.shape, volume)
             result.ground_truth_path = gt_path if result.ground_truth is not None else None
         except InputError as exc:
             logger.warning("ignoring unreadable ground truth: %s", exc)

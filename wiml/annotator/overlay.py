@@ -57,7 +57,9 @@ def cam_rgba(cam: np.ndarray) -> np.ndarray:
     """(H, W) CAM in [0, 1] -> (H, W, 4) uint8 RGBA heat map (matplotlib ``jet``); alpha 0 below 0.1, 255 at 1."""
     from matplotlib import colormaps
 
+    from wiml.colors import CAM_COLORMAP
+
     cam = np.clip(np.asarray(cam, np.float32), 0.0, 1.0)
-    rgba = (colormaps["jet"](cam) * 255.0).astype(np.uint8)
+    rgba = (colormaps[CAM_COLORMAP](cam) * 255.0).astype(np.uint8)
     rgba[..., 3] = np.round(np.clip((cam - 0.1) / 0.9, 0.0, 1.0) * 255.0).astype(np.uint8)
     return np.ascontiguousarray(rgba)

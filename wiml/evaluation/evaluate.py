@@ -177,22 +177,25 @@ def trained_with_tags(meta: dict) -> bool:
 
 
 def _overlay_rgb(image: np.ndarray, gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """(C, H, W) image + masks -> (H, W, 3) uint8, ground truth outline green, prediction outline red."""
+    """(C, H, W) image + masks -> (H, W, 3) uint8, reference (ground truth) outline blue, prediction outline
+    green (:mod:`wiml.colors`)."""
     from skimage.segmentation import find_boundaries
+
+    from wiml.colors import MASK_RGB, REFERENCE_RGB
 
     grey = image[0] if image.ndim == 3 else image
     lo, hi = np.percentile(grey, [1, 99])
     grey = np.clip((grey - lo) / (hi - lo + 1e-8), 0, 1)
     rgb = np.repeat((grey * 255).astype(np.uint8)[..., None], 3, axis=-1)
-    rgb[find_boundaries(gt > 0, mode="inner")] = (0, 220, 0)
-    rgb[find_boundaries(pred > 0, mode="inner")] = (255, 40, 40)
+    rgb[find_boundaries(gt > 0, mode="inner")] = REFERENCE_RGB
+    rgb[find_boundaries(pred > 0, mode="inner")] = MASK_RGB
     return rgb
 
 
 def write_overlay(
     path: Path, image: np.ndarray, gt: np.ndarray, pred: np.ndarray, min_side_px: int = 256
 ) -> Path:
-    """Write an overlay PNG (ground truth green, prediction red) atomically, small slices enlarged
+    """Write an overlay PNG (ground truth blue, prediction green; :mod:`wiml.colors`) atomically, small slices enlarged
     (nearest neighbour, integer factor) to at least ``min_side_px``."""
     from PIL import Image
 

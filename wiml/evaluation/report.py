@@ -79,13 +79,19 @@ def recordings_curve(recording_dir: Path) -> tuple[np.ndarray, np.ndarray, int] 
     Returns:
         ``(clicks (N+1,), mean dice (N+1,), number of slices)`` or None without recordings.
     """
+    from wiml.data.wia_result import is_previous_version, read_recording
+    from wiml.errors import InputError
+
     curves = []
     for path in sorted(Path(recording_dir).glob("*.json")):
-        rec = _load(path) or {}
-        steps = rec.get("dice_per_step")
-        if isinstance(steps, list) and steps:
-            if rec.get("initial_dice") is not None and len(steps) == len(rec.get("clicks", [])):
-                steps = [rec["initial_dice"], *steps]
+        if is_previous_version(path):
+            continue
+        try:
+            steps = read_recording(path).dice_per_step  # the proposal's Dice first, then after each click
+        except InputError as exc:
+            logger.warning("%s", exc)
+            continue
+        if steps:
             curves.append([float(s) for s in steps])
     if not curves:
         return None
@@ -236,7 +242,7 @@ def write_report(run: str | Path) -> Path:
         ]
         for p in sorted((run / "test" / "overlays").glob("*.png"))[:4]:
             md.append(f"![test {p.stem}]({_copy(p, out, 'test_' + p.name)})")
-        md += ["", "Overlays: ground truth green, prediction red.", ""]
+        md += ["", "Overlays: ground truth blue, prediction green.", ""]
     else:
         md += ["(no test results)", ""]
 

@@ -75,7 +75,8 @@ def overlay_rgb(
     gt: np.ndarray | None = None,
     alpha: float = 0.4,
 ) -> np.ndarray:
-    """(H, W, 3) uint8: grey image blended with the CAM (jet), initial-mask outline green, ground truth red.
+    """(H, W, 3) uint8: grey image blended with the CAM (jet), initial-mask outline green, ground truth blue
+    (:mod:`wiml.colors`).
 
     Args:
         image: (H, W) float in [0, 1].
@@ -87,10 +88,12 @@ def overlay_rgb(
     from matplotlib import colormaps
     from scipy import ndimage
 
+    from wiml.colors import CAM_COLORMAP, MASK_RGB, REFERENCE_RGB, unit_rgb
+
     grey = np.repeat(np.clip(image, 0, 1)[..., None], 3, axis=-1)
-    heat = colormaps["jet"](np.clip(cam, 0, 1))[..., :3]
+    heat = colormaps[CAM_COLORMAP](np.clip(cam, 0, 1))[..., :3]
     rgb = (1 - alpha) * grey + alpha * heat
-    for m, colour in ((gt, (1.0, 0.0, 0.0)), (mask, (0.0, 1.0, 0.0))):
+    for m, colour in ((gt, unit_rgb(REFERENCE_RGB)), (mask, unit_rgb(MASK_RGB))):
         if m is not None and np.any(m):
             m = np.asarray(m) > 0
             edge = m & ~ndimage.binary_erosion(m)

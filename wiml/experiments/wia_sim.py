@@ -33,11 +33,12 @@ import numpy as np
 
 from wiml.config import save_config, to_dict
 from wiml.data.slices import SliceRecord, load_slice, read_manifest
+from wiml.data.wia_result import Recording, write_png, write_recording
 from wiml.errors import InputError
 from wiml.interactive.robot import MAX_CLICKS, NOC_THRESHOLDS, RobotResult, simulate
 from wiml.interactive.session import RefinementConfig
 from wiml.training.strong_labels import slice_name
-from wiml.utils import atomic_path, atomic_write_text, keep_previous_version
+from wiml.utils import atomic_path, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
@@ -151,37 +152,33 @@ def select_slices(records: list[SliceRecord], areas: list[int], k: int) -> list[
     return chosen
 
 
-def _write_png(path: Path, mask: np.ndarray) -> None:
-    import SimpleITK as sitk
-
-    keep_previous_version(path)
-    with atomic_path(path) as tmp:
-        sitk.WriteImage(sitk.GetImageFromArray((np.asarray(mask) > 0).astype(np.uint8) * 255), str(tmp))
-
-
 def write_wia_result(result_dir: Path, record: SliceRecord, result: RobotResult) -> tuple[Path, Path]:
-    """Write one strong label (PNG 0/255) and its interaction record (JSON), keeping previous versions.
+    """Write one strong label (PNG 0/255) and its interaction record (:class:`wiml.data.wia_result.Recording`,
+    the schema the annotator GUI writes too), keeping previous versions.
 
     Returns:
         (strong label path, recording path).
     """
     name = slice_name(record)
-    label_path = result_dir / "strong_label" / f"{name}.png"
-    record_path = result_dir / "recording" / f"{name}.json"
-    _write_png(label_path, result.mask)
-    payload = {
-        "image": str(record.path),
-        "patient_id": record.patient_id,
-        "slice_index": record.slice_index,
-        "clicks": [c.to_dict() for c in result.clicks],
-        "dice_per_step": [round(d, 6) for d in result.dice_per_step],
-        "initial_dice": round(result.initial_dice, 6),
-        "final_dice": round(result.final_dice, 6),
-        "total_time_s": round(float(sum(result.seconds_per_click)), 4),
-        "source": "wia-sim robot user",
-    }
-    keep_previous_version(record_path)
-    atomic_write_text(record_path, json.dumps(payload, indent=2))
+    label_path = write_png(
+        result_dir / "strong_label" / f"{name}.png", (np.asarray(result.mask) > 0).astype(np.uint8) * 255
+    )
+    steps = [round(float(result.initial_dice), 6)] + [round(float(d), 6) for d in result.dice_per_step]
+    recording = Recording(
+        image=str(record.path),
+        patient_id=record.patient_id,
+        slice_index=record.slice_index,
+        source="robot",
+        clicks=[c.to_dict() for c in result.clicks],
+        dice_per_step=steps,
+        initial_dice=steps[0],
+        final_dice=steps[-1],
+        total_time_s=round(float(sum(result.seconds_per_click)), 4),
+        proposal="cam",
+        shape=list(np.asarray(result.mask).shape),
+        foreground_px=int((np.asarray(result.mask) > 0).sum()),
+    )
+    record_path = write_recording(result_dir / "recording" / f"{name}.json", recording)
     return label_path, record_path
 
 

@@ -14,7 +14,6 @@ from pathlib import Path
 
 from wiml.annotator.loading import list_images
 from wiml.config import load_config
-from wiml.errors import WimlError
 from wiml.interactive.session import RefinementConfig
 
 logger = logging.getLogger(__name__)
@@ -94,7 +93,7 @@ def create_window(args: argparse.Namespace):
     Needs a ``QApplication``. A missing or unreadable checkpoint is not an error: the window says so.
 
     Raises:
-        WimlError: a bad ``--set`` refinement override.
+        wiml.errors.WimlError: a bad ``--set`` refinement override.
     """
     from wiml.annotator.controller import AnnotationController
     from wiml.gui.window import AnnotatorWindow
@@ -109,11 +108,6 @@ def create_window(args: argparse.Namespace):
         cam_input_px=cam_input_px,
         refine_in_process=not args.in_thread,
     )
-    if args.checkpoint is not None:
-        try:
-            controller.load_checkpoint(args.checkpoint)
-        except WimlError as exc:
-            logger.warning("%s", exc)
     start = resolve_start_image(args.image)
     folder = (
         start if (start is not None and start.is_dir()) else (start.parent if start is not None else None)
@@ -125,5 +119,7 @@ def create_window(args: argparse.Namespace):
             window.open_path(start)
         else:
             window.show_error(f"{start}: not found; use File > Open Image")
+    if args.checkpoint is not None:  # on the worker, after the window shows (torch loads in seconds)
+        window.load_checkpoint(args.checkpoint)
     window.worker.submit(controller.warm_up)  # after opening, so the image shows first
     return window

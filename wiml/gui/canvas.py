@@ -1,7 +1,8 @@
 """The image canvas: a slice with mask, ground-truth and CAM overlays, clicks, zoom and pan.
 
-Left click = foreground, right click = background (signal ``clicked(row, col, foreground)``). The wheel zooms
-around the cursor; the middle button, or Ctrl + left button, drags to pan. Scene coordinates are pixels:
+Left click = foreground, right click = background (signal ``clicked(row, col, foreground)``). Ctrl + wheel
+zooms around the cursor, the wheel alone is reported (``slice_wheel``: the window changes slice); the middle
+button, or Ctrl + left button, drags to pan. Scene coordinates are pixels:
 pixel (row, col) covers [col, col + 1) x [row, row + 1).
 """
 
@@ -13,12 +14,9 @@ from PyQt5.QtGui import QBrush, QColor, QImage, QPainter, QPainterPath, QPen, QP
 from PyQt5.QtWidgets import QGraphicsEllipseItem, QGraphicsPixmapItem, QGraphicsScene, QGraphicsView
 
 from wiml.annotator.overlay import cam_rgba, mask_contours, mask_rgba
+from wiml.colors import BG_CLICK_RGB, FG_CLICK_RGB, MASK_RGB
+from wiml.colors import REFERENCE_RGB as GT_RGB
 
-#: overlay colours (RGB).
-MASK_RGB = (40, 220, 60)
-GT_RGB = (40, 120, 255)
-FG_CLICK_RGB = (255, 40, 40)
-BG_CLICK_RGB = (255, 220, 0)
 #: zoom limits, screen px per image px.
 MIN_SCALE, MAX_SCALE = 0.05, 64.0
 #: radius of a click marker on screen, px (independent of the zoom).
@@ -63,10 +61,13 @@ class ImageCanvas(QGraphicsView):
         clicked(int row, int col, bool foreground): a left (True) or right (False) click on the image.
         hovered(int row, int col): the cursor is over pixel (row, col) (-1, -1 when outside the image).
         zoom_changed(float): the new scale (screen px per image px).
+        slice_wheel(int): the wheel turned (without Ctrl) by this many notches, up positive; the window moves
+            through a volume's slices (or zooms a 2-D image).
     """
 
     clicked = pyqtSignal(int, int, bool)
     hovered = pyqtSignal(int, int)
+    slice_wheel = pyqtSignal(int)
     zoom_changed = pyqtSignal(float)
 
     def __init__(self, parent=None) -> None:
@@ -216,8 +217,14 @@ class ImageCanvas(QGraphicsView):
 
     def wheelEvent(self, event) -> None:  # noqa: N802 - Qt naming
         steps = event.angleDelta().y() / 120.0
-        if steps:
+        if steps and event.modifiers() & Qt.ControlModifier:
             self.zoom(1.25**steps)
+        elif steps:
+            self._wheel_rest = getattr(self, "_wheel_rest", 0.0) + steps
+            whole = int(self._wheel_rest)
+            if whole:
+                self._wheel_rest -= whole
+                self.slice_wheel.emit(whole)
         event.accept()
 
     def pixel_at(self, view_pos) -> tuple[int, int] | None:

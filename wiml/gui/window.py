@@ -35,7 +35,9 @@ from PyQt5.QtWidgets import (
 from wiml.annotator.controller import AnnotationController, Snapshot
 from wiml.annotator.loading import list_images
 from wiml.annotator.overlay import CT_PRESETS, window_to_uint8
+from wiml.errors import WimlError
 from wiml.gui.canvas import ImageCanvas
+from wiml.gui.slicestrip import SliceStrip
 from wiml.gui.worker import ActionWorker
 
 logger = logging.getLogger(__name__)
@@ -43,11 +45,15 @@ logger = logging.getLogger(__name__)
 _SHORTCUTS = [
     ("Left click", "foreground click"),
     ("Right click", "background click"),
-    ("Wheel", "zoom at the cursor"),
+    ("Wheel", "next / previous slice (volumes); zoom (2-D images)"),
+    ("Ctrl + wheel", "zoom at the cursor"),
     ("Middle drag / Ctrl + left drag", "pan"),
     ("S", "Segment (CAM initial mask)"),
-    ("Ctrl+Z", "Undo the last click"),
-    ("Delete", "Clear the clicks"),
+    ("Ctrl+Z", "Undo the last change (click, Segment, Clear, proposal)"),
+    ("Ctrl+Y / Ctrl+Shift+Z", "Redo"),
+    ("Delete", "Clear the clicks (undoable)"),
+    ("1 / 0", "tag the slice: target present / absent"),
+    ("E (twice)", "first, then last slice of the target: tags the whole volume"),
     ("Ctrl+S", "Save Segmentation"),
     ("Ctrl+Enter", "Save, then the next image / slice"),
     ("Ctrl+O", "Open Image"),
@@ -59,7 +65,14 @@ _SHORTCUTS = [
     ("[ / ]", "overlay opacity down / up"),
     ("W", "reset the window/level"),
     ("Ctrl+K", "Load Checkpoint"),
+    ("Ctrl+R", "Load Reference (ground truth)"),
 ]
+
+#: the one-line workflow hint shown above the image.
+HINT = (
+    "S: proposal from the CAM | left/right click: add/remove | Ctrl+Z / Ctrl+Y: undo/redo | "
+    "wheel or PgUp/PgDn: slice | 1/0: tag present/absent, E E: target range | Ctrl+S: save | F1: all keys"
+)
 
 
 class AnnotatorWindow(QMainWindow):
@@ -119,6 +132,10 @@ class AnnotatorWindow(QMainWindow):
         self.canvas.set_opacity(0.3)
         self.canvas.clicked.connect(self.click)
         self.canvas.hovered.connect(self._on_hover)
+        self.canvas.slice_wheel.connect(self._on_slice_wheel)
+        self.hint = QLabel(HINT, central)
+        self.hint.setStyleSheet("QLabel { color: #555; padding: 1px 4px; }")
+        layout.addWidget(self.hint)
         layout.addWidget(self.canvas, 1)
         row = QHBoxLayout()
         self.slice_label = QLabel("slice -", central)
@@ -128,7 +145,12 @@ class AnnotatorWindow(QMainWindow):
         row.addWidget(self.slice_label)
         row.addWidget(self.slice_slider, 1)
         self.slice_row = QWidget(central)
-        self.slice_row.setLayout(row)
+        column = QVBoxLayout(self.slice_row)
+        column.setContentsMargins(0, 0, 0, 0)
+        self.slice_strip = SliceStrip(self.slice_row)
+        self.slice_strip.slice_clicked.connect(self.set_slice)
+        column.addWidget(self.slice_strip)
+        column.addLayout(row)
         self.slice_row.setVisible(False)
         layout.addWidget(self.slice_row)
         self.setCentralWidget(central)
@@ -265,9 +287,46 @@ class AnnotatorWindow(QMainWindow):
         self.act_segment = a(
             "Se&gment", self.segment, "S", "CAM of the weak model -> initial mask", QStyle.SP_MediaPlay
         )
-        self.act_undo = a("&Undo", self.undo, QKeySequence.Undo, "undo the last click", QStyle.SP_ArrowLeft)
+        self.act_undo = a(
+            "&Undo", self.undo, QKeySequence.Undo, "undo the last change of the slice", QStyle.SP_ArrowLeft
+        )
+        self.act_redo = a(
+            "&Redo",
+            self.redo,
+            ["Ctrl+Y", "Ctrl+Shift+Z"],
+            "redo the last undone change",
+            QStyle.SP_ArrowRight,
+        )
         self.act_clear = a(
-            "&Clear", self.clear, ["Delete", "Backspace"], "remove every click", QStyle.SP_DialogResetButton
+            "&Clear",
+            self.clear,
+            ["Delete", "Backspace"],
+            "remove every click (undoable)",
+            QStyle.SP_DialogResetButton,
+        )
+        self.act_tag_present = a(
+            "Tag: Target &Present", lambda: self.set_tag(1), "1", "the target is on this slice"
+        )
+        self.act_tag_absent = a(
+            "Tag: Target &Absent", lambda: self.set_tag(0), "0", "the target is not on this slice"
+        )
+        self.act_tag_range = a(
+            "Tag Target &Range (first, last)",
+            self.mark_range,
+            "E",
+            "press on the first slice of the target, then on the last: tags the whole volume",
+        )
+        self.act_predict_tags = a(
+            "Predict Tags (weak model)",
+            self.predict_tags,
+            None,
+            "tag probability of every slice on the strip",
+        )
+        self.act_reference = a(
+            "Load &Reference...",
+            self.reference_dialog,
+            "Ctrl+R",
+            "choose the ground truth (a mask file or DICOM mask folder) for the live Dice/IoU",
         )
         self.act_zoom_in = a("Zoom &In", lambda: self.canvas.zoom(1.25), ["+", "=", "Ctrl++"], "zoom in")
         self.act_zoom_out = a("Zoom &Out", lambda: self.canvas.zoom(0.8), ["-", "Ctrl+-"], "zoom out")
@@ -324,6 +383,7 @@ class AnnotatorWindow(QMainWindow):
             self.act_prev,
             None,
             self.act_checkpoint,
+            self.act_reference,
             self.act_result_dir,
             None,
             self.act_save,
@@ -333,8 +393,11 @@ class AnnotatorWindow(QMainWindow):
         ):
             file_menu.addSeparator() if act is None else file_menu.addAction(act)
         edit_menu = menu.addMenu("&Annotate")
-        for act in (self.act_segment, self.act_undo, self.act_clear):
+        for act in (self.act_segment, self.act_undo, self.act_redo, self.act_clear):
             edit_menu.addAction(act)
+        tag_menu = menu.addMenu("&Tags")
+        for act in (self.act_tag_present, self.act_tag_absent, self.act_tag_range, self.act_predict_tags):
+            tag_menu.addAction(act)
         view_menu = menu.addMenu("&View")
         for act in (
             self.act_zoom_in,
@@ -365,6 +428,7 @@ class AnnotatorWindow(QMainWindow):
             None,
             self.act_segment,
             self.act_undo,
+            self.act_redo,
             self.act_clear,
             self.act_save,
             None,
@@ -381,7 +445,10 @@ class AnnotatorWindow(QMainWindow):
         """Open an image, a volume or a DICOM folder (asks to save unsaved work first)."""
         if not self._confirm_discard():
             return
-        self._submit(self.controller.open, Path(path))
+        path = Path(path)
+        self.statusBar().showMessage(f"loading {path.name} ...")
+        self.busy_label.setText(f"loading {path.name}...")
+        self._submit(self.controller.open, path)
 
     def segment(self) -> None:
         """CAM of the weak model -> initial mask (empty without a checkpoint); drops the slice's clicks."""
@@ -395,11 +462,27 @@ class AnnotatorWindow(QMainWindow):
         self._submit(self.controller.add_click, row, col, foreground)
 
     def undo(self) -> None:
-        """Remove the last click and restore the mask before it."""
+        """Undo the last change of the shown slice (a click, Segment, Clear, a proposal)."""
         self._submit(self.controller.undo)
 
+    def redo(self) -> None:
+        """Redo the last undone change of the shown slice."""
+        self._submit(self.controller.redo)
+
+    def set_tag(self, tag: int | None) -> None:
+        """Tag the shown slice: 1 target present, 0 absent."""
+        self._submit(self.controller.set_tag, tag)
+
+    def mark_range(self) -> None:
+        """First press: first slice of the target; second press: last slice (tags the whole volume)."""
+        self._submit(self.controller.mark_range)
+
+    def predict_tags(self) -> None:
+        """Tag probabilities of every slice from the weak model (drawn on the slice strip)."""
+        self._submit(self.controller.predict_tags)
+
     def clear(self) -> None:
-        """Remove every click of the slice; back to the initial mask."""
+        """Remove every click of the slice; back to its proposal (undoable)."""
         self._submit(self.controller.clear)
 
     def save(self) -> None:
@@ -416,7 +499,15 @@ class AnnotatorWindow(QMainWindow):
 
     def load_checkpoint(self, path: str | Path) -> None:
         """Load a weak checkpoint (on the worker; the banner says whether it worked)."""
-        self._submit(self.controller.load_checkpoint, Path(path))
+        controller = self.controller
+
+        def job() -> str:
+            try:
+                return controller.load_checkpoint(Path(path))
+            except WimlError as exc:  # the banner says what failed and that clicks still work
+                raise WimlError(controller.checkpoint_status) from exc
+
+        self.worker.submit(job)
 
     def set_slice(self, index: int) -> None:
         """Show slice ``index`` of a volume now (the slider itself waits 120 ms for the drag to settle)."""
@@ -432,6 +523,13 @@ class AnnotatorWindow(QMainWindow):
         """Move the slice slider by ``delta`` slices."""
         if self.snapshot.depth > 1:
             self.slice_slider.setValue(self.slice_slider.value() + delta)
+
+    def _on_slice_wheel(self, steps: int) -> None:
+        # volumes: the wheel moves through the slices (as in ITK-SNAP and Slicer); 2-D images: it zooms
+        if self.snapshot.depth > 1:
+            self.step_slice(steps)
+        else:
+            self.canvas.zoom(1.25**steps)
 
     def step_image(self, delta: int) -> None:
         """Open the next (delta=1) or previous (-1) image of the current image's folder."""
@@ -478,6 +576,21 @@ class AnnotatorWindow(QMainWindow):
         if path:
             self.load_checkpoint(path)
 
+    def reference_dialog(self) -> None:
+        """Choose a reference (ground truth) file, or a DICOM mask folder when the file dialog is cancelled."""
+        path, _ = QFileDialog.getOpenFileName(
+            self,
+            "Load reference (ground truth)",
+            self._dialog_folder(),
+            "Masks (*.png *.jpg *.nii *.nii.gz *.mha *.nrrd *.dcm);;All files (*)",
+        )
+        if not path and self.snapshot.depth > 1:
+            path = QFileDialog.getExistingDirectory(
+                self, "Reference DICOM mask folder", self._dialog_folder()
+            )
+        if path:
+            self._submit(self.controller.load_reference, Path(path))
+
     def result_dir_dialog(self) -> None:
         path = QFileDialog.getExistingDirectory(
             self, "Result folder", str(self.controller.result_dir or self._dialog_folder())
@@ -491,21 +604,59 @@ class AnnotatorWindow(QMainWindow):
         rows = "".join(f"<tr><td><b>{k}</b></td><td>&nbsp;{v}</td></tr>" for k, v in _SHORTCUTS)
         QMessageBox.information(self, "Keyboard shortcuts", f"<table>{rows}</table>")
 
+    def ask(self, title: str, text: str, buttons, default):
+        """Ask a question in a message box; returns the button chosen. Without a screen to answer on
+        (offscreen) the default is taken and logged. Tests replace this method."""
+        if QGuiApplication.platformName() in ("offscreen", "minimal"):
+            logger.info("%s: %s -> default answer", title, text)
+            return default
+        return QMessageBox.question(self, title, text, buttons, default)
+
     def _confirm_discard(self) -> bool:
-        """Ask whether to save unsaved clicks; False = cancel. Never asks without a screen to answer on."""
-        headless = QGuiApplication.platformName() in ("offscreen", "minimal")
-        if headless or not self.ask_to_save or not self.controller.dirty or self.worker.pending:
+        """Before unsaved work is dropped (another image, closing): wait for the queued actions, then ask
+        whether to save every unsaved slice. Save saves them all and waits; False = stay (cancelled, or the
+        save failed)."""
+        if not self.ask_to_save:
             return True
-        answer = QMessageBox.question(
-            self,
+        if self.worker.pending:
+            self.statusBar().showMessage("finishing the queued refinements ...")
+            self.worker.wait_idle()
+        if not self.controller.dirty:
+            return True
+        slices = self.controller.dirty_slices
+        what = (
+            f"{len(slices)} slice(s) of {self.snapshot.image_path.name}"
+            if self.snapshot.depth > 1 and slices
+            else self.snapshot.name
+        )
+        answer = self.ask(
             "Unsaved annotation",
-            f"Save the annotation of {self.snapshot.name} first?",
+            f"Save the unsaved annotation of {what} first?",
             QMessageBox.Save | QMessageBox.Discard | QMessageBox.Cancel,
             QMessageBox.Save,
         )
+        if answer == QMessageBox.Cancel:
+            return False
         if answer == QMessageBox.Save:
-            self.save()
-        return answer != QMessageBox.Cancel
+            return self.save_now()
+        self._submit(self.controller.discard_unsaved)
+        self.worker.wait_idle()
+        return True
+
+    def save_now(self) -> bool:
+        """Save on the worker and wait for it; True when the save succeeded."""
+        failed: list[str] = []
+
+        def on_failed(_job: int, message: str) -> None:
+            failed.append(message)
+
+        self.worker.failed.connect(on_failed)
+        try:
+            self._submit(self.controller.save, include_shown=False)
+            self.worker.wait_idle()
+        finally:
+            self.worker.failed.disconnect(on_failed)
+        return not failed and not self.controller.dirty
 
     # ------------------------------------------------------------------ results from the worker
     def _on_finished(self, _job_id: int, result: object) -> None:
@@ -522,7 +673,26 @@ class AnnotatorWindow(QMainWindow):
         self.action_failed.emit(message)
 
     def _on_busy(self, busy: bool) -> None:
-        self.busy_label.setText("refining..." if busy else "")
+        if busy and not self.busy_label.text():
+            self.busy_label.setText("working...")
+        elif not busy:
+            self.busy_label.setText("")
+
+    def _offer_recovery(self) -> None:
+        """The image has autosaved unsaved work from a session that ended without saving: restore it?"""
+        if not self.ask_to_save or self.snapshot.recovery is None:
+            return
+        answer = self.ask(
+            "Restore unsaved work",
+            f"{self.snapshot.image_path.name} has unsaved work autosaved in {self.snapshot.recovery}. "
+            "Restore it?",
+            QMessageBox.Yes | QMessageBox.No,
+            QMessageBox.Yes,
+        )
+        if answer == QMessageBox.Yes:
+            self._submit(self.controller.restore_recovery)
+        else:
+            self._submit(self.controller.discard_recovery)
 
     def show_snapshot(self, snap: Snapshot) -> None:
         """Draw a snapshot: slice, overlays, clicks, slider, status."""
@@ -532,6 +702,7 @@ class AnnotatorWindow(QMainWindow):
         if snap.raw is not None:
             new_image = previous.image_id != snap.image_id
             if new_image:
+                self.busy_label.setText("")
                 self._set_window(*snap.window)
                 self.slice_slider.blockSignals(True)
                 self.slice_slider.setRange(0, max(snap.depth - 1, 0))
@@ -544,8 +715,14 @@ class AnnotatorWindow(QMainWindow):
             if new_image or previous.slice_index != snap.slice_index:
                 self._render_image()
             self.canvas.set_overlays(snap.mask, snap.ground_truth, snap.cam, snap.clicks)
+        if snap.depth > 1:
+            self.slice_strip.set_data(snap.slice_status, snap.tags, snap.tag_probability, snap.slice_index)
+        self.act_undo.setEnabled(snap.can_undo or snap.raw is None)
+        self.act_redo.setEnabled(snap.can_redo)
         if snap.message:
             self.statusBar().showMessage(snap.message, 6000)
+        if snap.recovery is not None and snap.image_id != previous.image_id:
+            QTimer.singleShot(0, self._offer_recovery)
         if self._banner_is_error:  # a successful action clears the last error (the checkpoint note stays)
             self._update_checkpoint_banner()
         self.refresh_status()

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from wiml.data.slices import SliceRecord, load_slice
+from wiml.data.wia_result import is_previous_version
 from wiml.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -102,7 +103,7 @@ def wia_strong_labels(
             "WIA strong_label folder not found (run `wiml wia-sim` or the annotation GUI first)", label_dir
         )
     files = sorted(
-        p for p in label_dir.iterdir() if p.suffix.lower() == ".png" and not _is_previous_version(p)
+        p for p in label_dir.iterdir() if p.suffix.lower() == ".png" and not is_previous_version(p)
     )
     if not files:
         raise InputError("no strong label (*.png) found", label_dir)
@@ -134,9 +135,3 @@ def wia_strong_labels(
             except json.JSONDecodeError:
                 logger.warning("%s: unreadable interaction record, ignored", rec_path)
     return masks, recordings
-
-
-def _is_previous_version(path: Path) -> bool:
-    """``name.v1.png`` files are earlier versions kept by ``keep_previous_version``."""
-    parts = path.name.split(".")
-    return len(parts) >= 3 and parts[-2].startswith("v") and parts[-2][1:].isdigit()
