@@ -35,7 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
-PROJECT = Path(__file__).resolve().parents[1]
+from wiml.layout import PROJECT_ROOT as PROJECT  # noqa: E402
+
 logger = logging.getLogger("bench_refinement")
 
 PATHS = {

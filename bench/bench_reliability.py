@@ -27,7 +27,8 @@ from pathlib import Path
 
 import numpy as np
 
-PROJECT = Path(__file__).resolve().parents[1]
+from wiml.layout import PROJECT_ROOT as PROJECT  # noqa: E402
+
 HEADING = "Reliability checks: check-data and checkpoint SHA-256 (bench/bench_reliability.py)"
 
 

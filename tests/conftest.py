@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 
 from wiml.data.slices import save_slice, write_manifest
+from wiml.layout import PROJECT_ROOT
 
 os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 pytest_plugins = ["annotator_fixtures"]  # tests/annotator_fixtures.py: images for the annotator tests
 
 SHARED_DATA = Path(os.environ.get("WIML_SHARED_DATA", PROJECT_ROOT.parent / "shared" / "data"))

@@ -14,13 +14,11 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout, before any installed wiml
 
 
 def main(argv: list[str] | None = None) -> int:
-    from wiml.cli.test import main as test_main  # defaults resolve from the project root, not the cwd
+    from wiml.cli.test import main as test_main  # defaults from wiml.layout, not the working directory
 
     return test_main(list(sys.argv[1:] if argv is None else argv))
 

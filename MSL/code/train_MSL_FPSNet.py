@@ -13,18 +13,18 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-if str(PROJECT_ROOT) not in sys.path:
-    sys.path.insert(0, str(PROJECT_ROOT))
+sys.path.insert(0, str(Path(__file__).resolve().parents[2]))  # the checkout, before any installed wiml
 
-DEMO_RUN = PROJECT_ROOT / "runs" / "demo"
+from wiml.layout import CONFIGS, DEMO_RUN  # noqa: E402 - after the path set-up
+
+#: the demo run's files (wiml.layout.RunLayout); the MSL output goes beside them into msl_script/
 DEFAULTS = {
-    "--config": PROJECT_ROOT / "configs" / "msl_default.yaml",
-    "--data": DEMO_RUN / "data",
-    "--out": DEMO_RUN / "msl_script",
+    "--config": CONFIGS / "msl_default.yaml",
+    "--data": DEMO_RUN.data,
+    "--out": DEMO_RUN.root / "msl_script",
     "--strong-from": "wia",
-    "--wia-dir": DEMO_RUN / "wia" / "result",
-    "--init-checkpoint": DEMO_RUN / "weak" / "best.safetensors",
+    "--wia-dir": DEMO_RUN.wia_result,
+    "--init-checkpoint": DEMO_RUN.weak.best,
 }
 
 

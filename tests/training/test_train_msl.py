@@ -120,3 +120,46 @@ def test_pipeline_configs_load(project_root, tmp_path, name):
     cfg = load_config(PipelineConfig, project_root / "configs" / name)
     steps = build_steps(cfg, tmp_path / "run")
     assert [s.name for s in steps][-1] == "report" and cfg.k == 5
+
+
+def _write_wia_labels(result, names, size=32):
+    for name in names:
+        write_slice(result / "strong_label" / f"{name}.png", np.full((size, size), 255, np.uint8))
+        (result / "recording").mkdir(parents=True, exist_ok=True)
+        (result / "recording" / f"{name}.json").write_text(json.dumps({"image": name, "clicks": []}))
+
+
+def test_wia_labels_k_of_the_found_ones(tiny_prepared, tmp_path):
+    train = read_manifest(tiny_prepared, "train")
+    names = ["p0_0002", "p0_0004", "p1_0003", "p2_0002", "p2_0005"]
+    _write_wia_labels(tmp_path / "result", names)
+    every, recs = wia_strong_labels(train, tmp_path / "result")
+    assert len(every) == 5 and len(recs) == 5
+    assert wia_strong_labels(train, tmp_path / "result", k=5)[0].keys() == every.keys()
+    three, recs3 = wia_strong_labels(train, tmp_path / "result", k=3, select="spread")
+    # spread over the 5 labels in (patient, slice) order: positions 0, 2, 4
+    assert [f"{train[i].patient_id}_{train[i].slice_index:04d}" for i in sorted(three)] == [
+        "p0_0002",
+        "p1_0003",
+        "p2_0005",
+    ]
+    assert sorted(r["image"] for r in recs3) == ["p0_0002", "p1_0003", "p2_0005"]
+    random_a = wia_strong_labels(train, tmp_path / "result", k=2, select="random", seed=1)[0]
+    random_b = wia_strong_labels(train, tmp_path / "result", k=2, select="random", seed=1)[0]
+    assert len(random_a) == 2 and random_a.keys() == random_b.keys() and set(random_a) <= set(every)
+    with pytest.raises(InputError, match="5 strong label"):
+        wia_strong_labels(train, tmp_path / "result", k=6)
+
+
+def test_init_checkpoint_defaults_to_the_runs_weak_model(tmp_path):
+    from wiml.layout import RunLayout
+    from wiml.training.msl import with_default_init
+
+    run = RunLayout(tmp_path / "run")
+    config = MSLConfig()
+    assert with_default_init(config, run.data).init_checkpoint is None  # nothing there yet
+    run.weak.root.mkdir(parents=True)
+    run.weak.best.write_bytes(b"x")
+    assert with_default_init(config, run.data).init_checkpoint == str(run.weak.best.resolve())
+    assert with_default_init(MSLConfig(init_checkpoint="given"), run.data).init_checkpoint == "given"
+    assert with_default_init(MSLConfig(init="scratch"), run.data).init_checkpoint is None

@@ -14,15 +14,13 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from wiml.errors import WimlError
-
-#: The checkout holding ``data_source/`` and ``runs/`` (the package is installed editable from it).
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from wiml.layout import DEMO_RUN, SAMPLE_IMAGES
 
 
 def main(
     argv: Sequence[str] | None = None,
-    default_image: Path | None = PROJECT_ROOT / "data_source",
-    default_checkpoint: Path | None = PROJECT_ROOT / "runs" / "demo" / "weak" / "best.safetensors",
+    default_image: Path | None = SAMPLE_IMAGES,
+    default_checkpoint: Path | None = DEMO_RUN.weak.best,
 ) -> int:
     """Parse arguments, build the window, run the Qt event loop. Returns the exit status (2 on bad input)."""
     from wiml.gui.app import build_parser, create_window

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 
 from wiml.cli.main import make_main
+from wiml.layout import RunLayout
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +51,7 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         raise InputError(f"--seeds must be comma-separated integers, got {args.seeds!r}") from exc
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
-    out = args.out or args.run / "baselines"
+    out = args.out or RunLayout(args.run).baselines
     summary = run_baselines(
         args.run,
         out,

@@ -14,8 +14,7 @@ from pathlib import Path
 from wiml.cli.main import make_main
 from wiml.data.demo import PhantomConfig, make_demo, write_samples
 from wiml.errors import InputError
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
+from wiml.layout import PROJECT_ROOT
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

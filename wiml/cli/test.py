@@ -10,11 +10,11 @@ import argparse
 from pathlib import Path
 
 from wiml.cli.main import make_main
+from wiml.layout import DEMO_RUN, SAMPLE_TEST_DATA, RunLayout
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-DEFAULT_DATA = PROJECT_ROOT / "test_data"
-DEFAULT_CHECKPOINT = PROJECT_ROOT / "runs" / "demo" / "msl" / "best.safetensors"
-DEFAULT_OUT = PROJECT_ROOT / "runs" / "demo" / "test_data_eval"
+DEFAULT_DATA = SAMPLE_TEST_DATA
+DEFAULT_CHECKPOINT = DEMO_RUN.msl.best
+DEFAULT_OUT = DEMO_RUN.sample_test
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -47,9 +47,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def resolve_paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
     """(data, checkpoint, out) from ``--run`` / ``--data`` / ``--checkpoint`` / ``--out`` and the defaults."""
     if args.run is not None:
-        data = args.data or args.run / "data"
-        ckpt = args.checkpoint or args.run / "msl" / "best.safetensors"
-        out = args.out or args.run / "test"
+        layout = RunLayout(args.run)
+        data = args.data or layout.data
+        ckpt = args.checkpoint or layout.msl.best
+        out = args.out or layout.test
     else:
         data = args.data or DEFAULT_DATA
         ckpt = args.checkpoint or DEFAULT_CHECKPOINT
@@ -58,12 +59,9 @@ def resolve_paths(args: argparse.Namespace) -> tuple[Path, Path, Path]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wiml.config import load_config, save_config
-    from wiml.data.check import require_valid_data
-    from wiml.evaluation.evaluate import TestConfig, evaluate, load_cases, trained_with_tags
+    from wiml.config import load_config
+    from wiml.evaluation.evaluate import TestConfig, evaluate_checkpoint
     from wiml.evaluation.metrics import format_mean_std
-    from wiml.networks.checkpoint import load_model
-    from wiml.utils import resolve_device
 
     overrides = list(args.overrides)
     if args.split:
@@ -72,28 +70,7 @@ def run(args: argparse.Namespace) -> int:
         overrides.append(f"device={args.device}")
     config = load_config(TestConfig, args.config, overrides, section="test" if args.config else None)
     data, ckpt, out = resolve_paths(args)
-    if (data / "manifest.csv").is_file() or data.name == "manifest.csv":
-        require_valid_data(data)
-    device = resolve_device(config.device)
-    model, meta = load_model(ckpt, device)  # CheckpointError for another architecture / not safetensors
-    trained_size = meta.get("image_size") or (meta.get("run_config") or {}).get("image_size")
-    if config.size is None and trained_size:
-        config.size = int(trained_size)
-    if config.gate_with_tag is None:
-        config.gate_with_tag = trained_with_tags(meta)
-    cases, kind = load_cases(data, config.split)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(config, out / "config.yaml")
-    summary = evaluate(
-        model,
-        cases,
-        out,
-        config,
-        device,
-        data=data,
-        kind=kind,
-        extra={"checkpoint": str(ckpt), "checkpoint_kind": meta.get("kind")},
-    )
+    summary, cases = evaluate_checkpoint(config, data, ckpt, out)
     level = "per_patient" if summary["per_patient"] else "per_slice_positive"
     unit = "mm" if any(c.spacing_mm for c in cases) else "px (no spacing known)"
     print(f"wiml test: {summary['n_slices']} slices / {summary['n_patients']} cases from {data}")

@@ -33,14 +33,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--wia-dir", type=Path, help="WIA result folder (holding strong_label/) for --strong-from wia"
     )
-    parser.add_argument("--k", type=int, help="number of strong labels for --strong-from gt (default 5)")
     parser.add_argument(
-        "--select", choices=("random", "spread"), help="how --strong-from gt chooses the K slices"
+        "--k",
+        type=int,
+        help="number of strong labels (default 5): K chosen slices (gt) or K of the WIA labels found (wia)",
+    )
+    parser.add_argument(
+        "--select",
+        choices=("random", "spread"),
+        help="how the K slices (gt) or the K WIA labels (wia) are chosen",
     )
     parser.add_argument(
         "--init", choices=("weak", "scratch"), help="start from the weak checkpoint or from scratch"
     )
-    parser.add_argument("--init-checkpoint", type=Path, help="the weak checkpoint (for --init weak)")
+    parser.add_argument(
+        "--init-checkpoint",
+        type=Path,
+        help="the weak checkpoint for --init weak (default: RUN/weak of the run holding --data)",
+    )
     parser.add_argument(
         "--mode", choices=("mixed", "strong_only", "full"), help="mixed (MSL) or a supervised baseline"
     )
@@ -83,10 +93,6 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(MSLConfig, args.config, overrides_from_args(args))
     require_valid_data(args.data)
-    if config.init == "weak" and not config.init_checkpoint:
-        guess = Path(args.data).resolve().parent / "weak" / "best.safetensors"
-        if guess.is_file():
-            config.init_checkpoint = str(guess)
     summary = train_msl(config, args.data, args.out, resume=args.resume)
     if summary.get("world_size", 1) > 1 and int(os.environ.get("RANK", "0")) != 0:
         return 0

@@ -50,6 +50,7 @@ from wiml.data.normalize import normalize_ct, normalize_unit, normalize_zscore
 from wiml.data.slices import SPLITS, format_spacing, save_slice, write_manifest
 from wiml.data.split import SplitConfig, split_counts, split_patients
 from wiml.errors import ConfigError, InputError
+from wiml.layout import CONFIG_YAML
 from wiml.utils import atomic_write_text
 
 __all__ = [
@@ -455,7 +456,7 @@ def prepare(
         n_pos = sum(r["tag"] for r in rows)
         write_manifest(staging / "manifest.csv", rows)
         atomic_write_text(staging / "patients.json", json.dumps(patients, indent=1))
-        save_config(resolved, staging / "config.yaml")
+        save_config(resolved, staging / CONFIG_YAML)
         split_lists = {s: sorted(p for p, v in splits.items() if v == s) for s in SPLITS}
         meta = {
             "fingerprint": fp,

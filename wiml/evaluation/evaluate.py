@@ -30,6 +30,7 @@ from wiml.evaluation.metrics import (
     summarize,
     volume_metrics,
 )
+from wiml.layout import summary_json
 from wiml.utils import atomic_path, atomic_write_text, enlarge_nearest
 
 logger = logging.getLogger(__name__)
@@ -160,7 +161,7 @@ def cases_from_png_folder(folder: Path) -> list[Case]:
 def load_cases(data: Path, split: str = "test") -> tuple[list[Case], str]:
     """Cases from a prepared folder or a PNG folder; returns ``(cases, kind)`` with kind ``prepared``/``png``."""
     data = Path(data)
-    if (data / "manifest.csv").is_file() or data.name == "manifest.csv":
+    if is_prepared(data):
         return cases_from_prepared(data, split), "prepared"
     return cases_from_png_folder(data), "png"
 
@@ -440,7 +441,7 @@ def evaluate(
         "nifti_predictions": [str(p) for p in nifti],
     }
     summary["headline_dice"] = (summary["per_patient"] or summary["per_slice_positive"])["dice"]["mean"]
-    atomic_write_text(out / "summary.json", json.dumps(_finite(summary), indent=2))
+    atomic_write_text(summary_json(out), json.dumps(_finite(summary), indent=2))
     md = [
         "# Test metrics",
         "",
@@ -457,6 +458,72 @@ def evaluate(
     atomic_write_text(out / "metrics.md", "\n".join(md))
     logger.info("test: %d slices, headline Dice %.4f -> %s", len(cases), summary["headline_dice"], out)
     return summary
+
+
+def is_prepared(data: str | Path) -> bool:
+    """Whether ``data`` is a prepared folder (holds ``manifest.csv``, or is that file) rather than PNGs."""
+    data = Path(data)
+    return (data / "manifest.csv").is_file() or data.name == "manifest.csv"
+
+
+def resolve_test_config(config: TestConfig, meta: dict) -> TestConfig:
+    """``config`` with its automatic fields filled in from a checkpoint's sidecar ``meta``.
+
+    ``size`` None -> the size the checkpoint was trained at (``image_size`` of the sidecar or of its run
+    config); ``gate_with_tag`` None -> :func:`trained_with_tags`.
+    """
+    trained_size = meta.get("image_size") or (meta.get("run_config") or {}).get("image_size")
+    size = config.size if config.size is not None or not trained_size else int(trained_size)
+    gate = trained_with_tags(meta) if config.gate_with_tag is None else config.gate_with_tag
+    return dataclasses.replace(config, size=size, gate_with_tag=gate)
+
+
+def evaluate_checkpoint(
+    config: TestConfig, data: str | Path, checkpoint: str | Path, out: str | Path
+) -> tuple[dict, list[Case]]:
+    """``wiml test``: check the data, load the checkpoint, fill in the automatic settings, evaluate.
+
+    Writes ``out/config.yaml`` (the resolved :class:`TestConfig`) and everything :func:`evaluate` writes.
+
+    Args:
+        config: test options (``size`` / ``gate_with_tag`` None = from the checkpoint).
+        data: prepared folder (checked with :func:`wiml.data.check.require_valid_data`) or PNG folder with
+            ``data/`` and ``label/``.
+        checkpoint: FPSNet ``.safetensors``.
+        out: output folder.
+
+    Returns:
+        ``(summary, cases)``: the summary written to ``summary.json`` and the evaluated cases.
+
+    Raises:
+        InputError: bad data; CheckpointError: a checkpoint of another architecture or not safetensors.
+    """
+    from wiml.config import save_config
+    from wiml.data.check import require_valid_data
+    from wiml.layout import CONFIG_YAML
+    from wiml.networks.checkpoint import load_model
+    from wiml.utils import resolve_device
+
+    data, checkpoint, out = Path(data), Path(checkpoint), Path(out)
+    if is_prepared(data):
+        require_valid_data(data)
+    device = resolve_device(config.device)
+    model, meta = load_model(checkpoint, device)
+    config = resolve_test_config(config, meta)
+    cases, kind = load_cases(data, config.split)
+    out.mkdir(parents=True, exist_ok=True)
+    save_config(config, out / CONFIG_YAML)
+    summary = evaluate(
+        model,
+        cases,
+        out,
+        config,
+        device,
+        data=data,
+        kind=kind,
+        extra={"checkpoint": str(checkpoint), "checkpoint_kind": meta.get("kind")},
+    )
+    return summary, cases
 
 
 def _finite(obj):

@@ -18,6 +18,7 @@ from pathlib import Path
 import numpy as np
 
 from wiml.evaluation.metrics import format_mean_std
+from wiml.layout import RunLayout, summary_json
 from wiml.utils import atomic_path, atomic_write_text
 
 logger = logging.getLogger(__name__)
@@ -146,18 +147,19 @@ def write_report(run: str | Path) -> Path:
     from wiml.evaluation.evaluate import metrics_markdown
 
     run = Path(run).resolve()
-    out = run / "report"
+    layout = RunLayout(run)
+    out = layout.report
     out.mkdir(parents=True, exist_ok=True)
     md = [f"# WIML run report — {run.name}", "", f"Run folder: `{run}`", ""]
 
-    pipe = _load(run / "pipeline.json")
+    pipe = _load(layout.pipeline_state)
     if pipe:
         md += ["## Steps and wall time", "", "| step | status | wall time s |", "|---|---|---|"]
         for name, st in pipe.get("steps", {}).items():
             md.append(f"| {name} | {st.get('status')} | {_fmt(st.get('seconds'))} |")
         md += ["", f"Total of this invocation: {_fmt(pipe.get('total_s'))} s.", ""]
 
-    prep = _load(run / "data" / "prepare.json")
+    prep = _load(layout.prepare_record)
     if prep:
         md += ["## Data", ""]
         info = {
@@ -168,19 +170,19 @@ def write_report(run: str | Path) -> Path:
             info.update({f"patients ({k})": len(v) if isinstance(v, list) else v for k, v in splits.items()})
         md += _scalars_table(info) + [""]
 
-    weak = _load(run / "weak" / "best.json")
+    weak = _load(layout.weak.best_sidecar)
     md += ["## Weak model (tags only)", ""]
     if weak:
         md += _scalars_table({"epoch": weak.get("epoch"), **(weak.get("metrics") or {})}) + [""]
-        if _copy(run / "weak" / "curves.png", out, "weak_curves.png"):
+        if _copy(layout.weak.curves, out, "weak_curves.png"):
             md += ["![weak training curves](weak_curves.png)", ""]
     else:
         md += ["(no weak checkpoint)", ""]
 
-    cam = _load(run / "cam" / "summary.json")
+    cam = _load(summary_json(layout.cam))
     if cam:
         md += ["## CAM initial masks (weak model, test split)", ""] + _scalars_table(_flatten(cam)) + [""]
-        overlays = sorted((run / "cam" / "overlays").glob("*.png"))
+        overlays = sorted((layout.cam / "overlays").glob("*.png"))
         overlays = (
             [overlays[i] for i in np.linspace(0, len(overlays) - 1, 3).round().astype(int)]
             if overlays
@@ -190,7 +192,7 @@ def write_report(run: str | Path) -> Path:
             md.append(f"![CAM {p.stem}]({_copy(p, out, 'cam_' + p.name)})")
         md += [""] if overlays else []
 
-    wia = _load(run / "wia" / "summary.json")
+    wia = _load(summary_json(layout.wia))
     md += ["## Weakly-interactive annotation (robot user)", ""]
     if wia:
         stats = wia_main_stats(wia)
@@ -205,18 +207,18 @@ def write_report(run: str | Path) -> Path:
             "of slices (0-1) that reach Dice 0.XX within the limit; `dice_k`: mean Dice after k clicks.",
             "",
         ]
-    fig = _copy(run / "wia" / "dice_vs_clicks.png", out)
-    if fig is None and plot_dice_vs_clicks(run / "wia" / "result" / "recording", out / "dice_vs_clicks.png"):
+    fig = _copy(layout.wia / "dice_vs_clicks.png", out)
+    if fig is None and plot_dice_vs_clicks(layout.wia_result / "recording", out / "dice_vs_clicks.png"):
         fig = "dice_vs_clicks.png"
     if fig:
         md += [f"![Dice vs clicks]({fig})", ""]
     elif not wia:
         md += ["(no WIA results)", ""]
 
-    msl = _load(run / "msl" / "best.json")
+    msl = _load(layout.msl.best_sidecar)
     md += ["## MSL model (tags + K strong labels)", ""]
     if msl:
-        strong = _load(run / "msl" / "strong_labels.json") or {}
+        strong = _load(layout.msl.strong_labels) or {}
         md += _scalars_table(
             {
                 "epoch": msl.get("epoch"),
@@ -225,12 +227,12 @@ def write_report(run: str | Path) -> Path:
                 **(msl.get("metrics") or {}),
             }
         ) + [""]
-        if _copy(run / "msl" / "curves.png", out, "msl_curves.png"):
+        if _copy(layout.msl.curves, out, "msl_curves.png"):
             md += ["![MSL training curves](msl_curves.png)", ""]
     else:
         md += ["(no MSL checkpoint)", ""]
 
-    test = _load(run / "test" / "summary.json")
+    test = _load(summary_json(layout.test))
     md += ["## Test set", ""]
     if test:
         md += [
@@ -240,14 +242,14 @@ def write_report(run: str | Path) -> Path:
             metrics_markdown(test),
             "",
         ]
-        for p in sorted((run / "test" / "overlays").glob("*.png"))[:4]:
+        for p in sorted((layout.test / "overlays").glob("*.png"))[:4]:
             md.append(f"![test {p.stem}]({_copy(p, out, 'test_' + p.name)})")
         md += ["", "Overlays: ground truth blue, prediction green.", ""]
     else:
         md += ["(no test results)", ""]
 
-    for folder, title in (("baselines", "Baselines"), ("ablations", "Ablations")):
-        base = _load(run / folder / "summary.json")
+    for folder, title in ((layout.baselines, "Baselines"), (layout.ablations, "Ablations")):
+        base = _load(summary_json(folder))
         if base:
             md += [
                 f"## {title} (same split, strong labels and test code)",
@@ -256,7 +258,7 @@ def write_report(run: str | Path) -> Path:
                 "",
             ]
             md += baselines_table(base) + [""]
-    path = atomic_write_text(out / "report.md", "\n".join(md) + "\n")
+    path = atomic_write_text(layout.report_md, "\n".join(md) + "\n")
     logger.info("report: %s", path)
     return path
 
@@ -268,8 +270,9 @@ def _seconds(step: dict) -> str:
 def terminal_summary(run: str | Path) -> str:
     """A one-screen text summary of a run (what ``wiml pipeline`` prints at the end)."""
     run = Path(run).resolve()
+    layout = RunLayout(run)
     lines = [f"WIML run {run}"]
-    pipe = _load(run / "pipeline.json") or {}
+    pipe = _load(layout.pipeline_state) or {}
     steps = pipe.get("steps", {})
     if steps:
         lines.append(
@@ -279,25 +282,25 @@ def terminal_summary(run: str | Path) -> str:
                 for k, v in steps.items()
             )
         )
-    weak = _load(run / "weak" / "best.json") or {}
+    weak = _load(layout.weak.best_sidecar) or {}
     if weak:
         m = weak.get("metrics") or {}
         lines.append(
             f"  weak model:  val AUC {_fmt(m.get('val_auc'))}, accuracy {_fmt(m.get('val_accuracy'))}"
         )
-    wia = _load(run / "wia" / "summary.json") or {}
+    wia = _load(summary_json(layout.wia)) or {}
     if wia:
         stats = wia_main_stats(wia)
         keys = [k for k in ("n_slices", "initial_dice", "noc85", "noc90") if k in stats]
         lines.append("  WIA (robot): " + ", ".join(f"{k} {_fmt(stats[k])}" for k in keys))
-    strong = _load(run / "msl" / "strong_labels.json") or {}
-    msl = _load(run / "msl" / "best.json") or {}
+    strong = _load(layout.msl.strong_labels) or {}
+    msl = _load(layout.msl.best_sidecar) or {}
     if msl:
         lines.append(
             f"  MSL model:   {strong.get('n_strong', '?')} strong labels ({strong.get('source', '?')}), "
             f"best val Dice {_fmt((msl.get('metrics') or {}).get('val_dice'))} at epoch {msl.get('epoch')}"
         )
-    test = _load(run / "test" / "summary.json") or {}
+    test = _load(summary_json(layout.test)) or {}
     if test:
         level = "per_patient" if test.get("per_patient") else "per_slice_positive"
         s = test[level]
@@ -306,10 +309,10 @@ def terminal_summary(run: str | Path) -> str:
             f"{format_mean_std(s['iou'])}, HD95 {format_mean_std(s['hd95_mm'], 2)} mm, "
             f"ASD {format_mean_std(s['asd_mm'], 2)} mm"
         )
-    base = _load(run / "baselines" / "summary.json") or {}
-    abl = _load(run / "ablations" / "summary.json") or {}
+    base = _load(summary_json(layout.baselines)) or {}
+    abl = _load(summary_json(layout.ablations)) or {}
     for r in base.get("methods", []) + abl.get("methods", []):
         lines.append(f"    {r['method']:<24} Dice {format_mean_std(r.get('dice') or {})}")
-    if (run / "report" / "report.md").is_file():
-        lines.append(f"  report: {run / 'report' / 'report.md'}")
+    if layout.report_md.is_file():
+        lines.append(f"  report: {layout.report_md}")
     return "\n".join(lines)

@@ -26,6 +26,7 @@ import numpy as np
 
 from wiml.config import load_config
 from wiml.errors import ConfigError, InputError
+from wiml.layout import RunLayout, TrainingLayout, summary_json
 from wiml.utils import atomic_write_text, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -137,10 +138,10 @@ def run_baselines(
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ConfigError(f"unknown method(s) {unknown}; expected some of {list(METHODS)}")
-    run, out = Path(run), Path(out)
-    data = Path(data or run / "data")
-    weak = Path(weak_checkpoint or run / "weak" / "best.safetensors")
-    wia_dir = Path(wia_dir) if wia_dir else (run / "wia" / "result")
+    layout, out = RunLayout(run), Path(out)
+    data = Path(data or layout.data)
+    weak = Path(weak_checkpoint or layout.weak.best)
+    wia_dir = Path(wia_dir) if wia_dir else layout.wia_result
     strong = (
         ["strong.source=wia", f"strong.wia_dir={wia_dir}"]
         if (wia_dir / "strong_label").is_dir()
@@ -150,9 +151,11 @@ def run_baselines(
     dev = resolve_device(device)
     out.mkdir(parents=True, exist_ok=True)
     previous = {}
-    if (out / "summary.json").is_file():  # methods run earlier into the same folder are kept
+    if summary_json(out).is_file():  # methods run earlier into the same folder are kept
         try:
-            previous = {r["method"]: r for r in json.loads((out / "summary.json").read_text())["methods"]}
+            previous = {
+                r["method"]: r for r in json.loads(summary_json(out).read_text(encoding="utf-8"))["methods"]
+            }
         except (json.JSONDecodeError, KeyError, TypeError):
             previous = {}
     results = [r for m, r in previous.items() if m not in methods]
@@ -190,7 +193,7 @@ def run_baselines(
                 config = load_config(MSLConfig, msl_config, cfg_over)
                 res = train_msl(config, data, folder / "train")
                 train_s = time.perf_counter() - t0
-                model, meta = load_model(folder / "train" / "best.safetensors", dev)
+                model, meta = load_model(TrainingLayout(folder / "train").best, dev)
                 test_cfg = TestConfig(overlays=4, write_nifti=False, gate_with_tag=trained_with_tags(meta))
                 summary = evaluate(
                     model,
@@ -226,7 +229,7 @@ def _write(out: Path, results: list[dict], seeds: list[int], strong: list[str]) 
     from wiml.evaluation.report import baselines_table
 
     summary = {"seeds": seeds, "strong": strong, "methods": results}
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2, default=float))
+    atomic_write_text(summary_json(out), json.dumps(summary, indent=2, default=float))
     atomic_write_text(
         out / "summary.md",
         "\n".join(

@@ -23,6 +23,7 @@ from wiml.cam import body_mask, cam_to_initial_mask, compute_grad_cam, graph_cut
 from wiml.data.slices import SliceRecord, load_slice, read_manifest
 from wiml.evaluation.metrics import dice_score, iou_score
 from wiml.interactive.appearance import AppearanceConfig
+from wiml.layout import CONFIG_YAML, summary_json
 from wiml.networks.fpsnet import tag_probability
 from wiml.utils import atomic_path, atomic_write_text, enlarge_nearest
 
@@ -250,7 +251,7 @@ def evaluate_cams(
         "best_cam_dice": best_cam["dice_mean"] if best_cam else None,
         "config": dataclasses.asdict(config),
     }
-    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2, default=float))
+    atomic_write_text(summary_json(out_dir), json.dumps(summary, indent=2, default=float))
     return summary
 
 
@@ -275,8 +276,8 @@ def run_cam(
         raise InputError(f"no slices in split {config.split!r}", Path(data_dir) / "manifest.csv")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, out_dir / "config.yaml")
+    save_config(config, out_dir / CONFIG_YAML)
     summary = evaluate_cams(model, records, out_dir, config, dev)
     summary.update(checkpoint=str(checkpoint), data=str(data_dir), split=config.split)
-    atomic_write_text(out_dir / "summary.json", json.dumps(summary, indent=2, default=float))
+    atomic_write_text(summary_json(out_dir), json.dumps(summary, indent=2, default=float))
     return summary

@@ -23,11 +23,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from wiml.errors import InputError, WimlError
+from wiml.layout import PROJECT_ROOT, RunLayout, TrainingLayout, summary_json
 from wiml.utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 #: step name -> wiml subcommand
 STEP_COMMANDS = {
@@ -171,10 +171,11 @@ def check_checkpoint(path: Path) -> str | None:
 
 def check_training(out: Path) -> str | None:
     """Training output: valid ``best`` and ``last`` checkpoints, and ``last`` from the final epoch."""
-    bad = check_checkpoint(out / "best.safetensors") or check_checkpoint(out / "last.safetensors")
+    files = TrainingLayout(out)
+    bad = check_checkpoint(files.best) or check_checkpoint(files.last)
     if bad:
         return bad
-    meta = json.loads((out / "last.json").read_text(encoding="utf-8"))
+    meta = json.loads(files.last_sidecar.read_text(encoding="utf-8"))
     planned = ((meta.get("run_config") or {}).get("trainer") or {}).get("epochs")
     if planned is not None and int(meta.get("epoch") or 0) < int(planned):
         return f"training stopped after epoch {meta.get('epoch')} of {planned} (interrupted)"
@@ -182,14 +183,14 @@ def check_training(out: Path) -> str | None:
 
 
 def check_cam(out: Path) -> str | None:
-    return _json_file(out / "summary.json")
+    return _json_file(summary_json(out))
 
 
 def check_wia(out: Path) -> str | None:
     """wia-sim output: ``summary.json`` and readable strong labels."""
     from wiml.data.io import read_slice
 
-    bad = _json_file(out / "summary.json")
+    bad = _json_file(summary_json(out))
     if bad:
         return bad
     labels = sorted((out / "result" / "strong_label").glob("*.png"))
@@ -204,13 +205,13 @@ def check_wia(out: Path) -> str | None:
 
 
 def check_test(out: Path) -> str | None:
-    return _json_file(out / "summary.json") or (
+    return _json_file(summary_json(out)) or (
         None if (out / "per_slice.csv").is_file() else "per_slice.csv missing"
     )
 
 
 def check_baselines(out: Path) -> str | None:
-    return _json_file(out / "summary.json")
+    return _json_file(summary_json(out))
 
 
 def check_report(out: Path) -> str | None:
@@ -228,8 +229,9 @@ def _expand(args: list[str], run: Path) -> list[str]:
 def build_steps(config: PipelineConfig, run: Path) -> list[Step]:
     """The configured steps with their arguments and output checks."""
     run = Path(run)
-    raw = Path(_expand([config.raw], run)[0]) if config.raw else run / "raw"
-    data, weak, msl = run / "data", run / "weak", run / "msl"
+    layout = RunLayout(run)
+    raw = Path(_expand([config.raw], run)[0]) if config.raw else layout.raw
+    data, weak, msl = layout.data, layout.weak.root, layout.msl.root
     dev = ["--device", config.device]
     seed = ["--seed", str(config.seed)]
 
@@ -255,14 +257,14 @@ def build_steps(config: PipelineConfig, run: Path) -> list[Step]:
         ),
         "cam": Step(
             "cam",
-            run / "cam",
+            layout.cam,
             [
                 "--checkpoint",
-                str(weak / "best.safetensors"),
+                str(layout.weak.best),
                 "--data",
                 str(data),
                 "--out",
-                str(run / "cam"),
+                str(layout.cam),
                 *dev,
                 *x(config.cam_args),
             ],
@@ -270,14 +272,14 @@ def build_steps(config: PipelineConfig, run: Path) -> list[Step]:
         ),
         "wia": Step(
             "wia",
-            run / "wia",
+            layout.wia,
             [
                 "--checkpoint",
-                str(weak / "best.safetensors"),
+                str(layout.weak.best),
                 "--data",
                 str(data),
                 "--out",
-                str(run / "wia"),
+                str(layout.wia),
                 "--select",
                 str(config.k),
                 *x(config.wia_args),
@@ -294,12 +296,14 @@ def build_steps(config: PipelineConfig, run: Path) -> list[Step]:
                 str(msl),
                 "--strong-from",
                 "wia",
+                "--k",
+                str(config.k),
                 "--wia-dir",
-                str(run / "wia" / "result"),
+                str(layout.wia_result),
                 "--init",
                 "weak",
                 "--init-checkpoint",
-                str(weak / "best.safetensors"),
+                str(layout.weak.best),
                 *dev,
                 *seed,
                 *x(config.train_msl_args),
@@ -309,13 +313,13 @@ def build_steps(config: PipelineConfig, run: Path) -> list[Step]:
         ),
         "test": Step(
             "test",
-            run / "test",
+            layout.test,
             ["--run", str(run), "--device", config.device, *x(config.test_args)],
             check_test,
         ),
         "baselines": Step(
             "baselines",
-            run / "baselines",
+            layout.baselines,
             [
                 "--run",
                 str(run),
@@ -328,7 +332,7 @@ def build_steps(config: PipelineConfig, run: Path) -> list[Step]:
             ],
             check_baselines,
         ),
-        "report": Step("report", run / "report", ["--run", str(run), "--quiet"], check_report),
+        "report": Step("report", layout.report, ["--run", str(run), "--quiet"], check_report),
     }
     unknown = [s for s in config.steps if s not in table]
     if unknown:
@@ -383,7 +387,7 @@ def run_pipeline(
     run = Path(run).resolve()
     run.mkdir(parents=True, exist_ok=True)
     force = set(force or [])
-    state_path = run / "pipeline.json"
+    state_path = RunLayout(run).pipeline_state
     previous = {}
     if state_path.is_file():
         try:
@@ -412,8 +416,8 @@ def run_pipeline(
         argv = list(step.argv)
         resumable = (
             step.resumable
-            and (step.out / "state.pt").is_file()
-            and _state_readable(step.out / "state.pt")
+            and TrainingLayout(step.out).state.is_file()
+            and _state_readable(TrainingLayout(step.out).state)
             and reason not in ("forced", "an earlier step was redone")
         )
         if resumable:

@@ -37,6 +37,7 @@ from wiml.data.wia_result import Recording, write_png, write_recording
 from wiml.errors import InputError
 from wiml.interactive.robot import MAX_CLICKS, NOC_THRESHOLDS, RobotResult, simulate
 from wiml.interactive.session import RefinementConfig
+from wiml.layout import CONFIG_YAML, summary_json
 from wiml.training.strong_labels import slice_name
 from wiml.utils import atomic_path, atomic_write_text
 
@@ -298,7 +299,7 @@ def run_wia_simulation(
         idx = np.linspace(0, len(records) - 1, config.max_slices).round().astype(int)
         records = [records[i] for i in dict.fromkeys(idx.tolist())]
     out.mkdir(parents=True, exist_ok=True)
-    save_config(config, out / "config.yaml")
+    save_config(config, out / CONFIG_YAML)
     modes = ["cam"] if cam_source is not None else []
     if config.no_cam_run or cam_source is None:
         modes.append("no_cam")
@@ -345,7 +346,7 @@ def run_wia_simulation(
     summary["selected"] = [slice_name(records[i]) for i in chosen]
     summary["config"] = to_dict(config)
     summary["data"] = str(data)
-    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
+    atomic_write_text(summary_json(out), json.dumps(summary, indent=2))
     plot_dice_vs_clicks(
         rows,
         config.max_clicks,

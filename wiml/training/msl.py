@@ -29,6 +29,7 @@ from wiml.config import save_config, to_dict
 from wiml.data.slices import SliceRecord, read_manifest
 from wiml.data.transforms import AugmentConfig, make_augmentation
 from wiml.errors import ConfigError, InputError
+from wiml.layout import RunLayout, TrainingLayout
 from wiml.networks.fpsnet import FPSNet, FPSNetConfig, foreground_probability
 from wiml.training.config import DataConfig, OptimConfig, TrainerConfig
 from wiml.training.data import SliceDataset
@@ -47,14 +48,16 @@ class StrongConfig:
 
     Attributes:
         source: ``gt`` (ground truth of K chosen training slices) or ``wia`` (a WIA ``result`` folder).
-        k: number of strong labels (``gt``; ``wia`` uses every label found).
-        select: ``spread`` or ``random`` (``gt``).
+        k: number of strong labels. ``gt``: K slices are chosen; ``wia``: K of the labels found are used
+            (chosen by ``select`` among them; fewer than K found is an error); None = every label found
+            (``wia`` only).
+        select: ``spread`` or ``random``: how the K slices (``gt``) or the K of the WIA labels are chosen.
         seed: seed of ``random``.
         wia_dir: the WIA ``result`` folder (``wia``).
     """
 
     source: Literal["gt", "wia"] = "gt"
-    k: int = 5
+    k: int | None = 5
     select: Literal["spread", "random"] = "spread"
     seed: int = 0
     wia_dir: str | None = None
@@ -74,7 +77,8 @@ class MSLConfig:
         loss: MSL loss weights and kind.
         mode: ``mixed`` | ``strong_only`` | ``full`` (see the module docstring).
         init: ``weak`` (the weak checkpoint, ``init_checkpoint``), ``scratch``.
-        init_checkpoint: the weak checkpoint for ``init: weak``.
+        init_checkpoint: the weak checkpoint for ``init: weak``; None = the weak model of the run that holds the
+            prepared folder (``RunLayout.of_prepared(data).weak.best``) when it exists.
         strong_per_batch: strong slices in every batch (``mixed``).
         val_threshold: probability threshold of the validation Dice.
     """
@@ -169,12 +173,29 @@ def load_strong_labels(
 ) -> tuple[dict[int, np.ndarray], list[dict]]:
     """The strong labels of a mixed / strong-only run (``{train index: mask}``, WIA recordings)."""
     sc = config.strong
+    select_seed = sc.seed if sc.select == "random" else seed
     if sc.source == "wia":
         if not sc.wia_dir:
             raise ConfigError("strong.source=wia needs strong.wia_dir (the WIA result folder)")
-        return wia_strong_labels(train_records, sc.wia_dir, read_manifest(data_dir))
-    picks = select_strong_slices(train_records, sc.k, sc.select, sc.seed if sc.select == "random" else seed)
+        return wia_strong_labels(
+            train_records, sc.wia_dir, read_manifest(data_dir), k=sc.k, select=sc.select, seed=select_seed
+        )
+    if sc.k is None:
+        raise ConfigError("strong.k must be a number for strong.source=gt (None = every label: wia only)")
+    picks = select_strong_slices(train_records, sc.k, sc.select, select_seed)
     return gt_strong_labels(train_records, picks), []
+
+
+def with_default_init(config: MSLConfig, data_dir: str | Path) -> MSLConfig:
+    """``config`` with ``init_checkpoint`` filled in for ``init: weak`` when it is not given: the weak model of
+    the run folder that holds ``data_dir`` (``RUN/data`` -> ``RUN/weak/best.safetensors``), if that exists."""
+    if config.init != "weak" or config.init_checkpoint:
+        return config
+    guess = RunLayout.of_prepared(data_dir).weak.best
+    if not guess.is_file():
+        return config
+    logger.info("init_checkpoint not given: using the run's weak model %s", guess)
+    return dataclasses.replace(config, init_checkpoint=str(guess))
 
 
 def _build_model(config: MSLConfig, records: list[SliceRecord], device) -> tuple[FPSNet, dict]:
@@ -238,6 +259,7 @@ def train_msl(
         InputError / ConfigError: no training slices, strong labels that cannot be used, a bad init checkpoint.
     """
     data_dir, out_dir = Path(data_dir), Path(out_dir)
+    config = with_default_init(config, data_dir)
     tc = config.trainer
     dist, device = start_run(tc)
     try:
@@ -330,8 +352,9 @@ def train_msl(
         }
         if dist.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
-            save_config(resolved, out_dir / "config.yaml")
-            atomic_write_text(out_dir / "strong_labels.json", json.dumps(strong_info, indent=2))
+            files = TrainingLayout(out_dir)
+            save_config(resolved, files.config)
+            atomic_write_text(files.strong_labels, json.dumps(strong_info, indent=2))
         size = int(train_ds[0]["image"].shape[-1])
         trainer = Trainer(
             model,

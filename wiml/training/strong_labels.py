@@ -48,18 +48,37 @@ def select_strong_slices(
         InputError: k < 1, fewer than k positive slices, or an unknown mode.
     """
     positive = [i for i, r in enumerate(records) if r.tag == 1]
+    if k >= 1 and len(positive) < k:
+        raise InputError(f"only {len(positive)} training slices contain the target; cannot choose k={k}")
+    return sorted(positive[i] for i in choose_k(len(positive), k, mode, seed))
+
+
+def choose_k(n: int, k: int, mode: str = "spread", seed: int = 0) -> list[int]:
+    """``k`` of ``n`` ordered items: ``spread`` (evenly spaced positions) or ``random`` (seeded, no repeats).
+
+    Args:
+        n: number of items.
+        k: how many to choose (1 <= k <= n).
+        mode: ``spread`` or ``random``.
+        seed: seed of ``random``.
+
+    Returns:
+        sorted positions in ``range(n)``.
+
+    Raises:
+        InputError: k < 1, k > n, or an unknown mode.
+    """
     if k < 1:
         raise InputError(f"k must be >= 1, got {k}")
-    if len(positive) < k:
-        raise InputError(f"only {len(positive)} training slices contain the target; cannot choose k={k}")
+    if n < k:
+        raise InputError(f"cannot choose k={k} of {n}")
     if mode == "random":
-        rng = np.random.default_rng(seed)
-        picks = rng.choice(len(positive), size=k, replace=False)
+        picks = np.random.default_rng(seed).choice(n, size=k, replace=False)
     elif mode == "spread":
-        picks = np.round((np.arange(k) + 0.5) * len(positive) / k - 0.5).astype(int)
+        picks = np.round((np.arange(k) + 0.5) * n / k - 0.5).astype(int)
     else:
         raise InputError(f"unknown selection {mode!r}; expected random or spread")
-    return sorted(positive[int(i)] for i in picks)
+    return sorted(int(i) for i in picks)
 
 
 def gt_strong_labels(records: Sequence[SliceRecord], indices: Sequence[int]) -> dict[int, np.ndarray]:
@@ -78,7 +97,12 @@ def gt_strong_labels(records: Sequence[SliceRecord], indices: Sequence[int]) -> 
 
 
 def wia_strong_labels(
-    records: Sequence[SliceRecord], result_dir: str | Path, all_records: Sequence[SliceRecord] | None = None
+    records: Sequence[SliceRecord],
+    result_dir: str | Path,
+    all_records: Sequence[SliceRecord] | None = None,
+    k: int | None = None,
+    select: str = "spread",
+    seed: int = 0,
 ) -> tuple[dict[int, np.ndarray], list[dict]]:
     """Read WIA strong labels and match them to the training records by name.
 
@@ -86,13 +110,17 @@ def wia_strong_labels(
         records: training records.
         result_dir: a WIA ``result`` folder (holding ``strong_label/``) or ``strong_label/`` itself.
         all_records: every manifest record, to name the split of a label that is not a training slice.
+        k: use ``k`` of the labels found, chosen by ``select`` among them in (patient, slice) order
+            (:func:`choose_k`); None = every label.
+        select: ``spread`` or ``random``.
+        seed: seed of ``random``.
 
     Returns:
-        ``({index: (H, W) uint8 mask}, [recording dicts])``.
+        ``({index: (H, W) uint8 mask}, [recording dicts])`` of the labels used.
 
     Raises:
-        InputError: no label found, a label of a val/test slice (it would leak into training), a label
-            that matches no slice, or a label whose size differs from the slice.
+        InputError: no label found, fewer than ``k``, a label of a val/test slice (it would leak into
+            training), a label that matches no slice, or a label whose size differs from the slice.
     """
     from wiml.data.io import read_slice
 
@@ -109,17 +137,25 @@ def wia_strong_labels(
         raise InputError("no strong label (*.png) found", label_dir)
     by_name = {slice_name(r): i for i, r in enumerate(records)}
     other = {slice_name(r): r.split for r in (all_records or [])}
-    masks, recordings = {}, []
     for path in files:
-        name = path.stem
-        if name not in by_name:
-            where = other.get(name)
+        if path.stem not in by_name:
+            where = other.get(path.stem)
             reason = (
                 f"it belongs to the {where!r} split and would leak into training"
                 if where
                 else "no prepared training slice has this name"
             )
-            raise InputError(f"strong label {name!r} cannot be used: {reason}", path)
+            raise InputError(f"strong label {path.stem!r} cannot be used: {reason}", path)
+    if k is not None and k != len(files):
+        if len(files) < k:
+            raise InputError(f"{len(files)} strong label(s) found, k={k} asked for", label_dir)
+        ordered = sorted(files, key=lambda p: by_name[p.stem])
+        keep = {ordered[i] for i in choose_k(len(ordered), k, select, seed)}
+        logger.info("using k=%d of the %d strong labels in %s (%s)", k, len(files), label_dir, select)
+        files = [p for p in files if p in keep]
+    masks, recordings = {}, []
+    for path in files:
+        name = path.stem
         idx = by_name[name]
         mask = (read_slice(path) > 0).astype(np.uint8)
         image, _ = load_slice(records[idx])

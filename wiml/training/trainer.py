@@ -35,6 +35,7 @@ import torch
 from torch import nn
 
 from wiml.errors import ConfigError
+from wiml.layout import TrainingLayout
 from wiml.networks.checkpoint import load_training_state, save_checkpoint, save_training_state
 from wiml.networks.fpsnet import FPSNetOutput
 from wiml.training.config import OptimConfig, TrainerConfig
@@ -271,7 +272,7 @@ class Trainer:
     # -- resume --------------------------------------------------------------------------------------------
     @property
     def state_path(self) -> Path:
-        return self.out_dir / "state.pt"
+        return TrainingLayout(self.out_dir).state
 
     def save_state(self, epoch: int) -> None:
         save_training_state(
@@ -359,16 +360,15 @@ class Trainer:
     def _save_epoch(self, epoch: int, row: dict, validated: bool) -> None:
         metrics = {k: v for k, v in row.items() if k != "epoch"}
         extra = {"kind": self.kind, "epoch": epoch, "metrics": metrics, "run_config": self.run_config}
-        save_checkpoint(self.out_dir / "last.safetensors", self.model, extra)
+        files = TrainingLayout(self.out_dir)
+        save_checkpoint(files.last, self.model, extra)
         value = row.get(f"val_{self.config.monitor}")
         if (validated or self.val_loader is None) and self._improved(value):
             self.best = value if value is None or math.isfinite(value) else self.best
             self.best_epoch = epoch
-            save_checkpoint(
-                self.out_dir / "best.safetensors", self.model, {**extra, "monitor": self.config.monitor}
-            )
+            save_checkpoint(files.best, self.model, {**extra, "monitor": self.config.monitor})
         self.save_state(epoch)
-        write_log_csv(self.out_dir / "log.csv", self.history)
-        plot_curves(self.out_dir / "curves.png", self.history)
+        write_log_csv(files.log, self.history)
+        plot_curves(files.curves, self.history)
         shown = ", ".join(f"{k}={v:.4f}" for k, v in row.items() if isinstance(v, float) and k != "lr")
         logger.info("epoch %d/%d: %s", epoch, self.config.epochs, shown)

@@ -19,6 +19,7 @@ from wiml.config import save_config, to_dict
 from wiml.data.slices import read_manifest
 from wiml.data.transforms import make_augmentation
 from wiml.errors import InputError
+from wiml.layout import TrainingLayout
 from wiml.networks.fpsnet import FPSNet, tag_probability
 from wiml.training.config import WeakConfig
 from wiml.training.data import SliceDataset, WeightedEpochSampler, class_balanced_weights
@@ -143,7 +144,7 @@ def train_weak(
         resolved = dataclasses.replace(config, model=model.config)
         if dist.is_main:
             out_dir.mkdir(parents=True, exist_ok=True)
-            save_config(resolved, out_dir / "config.yaml")
+            save_config(resolved, TrainingLayout(out_dir).config)
         train_ds = SliceDataset(
             train_records, make_augmentation(config.augment), use_masks=False, seed=tc.seed
         )
