@@ -178,3 +178,9 @@ def test_tiny_sweep_appends_skips_and_refuses_other_settings(tiny_prepared, tmp_
     assert "| wiml | 2 |" in capsys.readouterr().out
     assert curve_cli.main(["--out", str(out)]) == 2  # --data missing: one-line error
     assert "--data" in capsys.readouterr().err
+
+
+def test_curve_config_file_loads(project_root):
+    config = load_config(CurveConfig, project_root / "configs" / "curve_brats.yaml", []).validate()
+    assert config.folds == 5 and config.k_values == [5, 20] and "full" in config.methods
+    assert config.msl.trainer.threads == 1 and config.cost.seconds_per_manual_label == 108.0
