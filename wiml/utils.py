@@ -40,21 +40,83 @@ def atomic_path(path: str | Path) -> Iterator[Path]:
 
     Yields:
         Path: the temporary file to write.
+
+    Raises:
+        OutputError: the folder cannot be created or written, the disk is full, permission is denied (any
+            ``OSError`` while the block writes), naming ``path`` and the cause; the temporary file is removed.
     """
+    from wiml.errors import OutputError
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    suffix = "".join(path.suffixes) or ".tmp"
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
-    os.close(fd)
-    tmp_path = Path(tmp)
+    tmp_path = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        suffix = "".join(path.suffixes) or ".tmp"
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=suffix, dir=path.parent)
+        os.close(fd)
+        tmp_path = Path(tmp)
         yield tmp_path
         if tmp_path.exists():
             os.chmod(tmp_path, _FILE_MODE)
         os.replace(tmp_path, path)
+    except OSError as exc:
+        raise OutputError(path, exc) from exc
     finally:
-        if tmp_path.exists():
-            tmp_path.unlink()
+        if tmp_path is not None and tmp_path.exists():
+            with contextlib.suppress(OSError):
+                tmp_path.unlink()
+
+
+@contextlib.contextmanager
+def staged_output(out: str | Path, last: tuple[str, ...] = ()) -> Iterator[Path]:
+    """Yield an empty staging folder beside ``out``; move its contents into ``out`` only on success.
+
+    A step writes all its outputs into the staging folder; when the block finishes without an exception each
+    top-level entry replaces the one of the same name in ``out`` (other entries of ``out`` are kept), the
+    names in ``last`` (e.g. ``summary.json``, the mark of a complete step) removed first and moved last. On an
+    exception the staging folder is removed and ``out`` is left as it was, so a failed step never leaves a
+    partial output.
+
+    Args:
+        out: the step's output folder (created when missing).
+        last: entries removed from ``out`` before and moved into it after all the others.
+
+    Yields:
+        Path: the staging folder (``.<name>.partial-*`` in ``out``'s parent).
+
+    Raises:
+        OutputError: the staging folder cannot be created or moved (read-only, full disk, permission).
+    """
+    from wiml.errors import OutputError
+
+    out = Path(out)
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=f".{out.name}.partial-", dir=out.parent))
+        staging.chmod(0o777 & ~_current_umask())  # mkdtemp makes it 0700
+    except OSError as exc:
+        raise OutputError(out, exc) from exc
+    try:
+        yield staging
+        try:
+            out.mkdir(parents=True, exist_ok=True)
+            for name in last:
+                _remove(out / name)
+            names = sorted(p.name for p in staging.iterdir())
+            for name in [n for n in names if n not in last] + [n for n in last if n in names]:
+                _remove(out / name)
+                os.replace(staging / name, out / name)
+        except OSError as exc:
+            raise OutputError(out, exc) from exc
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+
+
+def _remove(path: Path) -> None:
+    if path.is_dir() and not path.is_symlink():
+        shutil.rmtree(path)
+    elif path.exists() or path.is_symlink():
+        path.unlink()
 
 
 def atomic_write_text(path: str | Path, text: str) -> Path:

@@ -8,6 +8,7 @@ are printed as one line and exit with status 2; ``--debug`` shows the traceback.
 from __future__ import annotations
 
 import argparse
+import errno
 import importlib
 import logging
 import sys
@@ -49,8 +50,17 @@ def setup_logging(debug: bool = False, quiet: bool = False) -> None:
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)
 
 
+def os_error_line(exc: OSError) -> str:
+    """``PATH: cause [ERRNO]`` (e.g. ``runs/x/test: Read-only file system [EROFS]``) for an ``OSError``."""
+    code = errno.errorcode.get(exc.errno, "") if exc.errno is not None else ""
+    cause = exc.strerror or str(exc) or exc.__class__.__name__
+    where = f"{exc.filename}: " if exc.filename else ""
+    return f"{where}{cause}" + (f" [{code}]" if code else "")
+
+
 def run_guarded(run: Callable[[argparse.Namespace], int], args: argparse.Namespace, prog: str) -> int:
-    """Call ``run(args)``; print WIML errors as one line (traceback with ``--debug``)."""
+    """Call ``run(args)``; print WIML errors and file-system errors (``OSError``) as one line, exit status 2
+    (traceback with ``--debug``)."""
     setup_logging(getattr(args, "debug", False), getattr(args, "quiet", False))
     try:
         return int(run(args) or 0)
@@ -58,6 +68,11 @@ def run_guarded(run: Callable[[argparse.Namespace], int], args: argparse.Namespa
         if getattr(args, "debug", False):
             traceback.print_exc()
         print(f"{prog}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # a file-system failure the library did not name itself: still one line
+        if getattr(args, "debug", False):
+            traceback.print_exc()
+        print(f"{prog}: error: {os_error_line(exc)}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)

@@ -23,7 +23,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from wiml.errors import InputError
+from wiml.errors import InputError, OutputError
 from wiml.utils import atomic_path
 
 logger = logging.getLogger(__name__)
@@ -518,8 +518,8 @@ def _write_sitk(image: sitk.Image, path: Path, compress: bool = True) -> Path:
     with atomic_path(path) as tmp:
         try:
             sitk.WriteImage(image, str(tmp), compress and suffix not in (".png", ".jpg", ".jpeg"))
-        except RuntimeError as exc:
-            raise InputError(f"cannot write this image format ({_first_line(exc)})", path) from exc
+        except RuntimeError as exc:  # ITK names neither errno nor cause; a full disk or an unwritable folder
+            raise OutputError(path, f"SimpleITK could not write it ({_first_line(exc)})") from exc
     return path
 
 

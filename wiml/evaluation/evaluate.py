@@ -30,8 +30,8 @@ from wiml.evaluation.metrics import (
     summarize,
     volume_metrics,
 )
-from wiml.layout import summary_json
-from wiml.utils import atomic_path, atomic_write_text, enlarge_nearest
+from wiml.layout import CONFIG_YAML, SUMMARY_JSON, summary_json
+from wiml.utils import atomic_path, atomic_write_text, enlarge_nearest, staged_output
 
 logger = logging.getLogger(__name__)
 
@@ -339,7 +339,8 @@ def evaluate(
     extra: dict | None = None,
     predictions: list[np.ndarray] | None = None,
 ) -> dict:
-    """Predict ``cases``, compute metrics and write the test outputs into ``out``.
+    """Predict ``cases``, compute metrics and write the test outputs (and the resolved ``config.yaml``) into
+    ``out``.
 
     Args:
         model: FPSNet in eval mode on ``device``.
@@ -355,13 +356,28 @@ def evaluate(
 
     Returns:
         the summary dict also written to ``summary.json``.
+
+    Everything is written into a staging folder beside ``out`` and moved into ``out`` only when complete
+    (:func:`wiml.utils.staged_output`, ``summary.json`` last): a failure (a bad input, a full disk, a
+    read-only folder) leaves ``out`` as it was, never a partial ``test/`` without ``summary.json``.
+
+    Raises:
+        InputError: predictions that do not match the cases; an unreadable ``patients.json``.
+        OutputError: ``out`` cannot be written (read-only, full disk, permission), naming the path.
     """
+    out = Path(out)
+    with staged_output(out, last=(SUMMARY_JSON,)) as stage:
+        return _evaluate(model, cases, stage, out, config, device, data, kind, extra, predictions)
+
+
+def _evaluate(model, cases, out, final_out, config, device, data, kind, extra, predictions) -> dict:
+    """:func:`evaluate` writing into ``out`` (the staging folder); paths in the summary point to ``final_out``."""
     from tqdm import tqdm
 
+    from wiml.config import save_config
     from wiml.networks.inference import predict_slices
 
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    save_config(config, out / CONFIG_YAML)
     size = config.size
     slice_rows, seconds, n_done = [], 0.0, 0
     preds: dict[str, dict[int, np.ndarray]] = defaultdict(dict)
@@ -438,7 +454,7 @@ def evaluate(
         "per_slice": summarize(slice_rows),
         "per_slice_positive": summarize(positive),
         "per_patient": summarize(patient_rows) if patient_rows else None,
-        "nifti_predictions": [str(p) for p in nifti],
+        "nifti_predictions": [str(final_out / p.relative_to(out)) for p in nifti],
     }
     summary["headline_dice"] = (summary["per_patient"] or summary["per_slice_positive"])["dice"]["mean"]
     atomic_write_text(summary_json(out), json.dumps(_finite(summary), indent=2))
@@ -456,7 +472,7 @@ def evaluate(
         "",
     ]
     atomic_write_text(out / "metrics.md", "\n".join(md))
-    logger.info("test: %d slices, headline Dice %.4f -> %s", len(cases), summary["headline_dice"], out)
+    logger.info("test: %d slices, headline Dice %.4f -> %s", len(cases), summary["headline_dice"], final_out)
     return summary
 
 
@@ -498,9 +514,7 @@ def evaluate_checkpoint(
     Raises:
         InputError: bad data; CheckpointError: a checkpoint of another architecture or not safetensors.
     """
-    from wiml.config import save_config
     from wiml.data.check import require_valid_data
-    from wiml.layout import CONFIG_YAML
     from wiml.networks.checkpoint import load_model
     from wiml.utils import resolve_device
 
@@ -511,8 +525,6 @@ def evaluate_checkpoint(
     model, meta = load_model(checkpoint, device)
     config = resolve_test_config(config, meta)
     cases, kind = load_cases(data, config.split)
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(config, out / CONFIG_YAML)
     summary = evaluate(
         model,
         cases,

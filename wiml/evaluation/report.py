@@ -19,7 +19,7 @@ import numpy as np
 
 from wiml.evaluation.metrics import format_mean_std
 from wiml.layout import RunLayout, summary_json
-from wiml.utils import atomic_path, atomic_write_text
+from wiml.utils import atomic_path, atomic_write_text, staged_output
 
 logger = logging.getLogger(__name__)
 
@@ -144,12 +144,19 @@ def baselines_table(summary: dict) -> list[str]:
 
 def write_report(run: str | Path) -> Path:
     """Write ``RUN/report/report.md`` (+ figures) from whatever the run folder holds. Returns its path."""
-    from wiml.evaluation.evaluate import metrics_markdown
-
     run = Path(run).resolve()
     layout = RunLayout(run)
-    out = layout.report
-    out.mkdir(parents=True, exist_ok=True)
+    # written into a staging folder and moved into place when complete (report.md last): nothing half-written
+    with staged_output(layout.report, last=(layout.report_md.name,)) as stage:
+        _write_report(run, layout, stage)
+    logger.info("report: %s", layout.report_md)
+    return layout.report_md
+
+
+def _write_report(run: Path, layout: RunLayout, out: Path) -> None:
+    """:func:`write_report` into ``out`` (the staging folder)."""
+    from wiml.evaluation.evaluate import metrics_markdown
+
     md = [f"# WIML run report — {run.name}", "", f"Run folder: `{run}`", ""]
 
     pipe = _load(layout.pipeline_state)
@@ -258,9 +265,7 @@ def write_report(run: str | Path) -> Path:
                 "",
             ]
             md += baselines_table(base) + [""]
-    path = atomic_write_text(layout.report_md, "\n".join(md) + "\n")
-    logger.info("report: %s", path)
-    return path
+    atomic_write_text(out / layout.report_md.name, "\n".join(md) + "\n")
 
 
 def _seconds(step: dict) -> str:

@@ -25,7 +25,7 @@ from wiml.evaluation.metrics import dice_score, iou_score
 from wiml.interactive.appearance import AppearanceConfig
 from wiml.layout import CONFIG_YAML, summary_json
 from wiml.networks.fpsnet import tag_probability
-from wiml.utils import atomic_path, atomic_write_text, enlarge_nearest
+from wiml.utils import atomic_path, atomic_write_text, enlarge_nearest, staged_output
 
 logger = logging.getLogger(__name__)
 
@@ -263,6 +263,7 @@ def run_cam(
     Raises:
         CheckpointError: the checkpoint cannot be loaded.
         InputError: the split has no slices.
+        OutputError: ``out_dir`` cannot be written (a failure leaves it as it was).
     """
     from wiml.config import save_config
     from wiml.errors import InputError
@@ -274,10 +275,10 @@ def run_cam(
     records = read_manifest(data_dir, config.split)
     if not records:
         raise InputError(f"no slices in split {config.split!r}", Path(data_dir) / "manifest.csv")
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, out_dir / CONFIG_YAML)
-    summary = evaluate_cams(model, records, out_dir, config, dev)
-    summary.update(checkpoint=str(checkpoint), data=str(data_dir), split=config.split)
-    atomic_write_text(summary_json(out_dir), json.dumps(summary, indent=2, default=float))
+    # written into a staging folder and moved into place when complete (summary.json last)
+    with staged_output(Path(out_dir), last=(summary_json(out_dir).name,)) as stage:
+        save_config(config, stage / CONFIG_YAML)
+        summary = evaluate_cams(model, records, stage, config, dev)
+        summary.update(checkpoint=str(checkpoint), data=str(data_dir), split=config.split)
+        atomic_write_text(summary_json(stage), json.dumps(summary, indent=2, default=float))
     return summary

@@ -11,6 +11,7 @@ on a CPU. The resume state (``state.pt``: optimiser, scheduler, epoch) is read w
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import logging
 import pickle
@@ -22,20 +23,12 @@ import torch
 from torch import nn
 
 from wiml.errors import CheckpointError, ConfigError
-from wiml.utils import atomic_path, atomic_write_text
+from wiml.utils import atomic_write_bytes, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
 ARCHITECTURE = "FPSNet"
 FORMAT_VERSION = 1
-
-
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def _versions() -> dict[str, str]:
@@ -73,24 +66,27 @@ def save_checkpoint(path: str | Path, model: nn.Module, extra: dict[str, Any] | 
 
     Returns:
         The path of the weights file.
+
+    Raises:
+        OutputError: a file cannot be written (read-only folder, full disk, permission), naming it.
     """
-    from safetensors.torch import save_file
+    from safetensors.torch import save
 
     path = Path(path)
     model = unwrap(model)
     tensors = {k: v.detach().to("cpu").contiguous() for k, v in model.state_dict().items()}
-    with atomic_path(path) as tmp:
-        save_file(
-            tensors, str(tmp), metadata={"architecture": ARCHITECTURE, "format_version": str(FORMAT_VERSION)}
-        )
+    # serialised in memory, then written with plain file I/O: a full disk or a read-only folder is an
+    # OutputError naming the file (safetensors' and torch's own writers report neither path nor cause)
+    data = save(tensors, metadata={"architecture": ARCHITECTURE, "format_version": str(FORMAT_VERSION)})
+    atomic_write_bytes(path, data)
     sidecar = {
         "architecture": ARCHITECTURE,
         "format_version": FORMAT_VERSION,
         "model_config": model.config_dict(),
         "versions": _versions(),
         "weights_file": path.name,
-        "weights_bytes": path.stat().st_size,
-        "weights_sha256": _sha256(path),
+        "weights_bytes": len(data),
+        "weights_sha256": hashlib.sha256(data).hexdigest(),
     }
     sidecar.update(extra or {})
     atomic_write_text(sidecar_path(path), json.dumps(sidecar, indent=2, sort_keys=False, default=str))
@@ -190,10 +186,14 @@ def load_model(path: str | Path, device: str | torch.device = "cpu") -> tuple[nn
 
 
 def save_training_state(path: str | Path, state: dict[str, Any]) -> Path:
-    """Write the resume state (tensors, numbers, strings, containers only) atomically with ``torch.save``."""
-    with atomic_path(path) as tmp:
-        torch.save(state, tmp)
-    return Path(path)
+    """Write the resume state (tensors, numbers, strings, containers only) atomically with ``torch.save``.
+
+    Raises:
+        OutputError: the file cannot be written (read-only folder, full disk, permission), naming it.
+    """
+    buffer = io.BytesIO()
+    torch.save(state, buffer)  # in memory: on a full disk torch's zip writer only says "enforce fail"
+    return atomic_write_bytes(path, buffer.getvalue())
 
 
 def load_training_state(path: str | Path, device: str | torch.device = "cpu") -> dict[str, Any]:
