@@ -28,6 +28,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "wia-sim": ("wiml.cli.wia_sim", "robot-user WIA simulation: NoC@85/90, strong labels + records"),
     "train-msl": ("wiml.cli.train_msl", "mixed-supervised FPSNet training on tags + K strong labels"),
     "test": ("wiml.cli.test", "predict test patients; per-slice and per-patient metrics"),
+    "export": (
+        "wiml.cli.export",
+        "annotator results -> nnU-Net v2 / MSD raw dataset (sparse labels ignored)",
+    ),
     "baselines": ("wiml.cli.baselines", "strong-only / full / weak-only baselines and ablations"),
     "curve": ("wiml.cli.curve", "Dice vs strong labels K and annotation cost over patient folds (sweep)"),
     "report": ("wiml.cli.report", "markdown + PNG report of a run folder"),

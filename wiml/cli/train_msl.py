@@ -5,6 +5,7 @@ Examples::
     wiml train-msl --data RUN/data --out RUN/msl --strong-from wia --wia-dir RUN/wia/result \
         --init-checkpoint RUN/weak/best.safetensors
     wiml train-msl --data RUN/data --out RUN/msl_gt --strong-from gt --k 5 --select spread --init scratch
+    wiml train-msl --data PREPARED --out RUN/msl --strong-from annotations --annotations SCANS/result
     wiml train-msl --config configs/msl_paper.yaml --data ... --out ...          # the original recipe
     torchrun --nproc_per_node 2 -m wiml.cli.train_msl ...                          # data-parallel
 """
@@ -27,8 +28,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--out", type=Path, required=True, help="output run folder")
     parser.add_argument(
         "--strong-from",
-        choices=("wia", "gt"),
-        help="strong labels from WIA results or from the ground truth of K chosen slices (strong.source)",
+        choices=("wia", "gt", "annotations"),
+        help="strong labels from WIA results, from the ground truth of K chosen slices, or from the "
+        "annotator's result folder (labels + the person's tags; --annotations) (strong.source)",
+    )
+    parser.add_argument(
+        "--annotations",
+        type=Path,
+        help="the annotator's result folder (strong_label/, recording/, tags/) for --strong-from annotations",
     )
     parser.add_argument(
         "--wia-dir", type=Path, help="WIA result folder (holding strong_label/) for --strong-from wia"
@@ -73,6 +80,7 @@ def overrides_from_args(args: argparse.Namespace) -> list[str]:
     pairs = (
         ("strong.source", args.strong_from),
         ("strong.wia_dir", args.wia_dir),
+        ("strong.annotations_dir", args.annotations),
         ("strong.k", args.k),
         ("strong.select", args.select),
         ("init", args.init),

@@ -35,7 +35,13 @@ from wiml.training.config import DataConfig, OptimConfig, TrainerConfig
 from wiml.training.data import SliceDataset
 from wiml.training.distributed import cleanup
 from wiml.training.mixed import MixedLossConfig, MixedSampler, make_mixed_loss
-from wiml.training.strong_labels import gt_strong_labels, select_strong_slices, slice_name, wia_strong_labels
+from wiml.training.strong_labels import (
+    annotation_strong_labels,
+    gt_strong_labels,
+    select_strong_slices,
+    slice_name,
+    wia_strong_labels,
+)
 from wiml.training.trainer import Trainer, start_run
 from wiml.utils import atomic_write_text
 
@@ -47,20 +53,25 @@ class StrongConfig:
     """Where the K strong labels come from.
 
     Attributes:
-        source: ``gt`` (ground truth of K chosen training slices) or ``wia`` (a WIA ``result`` folder).
+        source: ``gt`` (ground truth of K chosen training slices), ``wia`` (a WIA ``result`` folder of
+            prepared-slice labels) or ``annotations`` (the annotator's ``result`` folder on the source images
+            or volumes: strong labels and the person's tags CSVs, :func:`annotation_strong_labels`; every
+            label found is used).
         k: number of strong labels. ``gt``: K slices are chosen; ``wia``: K of the labels found are used
             (chosen by ``select`` among them; fewer than K found is an error); None = every label found
             (``wia`` only).
         select: ``spread`` or ``random``: how the K slices (``gt``) or the K of the WIA labels are chosen.
         seed: seed of ``random``.
         wia_dir: the WIA ``result`` folder (``wia``).
+        annotations_dir: the annotator's ``result`` folder (``annotations``).
     """
 
-    source: Literal["gt", "wia"] = "gt"
+    source: Literal["gt", "wia", "annotations"] = "gt"
     k: int | None = 5
     select: Literal["spread", "random"] = "spread"
     seed: int = 0
     wia_dir: str | None = None
+    annotations_dir: str | None = None
 
 
 @dataclasses.dataclass
@@ -180,6 +191,11 @@ def load_strong_labels(
         return wia_strong_labels(
             train_records, sc.wia_dir, read_manifest(data_dir), k=sc.k, select=sc.select, seed=select_seed
         )
+    if sc.source == "annotations":
+        masks, recordings, _tags = annotation_strong_labels(
+            train_records, _annotations_dir(sc), read_manifest(data_dir), _prepare_orient(data_dir)
+        )
+        return masks, recordings
     if sc.k is None:
         raise ConfigError("strong.k must be a number for strong.source=gt (None = every label: wia only)")
     picks = select_strong_slices(train_records, sc.k, sc.select, select_seed)
@@ -196,6 +212,39 @@ def with_default_init(config: MSLConfig, data_dir: str | Path) -> MSLConfig:
         return config
     logger.info("init_checkpoint not given: using the run's weak model %s", guess)
     return dataclasses.replace(config, init_checkpoint=str(guess))
+
+
+def _annotations_dir(sc: StrongConfig) -> str:
+    if not sc.annotations_dir:
+        raise ConfigError(
+            "strong.source=annotations needs strong.annotations_dir (the annotator's result folder)"
+        )
+    return sc.annotations_dir
+
+
+def _prepare_orient(data_dir: Path) -> str | None:
+    """The orientation ``prepare`` gave the volumes of ``data_dir`` (``prepare.json``), LPS when unrecorded."""
+    import json
+
+    try:
+        meta = json.loads((Path(data_dir) / "prepare.json").read_text(encoding="utf-8"))
+        return (meta.get("config") or {}).get("orient", "LPS")
+    except (OSError, ValueError):
+        return "LPS"
+
+
+def with_person_tags(config: MSLConfig, records: list[SliceRecord], data_dir: Path) -> list[SliceRecord]:
+    """With ``strong.source=annotations``: the training records with the tags the person gave in the annotator
+    (``tags/*.csv``, ``tag_source`` ``person``); other sources: unchanged."""
+    if config.strong.source != "annotations" or config.mode == "full":
+        return records
+    _masks, _recs, tags = annotation_strong_labels(
+        records, _annotations_dir(config.strong), None, _prepare_orient(data_dir)
+    )
+    return [
+        dataclasses.replace(r, tag=tags[i], tag_source="person") if i in tags else r
+        for i, r in enumerate(records)
+    ]
 
 
 def _build_model(config: MSLConfig, records: list[SliceRecord], device) -> tuple[FPSNet, dict]:
@@ -270,6 +319,8 @@ def train_msl(
             val_records = [r for r in read_manifest(data_dir, config.data.val_split) if r.has_mask]
         if not train_records:
             raise InputError(f"no slices in split {config.data.train_split!r}", data_dir / "manifest.csv")
+        if records is None:
+            train_records = with_person_tags(config, train_records, data_dir)
         model, init_info = _build_model(config, train_records, device)
         resolved = dataclasses.replace(config, model=model.config)
         transform = make_augmentation(config.augment)

@@ -171,3 +171,123 @@ def wia_strong_labels(
             except json.JSONDecodeError:
                 logger.warning("%s: unreadable interaction record, ignored", rec_path)
     return masks, recordings
+
+
+def _resolved(path: str | Path) -> str:
+    try:
+        return str(Path(path).expanduser().resolve())
+    except OSError:
+        return str(path)
+
+
+def annotation_strong_labels(
+    records: Sequence[SliceRecord],
+    result_dir: str | Path,
+    all_records: Sequence[SliceRecord] | None = None,
+    orient: str | None = "LPS",
+) -> tuple[dict[int, np.ndarray], list[dict], dict[int, int]]:
+    """Read what a person made in the annotator (its ``result/`` folder) for the prepared training slices.
+
+    Every interaction record (``recording/<name>.json``, :class:`wiml.data.wia_result.Recording`) names the
+    annotated image and slice; it is matched to the prepared slice cut from the same source (the manifest's
+    ``source`` and ``slice_index``; a prepared slice NPZ annotated directly by its path). Its mask is the
+    saved strong label: slice ``slice_index`` of ``strong_label/<image>.nii.gz`` (read in ``prepare``'s
+    orientation) for a volume, ``strong_label/<name>.png`` for a 2-D image, resized (nearest neighbour) to the
+    prepared slice's size. The tags CSVs (``tags/<image>.csv``) give the person's image tags of the slices of
+    that image, which replace the tags ``prepare`` derived from the ground truth.
+
+    Args:
+        records: training records.
+        result_dir: the annotator's ``result`` folder.
+        all_records: every manifest record, to refuse a label of a val/test slice (it would leak).
+        orient: the orientation ``prepare`` gave the volumes (its ``orient``; None = as stored).
+
+    Returns:
+        ``({index into records: (H, W) uint8 mask}, [recording dicts], {index into records: tag})``.
+
+    Raises:
+        InputError: no annotation found, a recording of a val/test slice or of no prepared slice, or a saved
+            label missing for a recording.
+    """
+    from wiml.data.io import read_slice, read_volume, strip_suffix
+    from wiml.data.prepare import resize_stack
+    from wiml.data.wia_result import is_previous_version, read_recording, read_tags_csv
+
+    result_dir = Path(result_dir)
+    rec_dir = result_dir / "recording"
+    files = (
+        sorted(p for p in rec_dir.glob("*.json") if not is_previous_version(p)) if rec_dir.is_dir() else []
+    )
+    if not files:
+        raise InputError(
+            "no annotation found (recording/*.json); annotate and save in WIA/main.py first", rec_dir
+        )
+    index_of: dict[tuple[str, int], int] = {}
+    for i, r in enumerate(records):
+        index_of[(_resolved(r.source), int(r.slice_index))] = i
+        index_of[(_resolved(r.path), -1)] = i
+    other = {(_resolved(r.source), int(r.slice_index)): r.split for r in (all_records or [])}
+    volumes: dict[str, np.ndarray] = {}
+    masks: dict[int, np.ndarray] = {}
+    recordings: list[dict] = []
+    for path in files:
+        rec = read_recording(path)
+        image = _resolved(rec.image)
+        key = (image, -1) if image.endswith(".npz") else (image, int(rec.slice_index))
+        if key not in index_of:
+            split = other.get(key)
+            reason = (
+                f"it is a slice of the {split!r} split and would leak into training"
+                if split
+                else "no prepared training slice comes from this image and slice (prepare the folder it is in)"
+            )
+            raise InputError(
+                f"annotation of {rec.image} slice {rec.slice_index} cannot be used: {reason}", path
+            )
+        idx = index_of[key]
+        stem = strip_suffix(Path(rec.image))
+        volume_path = result_dir / "strong_label" / f"{stem}.nii.gz"
+        if (
+            not image.endswith(".npz")
+            and volume_path.is_file()
+            and Path(rec.image).suffix.lower()
+            not in (
+                ".png",
+                ".jpg",
+                ".jpeg",
+                ".bmp",
+                ".tif",
+                ".tiff",
+            )
+        ):
+            if stem not in volumes:
+                volumes[stem] = (read_volume(volume_path, orient=orient).array > 0).astype(np.uint8)
+            mask = volumes[stem][int(rec.slice_index)]
+        else:
+            png = result_dir / "strong_label" / f"{path.stem}.png"
+            if not png.is_file():
+                raise InputError("the saved strong label of this recording is missing", png)
+            mask = (read_slice(png) > 0).astype(np.uint8)
+        image_arr, _ = load_slice(records[idx])
+        if mask.shape != image_arr.shape[1:]:
+            if image_arr.shape[1] != image_arr.shape[2]:
+                raise InputError(f"label {mask.shape} cannot be matched to slice {image_arr.shape[1:]}", path)
+            mask = resize_stack(mask[None], image_arr.shape[1], is_mask=True)[0]
+        masks[idx] = mask
+        recordings.append(rec.to_dict())
+    tags: dict[int, int] = {}
+    tags_dir = result_dir / "tags"
+    for csv_path in sorted(tags_dir.glob("*.csv")) if tags_dir.is_dir() else []:
+        if is_previous_version(csv_path):
+            continue
+        stem = csv_path.stem
+        person = read_tags_csv(csv_path)
+        for i, r in enumerate(records):
+            if strip_suffix(Path(r.source)) == stem and int(r.slice_index) in person:
+                tags[i] = person[int(r.slice_index)]
+    for idx, mask in masks.items():  # a strong label implies its slice's tag
+        tags[idx] = int(mask.any())
+    logger.info(
+        "annotations: %d strong label(s), %d person tag(s) from %s", len(masks), len(tags), result_dir
+    )
+    return masks, recordings, tags
