@@ -2,6 +2,11 @@
 
 Every run writes its resolved configuration beside its outputs (:func:`save_config`).
 
+Range checks: a config class may declare ``RANGES: ClassVar[dict[str, str]]`` mapping a numeric field to its
+allowed range, written ``"> 0"``, ``">= 1"``, ``"<= 1"``, ``"(0, 1)"``, ``"[0, 1)"`` ... (a list field: every
+item; None: not checked). :func:`load_config` checks every section before it returns, so an out-of-range
+setting fails with one line per setting before anything is written (:func:`check_ranges`).
+
 Example:
     >>> @dataclass
     ... class Opt:
@@ -87,6 +92,58 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
     return value
 
 
+def _in_range(value: float, spec: str) -> bool:
+    """Whether ``value`` satisfies ``spec`` (``"> 0"``, ``">= 1"``, ``"(0, 1)"``, ``"[0, 1]"``, ...)."""
+    spec = spec.strip()
+    for op in (">=", "<=", ">", "<"):
+        if spec.startswith(op):
+            bound = float(spec[len(op) :])
+            return {">=": value >= bound, "<=": value <= bound, ">": value > bound, "<": value < bound}[op]
+    lo_text, hi_text = spec[1:-1].split(",")
+    lo, hi = float(lo_text), float(hi_text)
+    above = value >= lo if spec[0] == "[" else value > lo
+    below = value <= hi if spec[-1] == "]" else value < hi
+    return above and below
+
+
+def range_problems(obj: Any, where: str = "") -> list[str]:
+    """Every setting of a (nested) config dataclass outside its class's ``RANGES``, one line each.
+
+    Returns:
+        Lines like ``trainer.epochs = 0: expected >= 1`` (empty when every value is in range).
+    """
+    problems: list[str] = []
+    if not dataclasses.is_dataclass(obj):
+        return problems
+    ranges = getattr(type(obj), "RANGES", {}) or {}
+    for f in dataclasses.fields(obj):
+        value = getattr(obj, f.name)
+        name = f"{where}.{f.name}" if where else f.name
+        if dataclasses.is_dataclass(value):
+            problems += range_problems(value, name)
+            continue
+        spec = ranges.get(f.name)
+        if spec is None or value is None:
+            continue
+        is_list = isinstance(value, (list, tuple))
+        items = list(value) if is_list else [value]
+        bad = [v for v in items if isinstance(v, (int, float)) and not (v == v and _in_range(float(v), spec))]
+        if bad:
+            problems.append(f"{name} = {value!r}: expected {spec}{' for every item' if is_list else ''}")
+    return problems
+
+
+def check_ranges(obj: Any, where: str = "") -> None:
+    """Raise when a setting of ``obj`` is out of its range (:func:`range_problems`).
+
+    Raises:
+        ConfigError: one line per setting out of range, joined by "; ".
+    """
+    problems = range_problems(obj, where)
+    if problems:
+        raise ConfigError("; ".join(f"{p}" for p in problems))
+
+
 def from_dict(cls: type[T], data: dict, where: str = "config") -> T:
     """Build dataclass ``cls`` from a (nested) mapping, checking names and types.
 
@@ -161,7 +218,8 @@ def load_config(
         section: read only this top-level section of the YAML file (e.g. ``train_weak``).
 
     Raises:
-        ConfigError: the file is missing, not YAML, not a mapping, or has unknown keys / wrong types.
+        ConfigError: the file is missing, not YAML, not a mapping, or has unknown keys / wrong types; a
+            setting out of its range (``RANGES`` of its class; every such setting is listed).
     """
     data: dict = to_dict(cls())
     if path is not None:
@@ -179,11 +237,13 @@ def load_config(
         _merge(data, loaded)
     apply_overrides(data, overrides)
     try:
-        return from_dict(cls, data)
+        config = from_dict(cls, data)
     except ConfigError as exc:
         if path is not None:
             raise ConfigError(str(exc), path) from exc
         raise
+    check_ranges(config)
+    return config
 
 
 def save_config(obj: Any, path: str | Path) -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import ClassVar
 
 
 @dataclasses.dataclass
@@ -26,6 +27,16 @@ class AugmentConfig:
         intensity_shift: add U(-intensity_shift, intensity_shift) (in the image's units; z-score or [0, 1]).
         intensity_prob: probability of each intensity jitter.
     """
+
+    RANGES: ClassVar[dict[str, str]] = {
+        "flip_prob": "[0, 1]",
+        "rotate_deg": "[0, 180]",
+        "scale": "[0, 1)",
+        "affine_prob": "[0, 1]",
+        "intensity_scale": "[0, 1)",
+        "intensity_shift": ">= 0",
+        "intensity_prob": "[0, 1]",
+    }
 
     enabled: bool = True
     flip_prob: float = 0.5

@@ -19,6 +19,7 @@ import logging
 import math
 from collections import defaultdict
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -55,6 +56,13 @@ class TestConfig:
             classification output is untrained (see :func:`trained_with_tags`).
         device: ``auto``, ``cpu`` or ``cuda[:N]``.
     """
+
+    RANGES: ClassVar[dict[str, str]] = {
+        "threshold": "(0, 1)",
+        "batch_size": ">= 1",
+        "overlays": ">= 0",
+        "size": ">= 8",
+    }
 
     split: str = "test"
     threshold: float = 0.5

@@ -15,6 +15,7 @@ import io
 import json
 import logging
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -49,6 +50,15 @@ class CamConfig:
         overlays: write overlay PNGs.
         max_overlays: at most this many overlays (0 = all).
     """
+
+    RANGES: ClassVar[dict[str, str]] = {
+        "lam": ">= 0",
+        "sigma": "> 0",
+        "taus": "(0, 1)",
+        "gate": "[0, 1]",
+        "batch_size": ">= 1",
+        "max_overlays": ">= 0",
+    }
 
     split: str = "test"
     layer: str = ""

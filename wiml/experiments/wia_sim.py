@@ -28,13 +28,14 @@ import json
 import logging
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
-from wiml.config import save_config, to_dict
+from wiml.config import check_ranges, save_config, to_dict
 from wiml.data.slices import SliceRecord, load_slice, read_manifest
 from wiml.data.wia_result import Recording, write_png, write_recording
-from wiml.errors import InputError
+from wiml.errors import ConfigError, InputError
 from wiml.interactive.robot import MAX_CLICKS, NOC_THRESHOLDS, RobotResult, simulate
 from wiml.interactive.session import RefinementConfig
 from wiml.layout import CONFIG_YAML, summary_json
@@ -68,6 +69,17 @@ class WiaSimConfig:
         cam_input_px: side of the square network input for Grad-CAM (None = the slice's own size).
         refinement: the refinement parameters.
     """
+
+    RANGES: ClassVar[dict[str, str]] = {
+        "max_clicks": ">= 1",
+        "target_dice": "(0, 1]",
+        "select": ">= 1",
+        "jitter_px": ">= 0",
+        "max_slices": ">= 1",
+        "channel": ">= 0",
+        "window_percentiles": "[0, 100]",
+        "cam_input_px": ">= 8",
+    }
 
     split: str = "test"
     max_clicks: int = MAX_CLICKS
@@ -282,6 +294,8 @@ def run_wia_simulation(
 
     Raises:
         InputError: no manifest, or no slice of the split with a foreground ground truth.
+        ConfigError: a setting out of range, or ``select`` larger than the slices available (before anything
+            is written).
     """
     from tqdm import tqdm
 
@@ -290,14 +304,19 @@ def run_wia_simulation(
     data, out = Path(data), Path(out)
     if config.split not in SPLITS:
         raise InputError(f"unknown split {config.split!r}; expected one of {SPLITS}")
-    if config.max_clicks < 1 or config.select < 0 or config.jitter_px < 0:
-        raise InputError("need max_clicks >= 1, select >= 0 and jitter_px >= 0")
+    check_ranges(config)  # the same one-line range checks as load_config, for configs built in code
     records = [r for r in read_manifest(data, config.split) if r.has_mask and r.tag == 1]
     if not records:
         raise InputError(f"no slice of split {config.split!r} has a ground-truth mask with foreground", data)
     if config.max_slices is not None and len(records) > config.max_slices:
         idx = np.linspace(0, len(records) - 1, config.max_slices).round().astype(int)
         records = [records[i] for i in dict.fromkeys(idx.tolist())]
+    if config.select > len(records):
+        raise ConfigError(
+            f"select = {config.select}: only {len(records)} slice(s) of split {config.split!r} have a target"
+            + (f" (max_slices = {config.max_slices})" if config.max_slices is not None else "")
+            + f"; expected select <= {len(records)} (the K strong labels are chosen among them)"
+        )
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / CONFIG_YAML)
     modes = ["cam"] if cam_source is not None else []

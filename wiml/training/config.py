@@ -12,7 +12,7 @@ YAML layout of ``configs/weak_*.yaml``::
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import ClassVar, Literal
 
 from wiml.data.transforms import AugmentConfig
 from wiml.networks.fpsnet import FPSNetConfig
@@ -31,6 +31,14 @@ class OptimConfig:
         warmup_epochs: linear warm-up epochs before the cosine (0 = none).
         grad_clip: clip the gradient norm to this value (0 = no clipping).
     """
+
+    RANGES: ClassVar[dict[str, str]] = {
+        "lr": "> 0",
+        "weight_decay": ">= 0",
+        "min_lr_ratio": "[0, 1]",
+        "warmup_epochs": ">= 0",
+        "grad_clip": ">= 0",
+    }
 
     name: Literal["adamw", "adam"] = "adamw"
     lr: float = 1e-3
@@ -59,6 +67,16 @@ class TrainerConfig:
         patience: early stopping: stop after this many validations in a row without a better ``monitor``
             value (0 = train all epochs); ``best.safetensors`` is the best epoch either way.
     """
+
+    RANGES: ClassVar[dict[str, str]] = {
+        "epochs": ">= 1",
+        "batch_size": ">= 1",
+        "samples_per_epoch": ">= 0",
+        "num_workers": ">= 0",
+        "val_every": ">= 1",
+        "threads": ">= 0",
+        "patience": ">= 0",
+    }
 
     epochs: int = 10
     batch_size: int = 16

@@ -15,7 +15,7 @@ from __future__ import annotations
 import dataclasses
 import math
 from collections.abc import Iterator, Sequence
-from typing import Literal, NamedTuple
+from typing import ClassVar, Literal, NamedTuple
 
 import numpy as np
 import torch
@@ -36,6 +36,12 @@ class MixedLossConfig:
             (tag 0 and no strong label) to background: a tag of 0 says exactly that the mask is empty. 0 = off,
             as in the original method.
     """
+
+    RANGES: ClassVar[dict[str, str]] = {
+        "seg_weight": ">= 0",
+        "tag_weight": ">= 0",
+        "negative_weight": ">= 0",
+    }
 
     seg_loss: Literal["dice_ce", "bce", "ce"] = "dice_ce"
     seg_weight: float = 1.0

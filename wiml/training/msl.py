@@ -19,7 +19,7 @@ import json
 import logging
 from collections import defaultdict
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 import torch
@@ -66,6 +66,10 @@ class StrongConfig:
         annotations_dir: the annotator's ``result`` folder (``annotations``).
     """
 
+    RANGES: ClassVar[dict[str, str]] = {
+        "k": ">= 1",
+    }
+
     source: Literal["gt", "wia", "annotations"] = "gt"
     k: int | None = 5
     select: Literal["spread", "random"] = "spread"
@@ -93,6 +97,11 @@ class MSLConfig:
         strong_per_batch: strong slices in every batch (``mixed``).
         val_threshold: probability threshold of the validation Dice.
     """
+
+    RANGES: ClassVar[dict[str, str]] = {
+        "strong_per_batch": ">= 0",
+        "val_threshold": "(0, 1)",
+    }
 
     model: FPSNetConfig = dataclasses.field(default_factory=lambda: FPSNetConfig(in_channels=0))
     trainer: TrainerConfig = dataclasses.field(

@@ -1,0 +1,104 @@
+"""Range checks of every numeric setting at config load (``RANGES`` of each config class): one line each,
+exit status 2, nothing written."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+
+from tests.training.synthetic import make_prepared
+from wiml.cli import main as wiml_main
+from wiml.config import _in_range, check_ranges, load_config, range_problems
+from wiml.data.transforms import AugmentConfig
+from wiml.errors import ConfigError
+from wiml.evaluation.evaluate import TestConfig as EvalConfig
+from wiml.experiments.cam_quality import CamConfig
+from wiml.experiments.wia_sim import WiaSimConfig, run_wia_simulation
+from wiml.training.config import OptimConfig, TrainerConfig, WeakConfig
+from wiml.training.mixed import MixedLossConfig
+from wiml.training.msl import MSLConfig, StrongConfig
+
+CLASSES = [OptimConfig, TrainerConfig, EvalConfig, CamConfig, WiaSimConfig, AugmentConfig, MixedLossConfig,
+           MSLConfig, StrongConfig]  # fmt: skip
+
+
+@pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
+def test_ranges_name_real_fields_and_defaults_pass(cls):
+    names = {f.name for f in dataclasses.fields(cls)}
+    assert set(cls.RANGES) <= names, set(cls.RANGES) - names
+    for spec in cls.RANGES.values():
+        _in_range(1.0, spec)  # parses
+    assert range_problems(cls()) == []
+
+
+@pytest.mark.parametrize(
+    ("value", "spec", "ok"),
+    [(0, "> 0", False), (1e-9, "> 0", True), (0, ">= 0", True), (-1, ">= 0", False), (1, ">= 1", True),
+     (0.0, "(0, 1)", False), (1.0, "(0, 1)", False), (0.5, "(0, 1)", True), (1.0, "(0, 1]", True),
+     (0.0, "[0, 1)", True), (1.0, "[0, 1)", False), (2, "<= 1", False), (0.99, "< 1", True)],
+)  # fmt: skip
+def test_range_spec(value, spec, ok):
+    assert _in_range(value, spec) is ok
+
+
+def test_every_violation_listed_in_one_line():
+    with pytest.raises(ConfigError) as info:
+        load_config(
+            WeakConfig,
+            None,
+            ["trainer.epochs=0", "optim.lr=-1", "trainer.batch_size=0", "augment.flip_prob=2"],
+        )
+    msg = str(info.value)
+    assert "\n" not in msg
+    for part in ("trainer.epochs = 0: expected >= 1", "optim.lr = -1.0: expected > 0",
+                 "trainer.batch_size = 0: expected >= 1", "augment.flip_prob = 2.0: expected [0, 1]"):  # fmt: skip
+        assert part in msg
+
+
+def test_nan_and_list_items_are_checked():
+    assert range_problems(OptimConfig(lr=float("nan"))) == ["lr = nan: expected > 0"]
+    assert range_problems(CamConfig(taus=[0.2, 1.5])) == ["taus = [0.2, 1.5]: expected (0, 1) for every item"]
+    assert range_problems(StrongConfig(k=None)) == []  # None: not set, not checked
+    with pytest.raises(ConfigError, match="k = 0: expected >= 1"):
+        check_ranges(StrongConfig(k=0))
+
+
+@pytest.fixture(scope="module")
+def prepared(tmp_path_factory):
+    return make_prepared(tmp_path_factory.mktemp("ranges") / "data")
+
+
+@pytest.mark.parametrize(
+    ("extra", "expected"),
+    [(["--epochs", "-1"], "trainer.epochs = -1: expected >= 1"),
+     (["--epochs", "0"], "trainer.epochs = 0: expected >= 1"),
+     (["--set", "optim.lr=-1"], "optim.lr = -1.0: expected > 0"),
+     (["--set", "trainer.batch_size=0"], "trainer.batch_size = 0: expected >= 1")],
+)  # fmt: skip
+@pytest.mark.parametrize("step", ["train-weak", "train-msl"])
+def test_training_refuses_out_of_range_before_writing(prepared, tmp_path, capsys, step, extra, expected):
+    out = tmp_path / "out"
+    assert wiml_main.main([step, "--data", str(prepared), "--out", str(out), "--device", "cpu", *extra]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"wiml {step}: error: {expected}"] or (len(err) == 1 and expected in err[0])
+    assert not out.exists()
+
+
+def test_wiml_test_refuses_threshold_2(prepared, tmp_path, capsys):
+    out = tmp_path / "t"
+    argv = ["test", "--data", str(prepared), "--checkpoint", str(tmp_path / "none.safetensors"), "--out", str(out),
+            "--set", "threshold=2"]  # fmt: skip
+    assert wiml_main.main(argv) == 2
+    assert capsys.readouterr().err.strip() == "wiml test: error: threshold = 2.0: expected (0, 1)"
+    assert not out.exists()
+
+
+def test_wia_sim_select_more_than_available(prepared, tmp_path):
+    out = tmp_path / "wia"
+    # make_prepared: the train patient p0 has 4 slices with a target
+    with pytest.raises(ConfigError, match=r"select = 1000: only 4 slice\(s\) of split 'train' have a target"):
+        run_wia_simulation(prepared, out, WiaSimConfig(split="train", select=1000))
+    with pytest.raises(ConfigError, match="select = 0: expected >= 1"):
+        run_wia_simulation(prepared, out, WiaSimConfig(split="train", select=0))
+    assert not out.exists()
