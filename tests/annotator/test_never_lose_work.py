@@ -271,3 +271,36 @@ def test_load_reference_checks_the_size(nifti_case, tmp_path):
     with pytest.raises(InputError, match="size"):
         ctl.load_reference(small)
     assert VOLUME_SHAPE[0] == ctl.image.depth
+
+
+def test_checkpoint_of_another_image_kind_and_empty_cam_are_warned(
+    png_case, tmp_path, tiny_checkpoint, monkeypatch
+):
+    import shutil
+
+    import wiml.annotator.controller as controller_module
+
+    ckpt = tmp_path / "ckpt" / "best.safetensors"
+    ckpt.parent.mkdir()
+    shutil.copy(tiny_checkpoint, ckpt)
+    sidecar = json.loads(tiny_checkpoint.with_suffix(".json").read_text())
+    data = tmp_path / "brats_data"
+    data.mkdir()
+    (data / "prepare.json").write_text(
+        json.dumps({"layout": "brats2015", "config": {"normalize": "auto", "channels": ["flair", "t1c"]}})
+    )
+    sidecar["run_config"] = {**(sidecar.get("run_config") or {}), "data_dir": str(data), "image_size": 32}
+    ckpt.with_suffix(".json").write_text(json.dumps(sidecar))
+    ctl = AnnotationController(result_dir=tmp_path / "out")
+    ctl.load_checkpoint(ckpt)
+    snap = ctl.open(png_case)
+    assert "trained on MR (z-scored) images, this is 8-bit slice" in snap.warning
+    ctl.load_checkpoint(tiny_checkpoint)  # no data_dir recorded: nothing to compare
+    assert ctl.snapshot().warning is None
+    monkeypatch.setattr(
+        controller_module, "compute_cam", lambda *a, **k: np.zeros(ctl.image.shape, np.float32)
+    )
+    assert "CAM was empty on slice 1" in ctl.segment().warning
+    cam = (ctl.ground_truth > 0).astype(np.float32)
+    monkeypatch.setattr(controller_module, "compute_cam", lambda *a, **k: cam)
+    assert ctl.segment().warning is None

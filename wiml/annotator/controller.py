@@ -84,6 +84,7 @@ class Snapshot:
         recovery: an autosaved recovery file found when the image was opened (the window offers to restore
             it), else None.
         reference_path: where the ground truth (reference) came from, or None.
+        warning: why the weak model's CAM may not suit this image (:meth:`AnnotationController.checkpoint_warning`).
     """
 
     image_id: int = 0
@@ -113,6 +114,7 @@ class Snapshot:
     dirty: bool = False
     recovery: Path | None = None
     reference_path: Path | None = None
+    warning: str | None = None
 
 
 def compute_cam(
@@ -140,6 +142,32 @@ def compute_cam(
 
 #: Grad-CAM input side (px) when a checkpoint does not record the size it was trained at.
 DEFAULT_CAM_INPUT_PX = 256
+#: the kind of image of each normalisation (``AnnotationImage.normalization`` and ``wiml prepare``'s).
+IMAGE_KINDS = {"window": "CT (HU)", "zscore": "MR (z-scored)", "unit": "8-bit slice", "none": "8-bit slice"}
+#: a CAM whose maximum stays below this counts as empty.
+EMPTY_CAM = 0.05
+
+
+def trained_on(sidecar: dict) -> dict:
+    """What kind of images a weak checkpoint was trained on, from its sidecar's ``run_config.data_dir``
+    (``prepare.json`` there): ``{"kind": IMAGE_KINDS value, "channels": [...]}``; {} when unknown."""
+    import json
+
+    data_dir = (sidecar.get("run_config") or {}).get("data_dir")
+    if not data_dir:
+        return {}
+    try:
+        meta = json.loads((Path(data_dir) / "prepare.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return {}
+    config = meta.get("config") or {}
+    normalize = str(config.get("normalize"))
+    if normalize == "auto":  # prepare's automatic choice: MR sets are z-scored, slice folders unit, CT windowed
+        layout = str(meta.get("layout") or config.get("layout"))
+        normalize = "zscore" if layout.startswith("brats") else "unit" if layout == "slices" else "window"
+    return {"kind": IMAGE_KINDS.get(normalize), "channels": list(config.get("channels") or [])}
+
+
 #: slice status codes of :attr:`Snapshot.slice_status`.
 UNTOUCHED, FINISHED, UNSAVED, PROPOSED = 0, 1, 2, 3
 #: probabilities a proposal mask is turned into before the graph cut (inside, outside the mask).
@@ -234,6 +262,8 @@ class AnnotationController:
         self._tag_probability: np.ndarray | None = None
         self._recovery_found: Path | None = None
         self._range_start: int | None = None
+        self._trained_on: dict = {}
+        self._cam_note: str | None = None
 
     def close(self) -> None:
         """Stop the refinement helper process, if there is one."""
@@ -278,6 +308,7 @@ class AnnotationController:
             self.cam_input_px = int(trained) if trained else DEFAULT_CAM_INPUT_PX
         self.checkpoint_path = path
         self.checkpoint_error = None
+        self._trained_on = trained_on(sidecar)
         logger.info("weak checkpoint %s loaded on %s", path, device)
         return f"weak checkpoint loaded: {path.name}"
 
@@ -549,6 +580,9 @@ class AnnotationController:
         session = self._session_factory()
         session.set_image(self.analysis_image, cam=cam)
         initial = np.asarray(session.initial_mask(), np.uint8)
+        self._cam_note = None
+        if cam is not None and (float(cam.max()) < EMPTY_CAM or not initial.any()):
+            self._cam_note = f"its CAM was empty on slice {self.slice_index + 1} (max {float(cam.max()):.2f})"
         annotation = self.current
         proposal = "cam" if cam is not None else "none"
         annotation.apply("segment", annotation.started(session, cam, initial, self.ground_truth, proposal))
@@ -892,6 +926,28 @@ class AnnotationController:
             self._recovery_found = None
         return self.snapshot("recovery file discarded")
 
+    def checkpoint_warning(self) -> str | None:
+        """Why the weak model's CAM may not suit the open image, or None: the checkpoint's training data were
+        another kind of image (CT / MR / 8-bit slices, from its sidecar's ``data_dir``), it takes more channels
+        than the image has, or its CAM was empty on the last Segment."""
+        if self.model is None or self.image is None:
+            return None
+        notes = []
+        trained = self._trained_on.get("kind")
+        here = IMAGE_KINDS.get(self.image.normalization)
+        if trained and here and trained != here and self.image.normalization != "prepared":
+            notes.append(f"the weak checkpoint was trained on {trained} images, this is {here}")
+        channels = int(getattr(self.model.config, "in_channels", 1))
+        have = self.image.prepared.shape[0] if self.image.prepared is not None else 1
+        if channels > have:
+            names = ", ".join(self._trained_on.get("channels") or []) or f"{channels} channels"
+            notes.append(f"it takes {channels} channels ({names}) and this image has {have} (repeated)")
+        if self._cam_note:
+            notes.append(self._cam_note)
+        if not notes:
+            return None
+        return "CAM warning: " + "; ".join(notes) + ". The CAM may be empty or misplaced; clicks still work."
+
     def discard_unsaved(self) -> Snapshot:
         """The user chose to drop the unsaved work of the open image: remove its recovery file."""
         if self.image is not None:
@@ -950,4 +1006,5 @@ class AnnotationController:
             dirty=self.dirty,
             recovery=self._recovery_found,
             reference_path=self.image.ground_truth_path,
+            warning=self.checkpoint_warning(),
         )

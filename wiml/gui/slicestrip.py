@@ -79,10 +79,11 @@ class SliceStrip(QWidget):
         tag_h = h * 0.3
         for i, status in enumerate(self.status):
             x = i * w
-            painter.fillRect(QRectF(x, tag_h, max(w - 0.5, 0.5), h - tag_h), STATUS_COLOURS.get(status))
+            cw = w + 0.6  # columns overlap slightly: no hairline gaps from rounding
+            painter.fillRect(QRectF(x, tag_h, cw, h - tag_h), STATUS_COLOURS.get(status))
             tag = self.tags[i] if i < len(self.tags) else -1
             if tag in TAG_COLOURS:
-                painter.fillRect(QRectF(x, 0, max(w - 0.5, 0.5), tag_h - 1), TAG_COLOURS[tag])
+                painter.fillRect(QRectF(x, 0, cw, tag_h - 1), TAG_COLOURS[tag])
             if self.probability is not None and i < len(self.probability):
                 bar = (h - tag_h) * float(self.probability[i])
                 painter.fillRect(

@@ -723,8 +723,8 @@ class AnnotatorWindow(QMainWindow):
             self.statusBar().showMessage(snap.message, 6000)
         if snap.recovery is not None and snap.image_id != previous.image_id:
             QTimer.singleShot(0, self._offer_recovery)
-        if self._banner_is_error:  # a successful action clears the last error (the checkpoint note stays)
-            self._update_checkpoint_banner()
+        if self._banner_is_error or snap.warning != previous.warning:
+            self._update_checkpoint_banner()  # a successful action clears the last error; notes stay
         self.refresh_status()
         self.snapshot_shown.emit(snap)
 
@@ -777,7 +777,8 @@ class AnnotatorWindow(QMainWindow):
         elapsed = snap.elapsed_s + time.perf_counter() - self._snapshot_at
         self.time_label.setText(f"time: {elapsed:.1f} s" if snap.raw is not None else "time: -")
         if snap.dice is not None:
-            self.metrics_label.setText(f"Dice {snap.dice:.3f}  IoU {snap.iou:.3f}")
+            source = f" ({snap.proposal} proposal)" if snap.proposal and not snap.clicks else ""
+            self.metrics_label.setText(f"Dice {snap.dice:.3f}  IoU {snap.iou:.3f}{source}")
         elif snap.raw is not None and snap.ground_truth is None:
             self.metrics_label.setText("no ground truth")
         else:
@@ -791,6 +792,8 @@ class AnnotatorWindow(QMainWindow):
         self._banner_is_error = False
         if self.controller.model is None:
             self._show_banner(self.controller.checkpoint_status, "#fff3cd", "#664d03")
+        elif self.snapshot.warning:
+            self._show_banner(self.snapshot.warning, "#fff3cd", "#664d03")
         else:
             self.banner.setVisible(False)
             self.statusBar().showMessage(self.controller.checkpoint_status, 5000)
