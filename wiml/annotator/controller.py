@@ -162,7 +162,9 @@ def trained_on(sidecar: dict) -> dict:
         return {}
     config = meta.get("config") or {}
     normalize = str(config.get("normalize"))
-    if normalize == "auto":  # prepare's automatic choice: MR sets are z-scored, slice folders unit, CT windowed
+    if (
+        normalize == "auto"
+    ):  # prepare's automatic choice: MR sets are z-scored, slice folders unit, CT windowed
         layout = str(meta.get("layout") or config.get("layout"))
         normalize = "zscore" if layout.startswith("brats") else "unit" if layout == "slices" else "window"
     return {"kind": IMAGE_KINDS.get(normalize), "channels": list(config.get("channels") or [])}
