@@ -91,9 +91,16 @@ def normalize_image(image: np.ndarray, value_range: tuple[float, float] | None =
         )
     if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
         raise InputError(f"image must be real-valued, got dtype {arr.dtype}")
-    arr = arr.astype(np.float32)
     if not np.isfinite(arr).all():
         raise InputError("image has NaN or infinite values")
+    if arr.dtype.itemsize > 4 and np.issubdtype(arr.dtype, np.floating):
+        peak = float(np.abs(arr).max())
+        if (
+            peak > float(np.finfo(np.float32).max) / 4
+        ):  # finite float64 beyond float32: scale down (min-max invariant)
+            arr = arr / peak
+            value_range = None if value_range is None else (value_range[0] / peak, value_range[1] / peak)
+    arr = arr.astype(np.float32)
     lo, hi = (float(arr.min()), float(arr.max())) if value_range is None else map(float, value_range)
     if value_range is not None and hi <= lo:
         raise InputError(f"value_range must be (low, high) with high > low, got {value_range}")
