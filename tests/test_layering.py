@@ -31,9 +31,6 @@ LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
 QT_LAYER = "gui"
 QT_PACKAGES = ("PyQt5", "PyQt6", "PySide2", "PySide6", "qtpy")
 
-#: upward imports that are being removed (each entry must still exist: a fixed one is taken off the list)
-KNOWN_UPWARD: set[tuple[str, str]] = {("wiml.experiments.pipeline", "wiml.cli.main")}
-
 
 def module_name(path: Path, root: Path = PACKAGE_ROOT) -> str:
     """Dotted name of the module at ``path`` in the package folder ``root`` (``wiml/``)."""
@@ -196,13 +193,10 @@ def test_every_module_has_a_layer():
 
 
 def test_every_import_points_down():
-    found = upward_imports(import_graph())
-    new = sorted(found - KNOWN_UPWARD)
-    assert not new, "upward imports (importer -> imported, see LAYERS):\n" + "\n".join(
-        f"  {a} ({LAYERS[layer_of(a)][0]}) -> {b} ({LAYERS[layer_of(b)][0]})" for a, b in new
+    found = sorted(upward_imports(import_graph()))
+    assert not found, "upward imports (importer -> imported, see LAYERS):\n" + "\n".join(
+        f"  {a} ({LAYERS[layer_of(a)][0]}) -> {b} ({LAYERS[layer_of(b)][0]})" for a, b in found
     )
-    fixed = sorted(KNOWN_UPWARD - found)
-    assert not fixed, f"these upward imports are gone: take them off KNOWN_UPWARD: {fixed}"
 
 
 def test_no_import_cycles():

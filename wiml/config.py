@@ -193,10 +193,21 @@ def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
     return data
 
 
-def _merge(base: dict, extra: dict) -> dict:
+def with_overrides(obj: T, overrides: list[str] | None) -> T:
+    """A copy of config dataclass ``obj`` with ``key.sub=value`` overrides applied and checked (as in
+    :func:`load_config`).
+
+    Raises:
+        ConfigError: an unknown key or a value of the wrong type.
+    """
+    return from_dict(type(obj), apply_overrides(to_dict(obj), overrides))
+
+
+def merge_mappings(base: dict, extra: dict) -> dict:
+    """Merge mapping ``extra`` into ``base`` in place, section by section (``extra`` wins); returns ``base``."""
     for k, v in extra.items():
         if isinstance(v, dict) and isinstance(base.get(k), dict):
-            _merge(base[k], v)
+            merge_mappings(base[k], v)
         else:
             base[k] = v
     return base
@@ -234,7 +245,7 @@ def load_config(
             loaded = loaded.get(section, {}) or {}
         if not isinstance(loaded, dict):
             raise ConfigError("expected a YAML mapping at the top level", path)
-        _merge(data, loaded)
+        merge_mappings(data, loaded)
     apply_overrides(data, overrides)
     try:
         config = from_dict(cls, data)

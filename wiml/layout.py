@@ -35,6 +35,9 @@ CONFIGS = PROJECT_ROOT / "configs"
 #: the summary every step folder that reports numbers writes (cam, wia, test, baselines, ablations)
 SUMMARY_JSON = "summary.json"
 
+#: the WIA result folder inside a wia-sim output folder (``strong_label/``, ``recording/``)
+WIA_RESULT = "result"
+
 #: the resolved configuration a step writes beside its outputs
 CONFIG_YAML = "config.yaml"
 
@@ -178,7 +181,7 @@ class RunLayout:
     @property
     def wia_result(self) -> Path:
         """The WIA result folder of the robot user (``strong_label/``, ``recording/``)."""
-        return self.wia / "result"
+        return self.wia / WIA_RESULT
 
     @property
     def msl(self) -> TrainingLayout:

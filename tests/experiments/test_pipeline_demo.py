@@ -13,14 +13,18 @@ name: tiny
 k: 2
 seed: 0
 device: cpu
-make_demo_args: [--patients, "4", --size, "32", --slices, "10"]
-prepare_args: [--config, "{project}/configs/prepare_lits.yaml", --set, size=32, --set, "split.ratios=[0.5,0.25,0.25]"]
-train_weak_args: [--set, model.base_width=4, --set, model.depth=3, --set, trainer.epochs=1, --set, trainer.batch_size=8,
-                  --set, trainer.progress=false, --set, augment.enabled=false]
-cam_args: [--split, test]
-wia_args: [--split, train, --max-slices, "3", --set, jitter_px=0, --set, no_cam_run=false, --max-clicks, "3"]
-train_msl_args: [--set, trainer.epochs=1, --set, trainer.batch_size=4, --set, trainer.progress=false,
-                 --set, augment.enabled=false]
+defaults: {prepare: "{project}/configs/prepare_lits.yaml"}
+make_demo: {patients: 4, size: 32, slices: 10}
+prepare: {size: 32, split: {ratios: [0.5, 0.25, 0.25]}}
+weak:
+  model: {base_width: 4, depth: 3}
+  trainer: {epochs: 1, batch_size: 8, progress: false}
+  augment: {enabled: false}
+cam: {split: test}
+wia: {split: train, max_slices: 3, jitter_px: 0, no_cam_run: false, max_clicks: 3}
+msl:
+  trainer: {epochs: 1, batch_size: 4, progress: false}
+  augment: {enabled: false}
 """
 
 

@@ -9,33 +9,23 @@ import pytest
 
 from wiml.data.io import write_slice, write_volume
 from wiml.data.slices import save_slice, write_manifest
-from wiml.errors import WimlError
+from wiml.errors import InputError, WimlError
 from wiml.evaluation.report import terminal_summary, write_report
 from wiml.experiments.pipeline import PipelineConfig, check_prepared, check_training, run_pipeline
 from wiml.networks.checkpoint import save_checkpoint
 from wiml.networks.fpsnet import FPSNet, FPSNetConfig
 
 
-def _arg(argv, name):
-    return argv[argv.index(name) + 1]
-
-
 class FakeRunner:
-    """Writes minimal valid outputs for each subcommand and records the calls."""
+    """Writes minimal valid outputs for each step and records the calls ``(step, resume)``."""
 
     def __init__(self, epochs=2):
         self.calls = []
         self.epochs = epochs
 
-    def __call__(self, command, argv):
-        self.calls.append((command, list(argv)))
-        if command in ("test", "report"):
-            out = _arg(argv, "--run")
-        else:
-            out = _arg(argv, "--out")
-        from pathlib import Path
-
-        out = Path(out)
+    def __call__(self, command, config, layout, resume):
+        self.calls.append((command, resume))
+        out = layout.root if command in ("test", "report") else layout.step_dir(command)
         if command == "make-demo":
             write_volume(out / "volume-0.nii", np.zeros((2, 4, 4), np.int16))
             write_volume(out / "segmentation-0.nii", np.zeros((2, 4, 4), np.uint8))
@@ -71,10 +61,10 @@ class FakeRunner:
                         "run_config": {"trainer": {"epochs": 2}},
                     },
                 )
-        elif command in ("cam", "wia-sim"):
+        elif command in ("cam", "wia"):
             (out).mkdir(parents=True, exist_ok=True)
             (out / "summary.json").write_text(json.dumps({"n_slices": 1}))
-            if command == "wia-sim":
+            if command == "wia":
                 write_slice(out / "result" / "strong_label" / "p_0000.png", np.zeros((8, 8), np.uint8))
         elif command == "test":
             (out / "test").mkdir(parents=True, exist_ok=True)
@@ -88,24 +78,24 @@ class FakeRunner:
         return [c for c, _ in self.calls]
 
 
-ALL = ["make-demo", "prepare", "train-weak", "cam", "wia-sim", "train-msl", "test", "report"]
+ALL = ["make-demo", "prepare", "train-weak", "cam", "wia", "train-msl", "test", "report"]
 
 
 def test_skip_finished_and_redo_corrupt(tmp_path):
     run, cfg, fake = tmp_path / "run", PipelineConfig(), FakeRunner()
-    first = run_pipeline(cfg, run, runner=fake)
+    first = run_pipeline(cfg, run, action=fake)
     assert fake.commands() == ALL and all(s["status"] == "done" for s in first["steps"].values())
     assert (run / "report" / "report.md").is_file()
 
     fake.calls.clear()
-    second = run_pipeline(cfg, run, runner=fake)  # everything valid: nothing runs
+    second = run_pipeline(cfg, run, action=fake)  # everything valid: nothing runs
     assert fake.commands() == [] and all(s["status"] == "skipped" for s in second["steps"].values())
 
     weights = run / "weak" / "best.safetensors"  # corrupt the weak model (truncate)
     weights.write_bytes(weights.read_bytes()[:100])
     assert "truncated" in check_training(run / "weak")
     fake.calls.clear()
-    third = run_pipeline(cfg, run, runner=fake)
+    third = run_pipeline(cfg, run, action=fake)
     assert fake.commands() == ALL[2:]  # weak and every later step redone
     assert third["steps"]["prepare"]["status"] == "skipped"
     assert check_training(run / "weak") is None
@@ -114,27 +104,31 @@ def test_skip_finished_and_redo_corrupt(tmp_path):
 def test_interrupted_training_is_resumed(tmp_path):
     run, cfg = tmp_path / "run", PipelineConfig(steps=["make-demo", "prepare", "train-weak"])
     with pytest.raises(WimlError, match="interrupted"):  # stopped after epoch 1 of 2
-        run_pipeline(cfg, run, runner=FakeRunner(epochs=1))
+        run_pipeline(cfg, run, action=FakeRunner(epochs=1))
     assert "interrupted" in check_training(run / "weak")
     from wiml.networks.checkpoint import save_training_state
 
     save_training_state(run / "weak" / "state.pt", {"epoch": 1, "model": {}})
     fake = FakeRunner(epochs=2)
-    run_pipeline(cfg, run, runner=fake)
-    assert fake.commands() == ["train-weak"] and fake.calls[0][1][-1] == "--resume"
+    run_pipeline(cfg, run, action=fake)
+    assert fake.calls == [("train-weak", True)]
 
 
 def test_corrupt_slice_redoes_prepare_and_failure_is_reported(tmp_path):
     run, fake = tmp_path / "run", FakeRunner()
     cfg = PipelineConfig(steps=["make-demo", "prepare"])
-    run_pipeline(cfg, run, runner=fake)
+    run_pipeline(cfg, run, action=fake)
     (run / "data" / "slices" / "p" / "p_0000.npz").write_bytes(b"not a zip")
     assert "corrupt" in check_prepared(run / "data")
     fake.calls.clear()
-    run_pipeline(cfg, run, runner=fake)
+    run_pipeline(cfg, run, action=fake)
     assert fake.commands() == ["prepare"]
-    with pytest.raises(WimlError, match="'prepare' failed"):
-        run_pipeline(cfg, run, force=["prepare"], runner=lambda c, a: 3)
+
+    def failing(command, config, layout, resume):
+        raise InputError("no volumes found", layout.raw)
+
+    with pytest.raises(WimlError, match="'prepare' failed: .*no volumes found"):
+        run_pipeline(cfg, run, force=["prepare"], action=failing)
 
 
 def test_report_and_summary_tolerate_missing_parts(tmp_path):

@@ -12,7 +12,7 @@ import argparse
 from pathlib import Path
 
 from wiml.cli.main import make_main
-from wiml.data.demo import PhantomConfig, make_demo, write_samples
+from wiml.data.demo import DemoDataConfig, PhantomConfig, make_demo, write_samples
 from wiml.errors import InputError
 from wiml.layout import PROJECT_ROOT
 
@@ -44,11 +44,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     if args.out is None and not args.samples:
         raise InputError("nothing to do: give --out DIR and/or --samples")
-    if args.patients < 1 or args.size < 32 or args.slices < 8:
-        raise InputError("expected --patients >= 1, --size >= 32 and --slices >= 8")
-    config = PhantomConfig(size=args.size, n_slices=args.slices, fov_mm=args.fov_mm, slice_mm=args.slice_mm)
+    demo = DemoDataConfig(
+        args.patients, args.seed, args.size, args.slices, args.fov_mm, args.slice_mm
+    ).validate()
+    config = demo.phantom()
     if args.out is not None:
-        paths = make_demo(args.out, args.patients, args.seed, config, progress=not args.no_progress)
+        paths = make_demo(args.out, demo.patients, demo.seed, config, progress=not args.no_progress)
         sp = ", ".join(f"{s:.3g}" for s in config.spacing)
         print(
             f"{args.out}: {len(paths)} patients, {args.slices} x {args.size} x {args.size} voxels, spacing {sp} mm"

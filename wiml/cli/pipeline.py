@@ -25,7 +25,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a PipelineConfig field, e.g. --set k=3 (repeatable)",
+        help="override a field of the pipeline config, e.g. --set k=3, --set weak.trainer.epochs=2 (repeatable)",
     )
     parser.add_argument(
         "--force",
@@ -37,14 +37,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wiml.config import load_config, save_config
+    from wiml.config import save_config
     from wiml.evaluation.report import terminal_summary
-    from wiml.experiments.pipeline import PipelineConfig, run_pipeline
+    from wiml.experiments.pipeline import load_pipeline_config, run_pipeline
+    from wiml.layout import RunLayout
 
-    config = load_config(PipelineConfig, args.config, args.overrides)
     out = args.out.resolve()
+    config = load_pipeline_config(args.config, args.overrides, run=out)  # every section checked first
     out.mkdir(parents=True, exist_ok=True)
-    save_config(config, out / "config.yaml")
+    save_config(config, RunLayout(out).config)
     record = run_pipeline(config, out, force=args.force)
     print()
     print(terminal_summary(out))

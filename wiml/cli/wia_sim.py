@@ -39,7 +39,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="click jitter of the extra jittered run, px (default 3; 0 = no such run)",
     )
     parser.add_argument("--max-slices", type=int, default=None, help="simulate at most this many slices")
-    parser.add_argument("--config", type=Path, default=None, help="YAML with WiaSimConfig fields (optional)")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        default=None,
+        help="YAML with a `wia:` section of WiaSimConfig fields (a pipeline YAML)",
+    )
     parser.add_argument("--device", default=None, help="device of the weak model: auto | cpu | cuda")
     parser.add_argument(
         "--set",
@@ -64,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         "device": args.device,
     }
     overrides = [f"{k}={v}" for k, v in flags.items() if v is not None] + list(args.overrides)
-    config = load_config(WiaSimConfig, args.config, overrides, section="wia_sim" if args.config else None)
+    config = load_config(WiaSimConfig, args.config, overrides, section="wia" if args.config else None)
     cam_source = None
     if str(args.checkpoint).lower() != "none":
         cam_source = checkpoint_cam_source(Path(args.checkpoint), config.device, config.cam_input_px)

@@ -30,6 +30,7 @@ from scipy import ndimage
 from tqdm import tqdm
 
 from wiml.data.io import write_slice, write_volume
+from wiml.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -56,6 +57,44 @@ class PhantomConfig:
     def spacing(self) -> tuple[float, float, float]:
         """(x, y, z) spacing in mm."""
         return (self.fov_mm / self.size, self.fov_mm / self.size, self.slice_mm)
+
+
+@dataclasses.dataclass
+class DemoDataConfig:
+    """The synthetic demo set ``wiml make-demo`` writes (the pipeline's ``make_demo`` section).
+
+    Attributes:
+        patients: number of phantom patients (>= 1).
+        seed: seed (same seed, same volumes).
+        size: in-plane size in px (>= 32).
+        slices: axial slices per patient (>= 8).
+        fov_mm: in-plane field of view in mm.
+        slice_mm: slice spacing in mm.
+    """
+
+    patients: int = 12
+    seed: int = 0
+    size: int = 256
+    slices: int = 48
+    fov_mm: float = 360.0
+    slice_mm: float = 2.5
+
+    def validate(self) -> DemoDataConfig:
+        """Returns self.
+
+        Raises:
+            InputError: fewer than 1 patient, a size under 32 px or fewer than 8 slices.
+        """
+        if self.patients < 1 or self.size < 32 or self.slices < 8:
+            raise InputError(
+                f"make-demo: expected patients >= 1, size >= 32 and slices >= 8, got {self.patients}, "
+                f"{self.size} and {self.slices}"
+            )
+        return self
+
+    def phantom(self) -> PhantomConfig:
+        """The per-volume :class:`PhantomConfig`."""
+        return PhantomConfig(size=self.size, n_slices=self.slices, fov_mm=self.fov_mm, slice_mm=self.slice_mm)
 
 
 def _ellipse(x: np.ndarray, y: np.ndarray, cx: float, cy: float, ax: float, ay: float, angle: float = 0.0):

@@ -17,6 +17,7 @@ summary holds, per method, the mean ± std over seeds of the per-patient 3-D Dic
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import logging
 import time
@@ -24,9 +25,10 @@ from pathlib import Path
 
 import numpy as np
 
-from wiml.config import load_config
+from wiml.config import load_config, with_overrides
 from wiml.errors import ConfigError, InputError
 from wiml.layout import RunLayout, TrainingLayout, summary_json
+from wiml.training.msl import MSLConfig
 from wiml.utils import atomic_write_text, resolve_device
 
 logger = logging.getLogger(__name__)
@@ -42,6 +44,30 @@ METHOD_OVERRIDES = {
     "separate_head": ["mode=mixed", "init=scratch", "model.head=separate"],
     "no_scse": ["mode=mixed", "init=scratch", "model.attention=none"],
 }
+
+
+@dataclasses.dataclass
+class BaselinesConfig:
+    """The pipeline's ``baselines`` section (``wiml baselines`` takes the same as options).
+
+    Attributes:
+        methods: names from :data:`METHODS`.
+        seeds: training seeds; empty = the pipeline's ``seed``.
+    """
+
+    methods: list[str] = dataclasses.field(default_factory=lambda: list(METHODS))
+    seeds: list[int] = dataclasses.field(default_factory=list)
+
+    def validate(self) -> BaselinesConfig:
+        """Returns self.
+
+        Raises:
+            ConfigError: an unknown method.
+        """
+        unknown = [m for m in self.methods if m not in METHODS]
+        if unknown:
+            raise ConfigError(f"unknown baseline method(s) {unknown}; expected some of {list(METHODS)}")
+        return self
 
 
 def weak_only_predictions(checkpoint: Path, cases, device, batch_size: int = 8) -> list[np.ndarray]:
@@ -101,7 +127,7 @@ def run_baselines(
     out: Path,
     methods: list[str],
     seeds: list[int],
-    msl_config: Path | None,
+    msl_config: MSLConfig | Path | None,
     overrides: list[str],
     k: int = 5,
     device: str = "auto",
@@ -116,8 +142,8 @@ def run_baselines(
         out: output folder (``<method>/seed<k>/{train,test}``).
         methods: names from :data:`METHODS`.
         seeds: training seeds.
-        msl_config: MSL YAML (shared by all trained methods).
-        overrides: extra MSL overrides (shared).
+        msl_config: MSL YAML, or a resolved :class:`MSLConfig` (shared by all trained methods).
+        overrides: extra MSL overrides (shared; applied after each method's own).
         k: strong labels when they come from the ground truth.
         device: device.
         wia_dir: WIA ``result`` folder (default ``run/wia/result`` when it exists; otherwise the K strong
@@ -133,11 +159,9 @@ def run_baselines(
     """
     from wiml.evaluation.evaluate import TestConfig, cases_from_prepared, evaluate, trained_with_tags
     from wiml.networks.checkpoint import load_model
-    from wiml.training.msl import MSLConfig, train_msl
+    from wiml.training.msl import train_msl
 
-    unknown = [m for m in methods if m not in METHODS]
-    if unknown:
-        raise ConfigError(f"unknown method(s) {unknown}; expected some of {list(METHODS)}")
+    BaselinesConfig(list(methods)).validate()
     layout, out = RunLayout(run), Path(out)
     data = Path(data or layout.data)
     weak = Path(weak_checkpoint or layout.weak.best)
@@ -190,7 +214,10 @@ def run_baselines(
                     f"init_checkpoint={weak}",
                     *overrides,
                 ]
-                config = load_config(MSLConfig, msl_config, cfg_over)
+                if isinstance(msl_config, MSLConfig):
+                    config = with_overrides(msl_config, cfg_over)
+                else:
+                    config = load_config(MSLConfig, msl_config, cfg_over)
                 res = train_msl(config, data, folder / "train")
                 train_s = time.perf_counter() - t0
                 model, meta = load_model(TrainingLayout(folder / "train").best, dev)

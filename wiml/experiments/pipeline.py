@@ -1,20 +1,27 @@
 """The end-to-end WIML pipeline over one run folder, resumable step by step.
 
 ``make-demo`` (only when no raw data is configured) -> ``prepare`` -> ``train-weak`` -> ``cam`` ->
-``wia-sim`` (robot WIA on K slices) -> ``train-msl`` -> ``test`` -> [``baselines``] -> ``report``.
+``wia`` (robot WIA on K slices) -> ``train-msl`` -> ``test`` -> [``baselines``] -> ``report``.
 
-Each step is a ``wiml`` subcommand run in-process with arguments built from :class:`PipelineConfig`. A step is
-skipped when its outputs exist and pass its check (readable manifest and slices, checkpoints whose weights
-match their sidecar's size and SHA-256, JSON summaries that parse, ...); a step whose outputs are missing or
-corrupt is run again, and so is every step after it. An interrupted training step resumes from its
-``state.pt``. Timings and states go to ``RUN/pipeline.json``.
+One YAML holds the whole run (:class:`PipelineConfig`): top-level ``name``, ``raw``, ``k``, ``seed``,
+``device``, ``steps``, and one typed section per step, the same configuration each subcommand takes
+(``make_demo``, ``prepare``, ``weak``, ``cam``, ``wia``, ``msl``, ``test``, ``baselines``). ``defaults`` names,
+per section, a YAML file the section starts from (e.g. ``weak: weak_default.yaml``, relative to the pipeline
+YAML). ``k``, ``seed``, ``device`` and ``raw`` are set once at the top; the fields that follow from them
+(``wia.select``, ``msl.strong.k``, the trainers' seeds and devices, ``prepare.input``, ...) are filled in by
+:func:`load_pipeline_config` and may not contradict them. The whole config is checked before the first step.
+
+Each step calls the library (no command lines). A step is skipped when its outputs exist and pass its check
+(readable manifest and slices, checkpoints whose weights match their sidecar's size and SHA-256, JSON
+summaries that parse, ...); a step whose outputs are missing or corrupt is run again, and so is every step
+after it. An interrupted training step resumes from its ``state.pt``. Timings and states go to
+``RUN/pipeline.json``.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import hashlib
-import importlib
 import json
 import logging
 import shutil
@@ -22,24 +29,43 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from wiml.errors import InputError, WimlError
-from wiml.layout import PROJECT_ROOT, RunLayout, TrainingLayout, summary_json
+import yaml
+
+from wiml.config import apply_overrides, from_dict, merge_mappings, to_dict
+from wiml.data.demo import DemoDataConfig
+from wiml.data.prepare import PrepareConfig
+from wiml.errors import ConfigError, InputError, WimlError
+from wiml.evaluation.evaluate import TestConfig
+from wiml.experiments.baselines import BaselinesConfig
+from wiml.experiments.cam_quality import CamConfig
+from wiml.experiments.wia_sim import WiaSimConfig
+from wiml.layout import PROJECT_ROOT, WIA_RESULT, RunLayout, TrainingLayout, summary_json
+from wiml.training.config import WeakConfig
+from wiml.training.msl import MSLConfig
 from wiml.utils import atomic_write_text
 
 logger = logging.getLogger(__name__)
 
+#: every pipeline step, in order
+STEP_NAMES = ("make-demo", "prepare", "train-weak", "cam", "wia", "train-msl", "test", "baselines", "report")
 
-#: step name -> wiml subcommand
-STEP_COMMANDS = {
-    "make-demo": "make-demo",
-    "prepare": "prepare",
-    "train-weak": "train-weak",
-    "cam": "cam",
-    "wia": "wia-sim",
-    "train-msl": "train-msl",
-    "test": "test",
-    "baselines": "baselines",
-    "report": "report",
+#: the config sections (``defaults`` may name a base YAML for each)
+SECTIONS = ("make_demo", "prepare", "weak", "cam", "wia", "msl", "test", "baselines")
+
+#: fields filled in from the top-level settings (``section.field`` -> top-level key or the run folder)
+DERIVED = {
+    "prepare.input": "raw",
+    "weak.trainer.seed": "seed",
+    "weak.trainer.device": "device",
+    "wia.select": "k",
+    "wia.device": "device",
+    "msl.strong.k": "k",
+    "msl.strong.source": "the run (wia: the robot's labels)",
+    "msl.strong.wia_dir": "the run folder",
+    "msl.trainer.seed": "seed",
+    "msl.trainer.device": "device",
+    "msl.init_checkpoint": "the run folder",
+    "test.device": "device",
 }
 
 
@@ -47,18 +73,16 @@ STEP_COMMANDS = {
 class PipelineConfig:
     """What ``wiml pipeline`` runs (``configs/demo.yaml``, ``configs/brats2015.yaml``).
 
-    Each ``*_args`` list holds extra command-line arguments of that step's subcommand; ``{project}`` and
-    ``{run}`` in them are replaced by the project root and the run folder.
-
     Attributes:
         name: run name shown in the report.
-        raw: raw data folder; empty = make the synthetic demo set in ``RUN/raw``.
-        k: number of strong labels (robot WIA on K slices).
-        seed: seed passed to the training steps.
-        device: ``auto`` | ``cpu`` | ``cuda``.
+        raw: raw data folder (``{project}`` = the checkout); empty = make the synthetic demo set in ``RUN/raw``.
+        k: number of strong labels: the robot WIA labels K slices and MSL trains on them.
+        seed: seed of the training steps (weak, MSL, the baselines when ``baselines.seeds`` is empty).
+        device: ``auto`` | ``cpu`` | ``cuda`` for every step.
         steps: steps to run, in order (``baselines`` is optional and not in the default list).
-        make_demo_args, prepare_args, train_weak_args, cam_args, wia_args, train_msl_args, test_args,
-        baselines_args: extra arguments per step.
+        defaults: section -> YAML file the section starts from (relative to the pipeline YAML or with
+            ``{project}``); the section's own keys are applied on top.
+        make_demo, prepare, weak, cam, wia, msl, test, baselines: the steps' typed configurations.
     """
 
     name: str = "demo"
@@ -78,33 +102,161 @@ class PipelineConfig:
             "report",
         ]
     )
-    make_demo_args: list[str] = dataclasses.field(default_factory=list)
-    prepare_args: list[str] = dataclasses.field(default_factory=list)
-    train_weak_args: list[str] = dataclasses.field(default_factory=list)
-    cam_args: list[str] = dataclasses.field(default_factory=list)
-    wia_args: list[str] = dataclasses.field(default_factory=list)
-    train_msl_args: list[str] = dataclasses.field(default_factory=list)
-    test_args: list[str] = dataclasses.field(default_factory=list)
-    baselines_args: list[str] = dataclasses.field(default_factory=list)
+    defaults: dict[str, str] = dataclasses.field(default_factory=dict)
+    make_demo: DemoDataConfig = dataclasses.field(default_factory=DemoDataConfig)
+    prepare: PrepareConfig = dataclasses.field(default_factory=PrepareConfig)
+    weak: WeakConfig = dataclasses.field(default_factory=WeakConfig)
+    cam: CamConfig = dataclasses.field(default_factory=CamConfig)
+    wia: WiaSimConfig = dataclasses.field(default_factory=WiaSimConfig)
+    msl: MSLConfig = dataclasses.field(default_factory=MSLConfig)
+    test: TestConfig = dataclasses.field(default_factory=TestConfig)
+    baselines: BaselinesConfig = dataclasses.field(default_factory=BaselinesConfig)
 
 
-@dataclasses.dataclass
-class Step:
-    """One pipeline step.
+def expand_path(text: str | Path, base: Path | None = None) -> Path:
+    """``{project}`` -> the checkout; a relative result is taken relative to ``base`` (a YAML file's folder)."""
+    path = Path(str(text).replace("{project}", str(PROJECT_ROOT)))
+    return path if path.is_absolute() or base is None else base / path
 
-    Attributes:
-        name: step name (a key of :data:`STEP_COMMANDS`).
-        out: the folder the step writes.
-        argv: arguments of the subcommand.
-        check: ``check(out) -> None`` when the outputs are valid, else the reason they are not.
-        resumable: training steps continue from ``out/state.pt`` when it is readable.
+
+def _get(data: dict, dotted: str):
+    node = data
+    for part in dotted.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
+
+
+def _set(data: dict, dotted: str, value) -> None:
+    *parents, last = dotted.split(".")
+    node = data
+    for part in parents:
+        node = node.setdefault(part, {})
+    node[last] = value
+
+
+def load_pipeline_config(
+    path: str | Path | None, overrides: list[str] | None = None, run: str | Path | None = None
+) -> PipelineConfig:
+    """Read, merge, derive and check the whole pipeline configuration (before any step runs).
+
+    Order: the dataclass defaults, each section's ``defaults`` YAML, the pipeline YAML, then ``overrides``
+    (``section.field=value`` or ``k=3``); then the fields in :data:`DERIVED` are filled in from the top level and
+    the run folder ``run`` (paths are left empty without it).
+
+    Args:
+        path: the pipeline YAML (None = the defaults).
+        overrides: ``--set`` overrides.
+        run: the run folder (for the derived paths: ``msl.strong.wia_dir``, ``msl.init_checkpoint``).
+
+    Returns:
+        the resolved :class:`PipelineConfig` (``defaults`` emptied: the sections are complete).
+
+    Raises:
+        ConfigError: naming the file: not YAML, an unknown key or a wrong value in any section, the old
+            ``*_args`` form, a ``defaults`` file that is missing, a derived field that contradicts the top
+            level, an unknown step, a missing ``raw`` folder.
     """
+    where = Path(path) if path is not None else None
+    data: dict = {}
+    if where is not None:
+        if not where.is_file():
+            raise ConfigError("pipeline config not found", where)
+        try:
+            data = yaml.safe_load(where.read_text(encoding="utf-8")) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"not valid YAML ({exc.__class__.__name__}: {exc})", where) from exc
+        if not isinstance(data, dict):
+            raise ConfigError("expected a YAML mapping at the top level", where)
+    old = sorted(k for k in data if isinstance(k, str) and k.endswith("_args"))
+    if old:
+        raise ConfigError(
+            f"{old} is the old command-line form of the pipeline config; write typed sections instead "
+            f"({', '.join(SECTIONS)}; see configs/demo.yaml and the README)",
+            where,
+        )
+    try:
+        apply_overrides(data, overrides)
+        base = where.parent if where is not None else Path.cwd()
+        merged = to_dict(PipelineConfig())
+        defaults = data.get("defaults") or {}
+        if not isinstance(defaults, dict):
+            raise ConfigError(f"defaults: expected a mapping section -> YAML file, got {defaults!r}")
+        for section, file in defaults.items():
+            if section not in SECTIONS:
+                raise ConfigError(f"defaults: unknown section {section!r}; expected some of {list(SECTIONS)}")
+            base_file = expand_path(file, base)
+            if not base_file.is_file():
+                raise ConfigError(f"defaults.{section}: {base_file} not found")
+            try:
+                loaded = yaml.safe_load(base_file.read_text(encoding="utf-8")) or {}
+            except yaml.YAMLError as exc:
+                raise ConfigError(f"defaults.{section}: {base_file} is not valid YAML ({exc})") from exc
+            if not isinstance(loaded, dict):
+                raise ConfigError(f"defaults.{section}: {base_file} is not a YAML mapping")
+            merge_mappings(merged[section], loaded)
+        merge_mappings(merged, data)
+        merged["defaults"] = {}
+        config = from_dict(PipelineConfig, merged)
+        _derive(config, data, run)
+        _validate(config)
+    except ConfigError as exc:
+        if where is None:
+            raise
+        raise ConfigError(str(exc), where) from exc
+    return config
 
-    name: str
-    out: Path
-    argv: list[str]
-    check: Callable[[Path], str | None]
-    resumable: bool = False
+
+def _derive(config: PipelineConfig, explicit: dict, run: str | Path | None) -> None:
+    """Fill in :data:`DERIVED` from the top level; refuse an explicit value that contradicts it."""
+    layout = RunLayout(Path(run).resolve()) if run is not None else None
+    raw = expand_path(config.raw) if config.raw else (layout.raw if layout else None)
+    values = {
+        "prepare.input": str(raw) if raw else None,
+        "weak.trainer.seed": config.seed,
+        "weak.trainer.device": config.device,
+        "wia.select": config.k,
+        "wia.device": config.device,
+        "msl.strong.k": config.k,
+        "msl.strong.source": "wia",
+        "msl.strong.wia_dir": str(layout.wia_result) if layout else None,
+        "msl.trainer.seed": config.seed,
+        "msl.trainer.device": config.device,
+        "msl.init_checkpoint": str(layout.weak.best) if layout and config.msl.init == "weak" else None,
+        "test.device": config.device,
+    }
+    tree = to_dict(config)
+    for key, value in values.items():
+        given = _get(explicit, key)
+        if given is None or value is None or str(given) == str(value):
+            _set(tree, key, value)
+            continue
+        source = DERIVED[key]
+        if source in ("raw", "seed", "device", "k"):
+            raise ConfigError(
+                f"{key}={given!r} contradicts {source}={getattr(config, source)!r}: set {source} once, at the top"
+            )
+        raise ConfigError(f"{key}={given!r}: the pipeline sets it from {source} ({value!r}); leave it out")
+    resolved = from_dict(PipelineConfig, tree)
+    for field in dataclasses.fields(PipelineConfig):
+        setattr(config, field.name, getattr(resolved, field.name))
+
+
+def _validate(config: PipelineConfig) -> None:
+    """Checks across sections and values ``from_dict`` cannot see."""
+    unknown = [s for s in config.steps if s not in STEP_NAMES]
+    if unknown:
+        raise ConfigError(f"steps: unknown step(s) {unknown}; expected some of {list(STEP_NAMES)}")
+    if config.k < 1:
+        raise ConfigError(f"k must be >= 1, got {config.k}")
+    if config.device not in ("auto", "cpu") and not config.device.startswith("cuda"):
+        raise ConfigError(f"device must be auto, cpu or cuda[:N], got {config.device!r}")
+    if config.raw and "prepare" in config.steps and not expand_path(config.raw).is_dir():
+        raise ConfigError(f"raw: data folder {expand_path(config.raw)} not found")
+    if not config.raw and "make-demo" in config.steps:
+        config.make_demo.validate()
+    config.baselines.validate()
 
 
 # -- output checks -------------------------------------------------------------------------------------------
@@ -193,7 +345,7 @@ def check_wia(out: Path) -> str | None:
     bad = _json_file(summary_json(out))
     if bad:
         return bad
-    labels = sorted((out / "result" / "strong_label").glob("*.png"))
+    labels = sorted((out / WIA_RESULT / "strong_label").glob("*.png"))
     if not labels:
         return "no result/strong_label/*.png"
     for path in labels:
@@ -221,123 +373,44 @@ def check_report(out: Path) -> str | None:
 
 # -- steps -----------------------------------------------------------------------------------------------------
 
+#: ``action(step name, config, layout, resume)``: runs one step (tests replace it)
+StepAction = Callable[[str, PipelineConfig, RunLayout, bool], None]
 
-def _expand(args: list[str], run: Path) -> list[str]:
-    return [str(a).replace("{project}", str(PROJECT_ROOT)).replace("{run}", str(run)) for a in args]
+
+@dataclasses.dataclass
+class Step:
+    """One pipeline step.
+
+    Attributes:
+        name: step name (one of :data:`STEP_NAMES`).
+        out: the folder the step writes.
+        check: ``check(out) -> None`` when the outputs are valid, else the reason they are not.
+        resumable: training steps continue from ``out/state.pt`` when it is readable.
+    """
+
+    name: str
+    out: Path
+    check: Callable[[Path], str | None]
+    resumable: bool = False
 
 
-def build_steps(config: PipelineConfig, run: Path) -> list[Step]:
-    """The configured steps with their arguments and output checks."""
-    run = Path(run)
-    layout = RunLayout(run)
-    raw = Path(_expand([config.raw], run)[0]) if config.raw else layout.raw
-    data, weak, msl = layout.data, layout.weak.root, layout.msl.root
-    dev = ["--device", config.device]
-    seed = ["--seed", str(config.seed)]
-
-    def x(args: list[str]) -> list[str]:
-        return _expand(args, run)
-
+def build_steps(config: PipelineConfig, run: str | Path) -> list[Step]:
+    """The configured steps, their output folders and checks (``make-demo`` only without ``raw``)."""
+    layout = RunLayout(Path(run))
+    raw = expand_path(config.raw) if config.raw else layout.raw
     table = {
-        "make-demo": Step(
-            "make-demo", raw, ["--out", str(raw), "--no-progress", *x(config.make_demo_args)], check_raw
-        ),
-        "prepare": Step(
-            "prepare",
-            data,
-            ["--input", str(raw), "--out", str(data), "--no-progress", *x(config.prepare_args)],
-            check_prepared,
-        ),
-        "train-weak": Step(
-            "train-weak",
-            weak,
-            ["--data", str(data), "--out", str(weak), *dev, *seed, *x(config.train_weak_args)],
-            check_training,
-            resumable=True,
-        ),
-        "cam": Step(
-            "cam",
-            layout.cam,
-            [
-                "--checkpoint",
-                str(layout.weak.best),
-                "--data",
-                str(data),
-                "--out",
-                str(layout.cam),
-                *dev,
-                *x(config.cam_args),
-            ],
-            check_cam,
-        ),
-        "wia": Step(
-            "wia",
-            layout.wia,
-            [
-                "--checkpoint",
-                str(layout.weak.best),
-                "--data",
-                str(data),
-                "--out",
-                str(layout.wia),
-                "--select",
-                str(config.k),
-                *x(config.wia_args),
-            ],
-            check_wia,
-        ),
-        "train-msl": Step(
-            "train-msl",
-            msl,
-            [
-                "--data",
-                str(data),
-                "--out",
-                str(msl),
-                "--strong-from",
-                "wia",
-                "--k",
-                str(config.k),
-                "--wia-dir",
-                str(layout.wia_result),
-                "--init",
-                "weak",
-                "--init-checkpoint",
-                str(layout.weak.best),
-                *dev,
-                *seed,
-                *x(config.train_msl_args),
-            ],
-            check_training,
-            resumable=True,
-        ),
-        "test": Step(
-            "test",
-            layout.test,
-            ["--run", str(run), "--device", config.device, *x(config.test_args)],
-            check_test,
-        ),
-        "baselines": Step(
-            "baselines",
-            layout.baselines,
-            [
-                "--run",
-                str(run),
-                "--k",
-                str(config.k),
-                *dev,
-                "--seeds",
-                str(config.seed),
-                *x(config.baselines_args),
-            ],
-            check_baselines,
-        ),
-        "report": Step("report", layout.report, ["--run", str(run), "--quiet"], check_report),
+        "make-demo": Step("make-demo", raw, check_raw),
+        "prepare": Step("prepare", layout.data, check_prepared),
+        "train-weak": Step("train-weak", layout.weak.root, check_training, resumable=True),
+        "cam": Step("cam", layout.cam, check_cam),
+        "wia": Step("wia", layout.wia, check_wia),
+        "train-msl": Step("train-msl", layout.msl.root, check_training, resumable=True),
+        "test": Step("test", layout.test, check_test),
+        "baselines": Step("baselines", layout.baselines, check_baselines),
+        "report": Step("report", layout.report, check_report),
     }
     unknown = [s for s in config.steps if s not in table]
     if unknown:
-        from wiml.errors import ConfigError
-
         raise ConfigError(f"unknown pipeline step(s) {unknown}; expected some of {list(table)}")
     steps = [table[s] for s in config.steps]
     if config.raw:
@@ -345,12 +418,67 @@ def build_steps(config: PipelineConfig, run: Path) -> list[Step]:
     return steps
 
 
-def run_subcommand(command: str, argv: list[str]) -> int:
-    """Run ``wiml <command> argv`` in this process; returns its exit status."""
-    from wiml.cli.main import SUBCOMMANDS
+def run_step(name: str, config: PipelineConfig, layout: RunLayout, resume: bool = False) -> None:
+    """Run pipeline step ``name`` by calling the library with the step's section of ``config``.
 
-    module = importlib.import_module(SUBCOMMANDS[command][0])
-    return int(module.main(argv) or 0)
+    Raises:
+        WimlError: from the step (bad data, a checkpoint that cannot be loaded, ...).
+        KeyError: an unknown step name.
+    """
+    from wiml.data.check import require_valid_data
+
+    if name == "make-demo":
+        from wiml.data.demo import make_demo
+
+        demo = config.make_demo
+        make_demo(layout.raw, demo.patients, demo.seed, demo.phantom(), progress=False)
+    elif name == "prepare":
+        from wiml.data.prepare import prepare
+
+        prepare(config.prepare, layout.data, progress=False)
+    elif name == "train-weak":
+        from wiml.training.weak import train_weak
+
+        require_valid_data(layout.data)
+        train_weak(config.weak, layout.data, layout.weak.root, resume=resume)
+    elif name == "cam":
+        from wiml.experiments.cam_quality import run_cam
+
+        run_cam(layout.weak.best, layout.data, layout.cam, config.cam, config.device)
+    elif name == "wia":
+        from wiml.experiments.wia_sim import checkpoint_cam_source, run_wia_simulation
+
+        source = checkpoint_cam_source(layout.weak.best, config.wia.device, config.wia.cam_input_px)
+        run_wia_simulation(layout.data, layout.wia, config.wia, source)
+    elif name == "train-msl":
+        from wiml.training.msl import train_msl
+
+        require_valid_data(layout.data)
+        train_msl(config.msl, layout.data, layout.msl.root, resume=resume)
+    elif name == "test":
+        from wiml.evaluation.evaluate import evaluate_checkpoint
+
+        evaluate_checkpoint(config.test, layout.data, layout.msl.best, layout.test)
+    elif name == "baselines":
+        from wiml.experiments.baselines import run_baselines
+
+        seeds = list(config.baselines.seeds) or [config.seed]
+        run_baselines(
+            layout.root,
+            layout.baselines,
+            list(config.baselines.methods),
+            seeds,
+            config.msl,
+            [],
+            k=config.k,
+            device=config.device,
+        )
+    elif name == "report":
+        from wiml.evaluation.report import write_report
+
+        write_report(layout.root)
+    else:
+        raise KeyError(f"unknown pipeline step {name!r}")
 
 
 def _state_readable(path: Path) -> bool:
@@ -367,27 +495,28 @@ def run_pipeline(
     config: PipelineConfig,
     run: str | Path,
     force: list[str] | None = None,
-    runner: Callable[[str, list[str]], int] = run_subcommand,
+    action: StepAction = run_step,
 ) -> dict:
     """Run (or resume) the pipeline in ``run``.
 
     Args:
-        config: resolved :class:`PipelineConfig`.
+        config: resolved :class:`PipelineConfig` (:func:`load_pipeline_config`).
         run: the run folder.
         force: step names to redo even when their outputs are valid (``["all"]`` = every step).
-        runner: ``runner(subcommand, argv) -> exit status`` (tests replace it).
+        action: runs one step (:func:`run_step`; tests replace it).
 
     Returns:
         ``{"steps": {name: {"status": "done"|"skipped", "seconds", "reason"}}, "total_s"}``, also written
         to ``RUN/pipeline.json`` after every step.
 
     Raises:
-        WimlError: a step exits non-zero, or its outputs are still invalid after it ran.
+        WimlError: a step fails, or its outputs are still invalid after it ran.
     """
     run = Path(run).resolve()
     run.mkdir(parents=True, exist_ok=True)
+    layout = RunLayout(run)
     force = set(force or [])
-    state_path = RunLayout(run).pipeline_state
+    state_path = layout.pipeline_state
     previous = {}
     if state_path.is_file():
         try:
@@ -413,27 +542,25 @@ def run_pipeline(
             logger.info("pipeline: %s skipped (valid outputs in %s)", step.name, step.out)
             continue
         redo_rest = True
-        argv = list(step.argv)
-        resumable = (
+        state = TrainingLayout(step.out).state
+        resume = (
             step.resumable
-            and TrainingLayout(step.out).state.is_file()
-            and _state_readable(TrainingLayout(step.out).state)
+            and state.is_file()
+            and _state_readable(state)
             and reason not in ("forced", "an earlier step was redone")
         )
-        if resumable:
-            argv.append("--resume")
-        elif step.out.exists():
+        if not resume and step.out.exists():
             logger.warning("pipeline: %s: %s; clearing %s and running it again", step.name, reason, step.out)
             shutil.rmtree(step.out)
-        logger.info("pipeline: running %s (%s)", step.name, reason)
+        logger.info("pipeline: running %s (%s)%s", step.name, reason, " [resume]" if resume else "")
         t0 = time.perf_counter()
-        rc = runner(STEP_COMMANDS[step.name], argv)
-        seconds = time.perf_counter() - t0
-        if rc != 0:
+        try:
+            action(step.name, config, layout, resume)
+        except WimlError as exc:
             raise WimlError(
-                f"pipeline step {step.name!r} failed (exit {rc}); fix the error above and re-run "
-                "the same command to resume"
-            )
+                f"pipeline step {step.name!r} failed: {exc}; fix it and re-run the same command to resume"
+            ) from exc
+        seconds = time.perf_counter() - t0
         bad = step.check(step.out)
         if bad:
             raise WimlError(f"pipeline step {step.name!r} finished but its outputs are invalid: {bad}")
