@@ -200,7 +200,9 @@ def with_overrides(obj: T, overrides: list[str] | None) -> T:
     Raises:
         ConfigError: an unknown key or a value of the wrong type.
     """
-    return from_dict(type(obj), apply_overrides(to_dict(obj), overrides))
+    out = from_dict(type(obj), apply_overrides(to_dict(obj), overrides))
+    check_ranges(out)
+    return out
 
 
 def merge_mappings(base: dict, extra: dict) -> dict:

@@ -56,6 +56,7 @@ def test_set_overrides_any_section_and_k_reaches_every_consumer(project_root, tm
         ("wia.select=3", "wia.select=3 contradicts k=5"),
         ("msl.strong.source=gt", "the pipeline sets it"),
         ("baselines.methods=[wiml, magic]", "unknown baseline method"),
+        ("msl.trainer.epochs=0", "msl.trainer.epochs = 0: expected"),
     ],
 )
 def test_a_bad_key_or_value_anywhere_fails_before_any_step(project_root, tmp_path, capsys, override, message):

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import yaml
 
-from wiml.config import apply_overrides, from_dict, merge_mappings, to_dict
+from wiml.config import apply_overrides, check_ranges, from_dict, merge_mappings, to_dict
 from wiml.data.demo import DemoDataConfig
 from wiml.data.prepare import PrepareConfig
 from wiml.errors import ConfigError, InputError, WimlError
@@ -200,6 +200,7 @@ def load_pipeline_config(
         merged["defaults"] = {}
         config = from_dict(PipelineConfig, merged)
         _derive(config, data, run)
+        check_ranges(config)  # every section's RANGES, one line listing what is out of range
         _validate(config)
     except ConfigError as exc:
         if where is None:
