@@ -277,6 +277,35 @@ def plot_dice_vs_clicks(rows: list[dict], max_clicks: int, path: Path, title: st
     return path
 
 
+def wia_slices(data: str | Path, config: WiaSimConfig) -> list[SliceRecord]:
+    """The slices the robot user annotates: ``config.split``'s slices with a target in their ground truth,
+    at most ``config.max_slices`` of them (evenly spaced); the ``select`` strong labels are chosen among them.
+
+    Raises:
+        InputError: no manifest, an unknown split, or no slice of the split with a foreground ground truth.
+        ConfigError: a setting out of range, or ``select`` larger than the slices available.
+    """
+    from wiml.data.slices import SPLITS
+
+    data = Path(data)
+    if config.split not in SPLITS:
+        raise InputError(f"unknown split {config.split!r}; expected one of {SPLITS}")
+    check_ranges(config)  # the same one-line range checks as load_config, for configs built in code
+    records = [r for r in read_manifest(data, config.split) if r.has_mask and r.tag == 1]
+    if not records:
+        raise InputError(f"no slice of split {config.split!r} has a ground-truth mask with foreground", data)
+    if config.max_slices is not None and len(records) > config.max_slices:
+        idx = np.linspace(0, len(records) - 1, config.max_slices).round().astype(int)
+        records = [records[i] for i in dict.fromkeys(idx.tolist())]
+    if config.select > len(records):
+        raise ConfigError(
+            f"select = {config.select}: only {len(records)} slice(s) of split {config.split!r} have a target"
+            + (f" (max_slices = {config.max_slices})" if config.max_slices is not None else "")
+            + f"; expected select <= {len(records)} (the K strong labels are chosen among them)"
+        )
+    return records
+
+
 def run_wia_simulation(
     data: Path, out: Path, config: WiaSimConfig, cam_source: CamSource | None = None
 ) -> dict:
@@ -299,24 +328,8 @@ def run_wia_simulation(
     """
     from tqdm import tqdm
 
-    from wiml.data.slices import SPLITS
-
     data, out = Path(data), Path(out)
-    if config.split not in SPLITS:
-        raise InputError(f"unknown split {config.split!r}; expected one of {SPLITS}")
-    check_ranges(config)  # the same one-line range checks as load_config, for configs built in code
-    records = [r for r in read_manifest(data, config.split) if r.has_mask and r.tag == 1]
-    if not records:
-        raise InputError(f"no slice of split {config.split!r} has a ground-truth mask with foreground", data)
-    if config.max_slices is not None and len(records) > config.max_slices:
-        idx = np.linspace(0, len(records) - 1, config.max_slices).round().astype(int)
-        records = [records[i] for i in dict.fromkeys(idx.tolist())]
-    if config.select > len(records):
-        raise ConfigError(
-            f"select = {config.select}: only {len(records)} slice(s) of split {config.split!r} have a target"
-            + (f" (max_slices = {config.max_slices})" if config.max_slices is not None else "")
-            + f"; expected select <= {len(records)} (the K strong labels are chosen among them)"
-        )
+    records = wia_slices(data, config)
     out.mkdir(parents=True, exist_ok=True)
     save_config(config, out / CONFIG_YAML)
     modes = ["cam"] if cam_source is not None else []
