@@ -304,3 +304,39 @@ def test_checkpoint_of_another_image_kind_and_empty_cam_are_warned(
     cam = (ctl.ground_truth > 0).astype(np.float32)
     monkeypatch.setattr(controller_module, "compute_cam", lambda *a, **k: cam)
     assert ctl.segment().warning is None
+
+
+def test_brush_and_eraser_are_undoable_events_and_clicks_refine_the_edited_mask(
+    png_case, tmp_path, interior_point
+):
+    ctl = AnnotationController(result_dir=tmp_path / "out", clock=StepClock())
+    ctl.open(png_case)
+    snap = ctl.brush([(10, 10), (10, 20)], radius_px=2)  # before Segment: paints on an empty mask
+    painted = snap.mask.copy()
+    assert painted[10, 10:21].all() and painted[12, 15] == 1 and painted[13, 15] == 0 and painted.sum() < 120
+    snap = ctl.brush([(10, 15)], radius_px=0, erase=True)
+    assert snap.mask[10, 15] == 0 and snap.mask.sum() == painted.sum() - 1
+    snap = ctl.undo()
+    assert np.array_equal(snap.mask, painted)
+    snap = ctl.redo()
+    assert snap.mask[10, 15] == 0
+    r, c = interior_point(ctl.ground_truth)
+    snap = ctl.add_click(r, c, True)  # the click refines the edited mask: the far stroke stays
+    assert snap.mask[r, c] == 1 and snap.mask[10, 12] == 1
+    actions = [e["action"] for e in ctl.recording().events]
+    assert actions[:4] == ["brush", "erase", "undo", "redo"] and "click" in actions
+    brush_event = ctl.recording().events[0]
+    assert brush_event["radius_px"] == 2 and brush_event["pixels"] == int(painted.sum())
+    with pytest.raises(InputError, match="radius"):
+        ctl.brush([(1, 1)], radius_px=-1)
+    with pytest.raises(InputError, match="empty"):
+        ctl.brush([], radius_px=1)
+
+
+def test_window_presets_for_ct_and_from_percentiles():
+    from wiml.annotator.overlay import CT_PRESETS, window_presets
+
+    assert window_presets(None, True) == CT_PRESETS
+    presets = window_presets({0.5: 0.0, 1.0: 10.0, 5.0: 20.0, 95.0: 80.0, 99.0: 90.0, 99.5: 100.0}, False)
+    assert presets["Full range (0.5-99.5 %)"] == (50.0, 100.0) and presets["Narrow (5-95 %)"] == (50.0, 60.0)
+    assert window_presets(None, False) == {}

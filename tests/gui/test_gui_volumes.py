@@ -206,3 +206,40 @@ def test_recovery_is_offered_after_a_crash(qtbot, nifti_case, tmp_path):
     qtbot.waitUntil(lambda: again.snapshot.mask is not None, timeout=TIMEOUT_MS)
     assert np.array_equal(again.snapshot.mask, mask) and again.controller.dirty
     again.ask_to_save = False
+
+
+def test_brush_drag_shift_drag_window_and_mr_presets(qtbot, png_case, tmp_path):
+    from PyQt5.QtCore import QEvent
+    from PyQt5.QtGui import QMouseEvent
+    from PyQt5.QtWidgets import QApplication
+
+    win = make_window(qtbot, tmp_path / "out")
+    win.open_path(png_case)
+    wait_idle(qtbot, win)
+    assert win.preset_box.count() > 1 and "Full range" in win.preset_box.itemText(1)  # 8-bit: percentiles
+    viewport = win.canvas.viewport()
+
+    def at(row, col):
+        return win.canvas.mapFromScene(QPointF(col + 0.5, row + 0.5))
+
+    def drag(start, end, modifiers=Qt.NoModifier):
+        qtbot.mousePress(viewport, Qt.LeftButton, modifiers, start)
+        for t in (0.5, 1.0):
+            pos = start + (end - start) * t
+            QApplication.sendEvent(
+                viewport, QMouseEvent(QEvent.MouseMove, QPointF(pos), Qt.NoButton, Qt.LeftButton, modifiers)
+            )
+        qtbot.mouseRelease(viewport, Qt.LeftButton, modifiers, end)
+
+    win.act_brush.trigger()
+    assert win.canvas.mode == "brush"
+    win.brush_box.setValue(1)
+    drag(at(5, 5), at(5, 25))
+    snap = wait_idle(qtbot, win)
+    assert snap.mask is not None and snap.mask[5, 5:26].all() and snap.clicks == ()
+    win.act_click_tool.trigger()
+    assert win.canvas.mode == "click"
+    width = win.width_box.value()
+    drag(at(30, 10), at(30, 40), Qt.ShiftModifier)  # Shift + drag right: a wider window, no click
+    assert win.width_box.value() > width and wait_idle(qtbot, win).clicks == ()
+    win.ask_to_save = False

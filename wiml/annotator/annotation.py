@@ -31,6 +31,8 @@ class SliceState:
         mask: (H, W) uint8 current mask or None; clicks: the clicks that made it from ``initial``.
         dice_steps, iou_steps: Dice / IoU of the proposal, then after each click.
         proposal: what ``initial`` came from: cam, none, propagated, saved, recovered.
+        painted: (H, W) int8 brush edits since the proposal, 1 painted, -1 erased, 0 none (or None): they
+            override the refinement, so clicks after a stroke keep it.
     """
 
     session: object | None = None
@@ -41,6 +43,16 @@ class SliceState:
     dice_steps: tuple[float, ...] = ()
     iou_steps: tuple[float, ...] = ()
     proposal: str | None = None
+    painted: np.ndarray | None = None
+
+
+def apply_paint(mask: np.ndarray, painted: np.ndarray | None) -> np.ndarray:
+    """``mask`` (H, W) uint8 with the brush edits ``painted`` (1 painted, -1 erased) applied (a copy)."""
+    out = np.asarray(mask, np.uint8).copy()
+    if painted is not None:
+        out[painted > 0] = 1
+        out[painted < 0] = 0
+    return out
 
 
 class SliceAnnotation:
@@ -177,16 +189,18 @@ class SliceAnnotation:
         initial: np.ndarray,
         gt: np.ndarray | None,
         proposal: str,
+        painted: np.ndarray | None = None,
     ) -> SliceState:
         """The state of a fresh start from a proposal (Segment, propagation, a loaded label): no clicks."""
         initial = np.asarray(initial, np.uint8).copy()
-        dice, iou = self._steps(initial, gt)
-        return SliceState(session, cam, initial, initial, (), dice, iou, proposal)
+        mask = apply_paint(initial, painted)
+        dice, iou = self._steps(mask, gt)
+        return SliceState(session, cam, initial, mask, (), dice, iou, proposal, painted)
 
     def after_click(self, click: Click, mask: np.ndarray, gt: np.ndarray | None) -> SliceState:
         """The state after a click that gave ``mask``."""
         s = self.state
-        mask = np.asarray(mask, np.uint8).copy()
+        mask = apply_paint(mask, s.painted)
         dice, iou = self._steps(mask, gt)
         return dataclasses.replace(
             s,
@@ -197,10 +211,30 @@ class SliceAnnotation:
         )
 
     def after_clear(self) -> SliceState:
-        """The state after Clear: the proposal again, no clicks."""
+        """The state after Clear: the proposal again, no clicks and no brush edits."""
         s = self.state
         return dataclasses.replace(
-            s, mask=s.initial, clicks=(), dice_steps=s.dice_steps[:1], iou_steps=s.iou_steps[:1]
+            s, mask=s.initial, clicks=(), dice_steps=s.dice_steps[:1], iou_steps=s.iou_steps[:1], painted=None
+        )
+
+    def after_paint(self, stamp: np.ndarray, erase: bool, gt: np.ndarray | None) -> SliceState:
+        """The state after a brush (or eraser) stroke covering ``stamp`` (H, W) bool."""
+        s = self.state
+        shape = stamp.shape
+        painted = np.zeros(shape, np.int8) if s.painted is None else s.painted.copy()
+        painted[stamp] = -1 if erase else 1
+        base = s.mask if s.mask is not None else np.zeros(shape, np.uint8)
+        mask = apply_paint(base, painted)
+        dice, iou = self._steps(mask, gt)
+        initial = s.initial if s.initial is not None else np.zeros(shape, np.uint8)
+        return dataclasses.replace(
+            s,
+            initial=initial,
+            mask=mask,
+            painted=painted,
+            dice_steps=s.dice_steps + dice,
+            iou_steps=s.iou_steps + iou,
+            proposal=s.proposal or "none",
         )
 
     # ------------------------------------------------------------------ record

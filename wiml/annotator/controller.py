@@ -85,6 +85,7 @@ class Snapshot:
             it), else None.
         reference_path: where the ground truth (reference) came from, or None.
         warning: why the weak model's CAM may not suit this image (:meth:`AnnotationController.checkpoint_warning`).
+        percentiles: {0.5, 1, 5, 95, 99, 99.5: value} of the image's values (window presets of MR / 8-bit).
     """
 
     image_id: int = 0
@@ -115,6 +116,7 @@ class Snapshot:
     recovery: Path | None = None
     reference_path: Path | None = None
     warning: str | None = None
+    percentiles: dict | None = None
 
 
 def compute_cam(
@@ -266,6 +268,7 @@ class AnnotationController:
         self._range_start: int | None = None
         self._trained_on: dict = {}
         self._cam_note: str | None = None
+        self._percentiles: dict | None = None
 
     def close(self) -> None:
         """Stop the refinement helper process, if there is one."""
@@ -359,6 +362,9 @@ class AnnotationController:
             if areas.max() > 0:
                 index = int(areas.argmax())
         self.slice_index = index
+        sample = image.volume[:: max(1, image.depth // 16)]
+        qs = (0.5, 1.0, 5.0, 95.0, 99.0, 99.5)
+        self._percentiles = dict(zip(qs, (float(v) for v in np.percentile(sample, qs))))
         loaded = self._load_saved()
         self.current.show(self._clock())
         recovery = RecoveryFile.for_image(self.resolved_result_dir(), image.name)
@@ -602,7 +608,9 @@ class AnnotationController:
         cam = annotation.cam
         session.set_image(self.analysis_image, cam=mask_to_prior(mask, None))
         initial = np.asarray(session.initial_mask(), np.uint8)
-        state = annotation.started(session, cam, initial, self.ground_truth, annotation.proposal or "saved")
+        state = annotation.started(
+            session, cam, initial, self.ground_truth, annotation.proposal or "saved", annotation.state.painted
+        )
         annotation.state = state  # the base of further clicks; the saved mask itself is in the history
         annotation.log("resume", self._clock(), proposal=state.proposal)
 
@@ -692,6 +700,50 @@ class AnnotationController:
         if annotation.session is not None:
             annotation.session.reset()
         return self._edited("cleared the clicks (back to the proposal; Undo brings them back)")
+
+    def brush(self, points, radius_px: int, erase: bool = False) -> Snapshot:
+        """Paint (or erase) disks of ``radius_px`` along a stroke: one undoable step, recorded as an event.
+
+        Brush edits override the refinement until Clear or a new proposal: clicks after a stroke refine the
+        rest of the mask and keep the stroke.
+
+        Args:
+            points: (N, 2) (row, col) pixels of the stroke, in order; consecutive points are joined.
+            radius_px: brush radius in px (0 = single pixels).
+            erase: remove instead of add.
+
+        Raises:
+            InputError: no image is open, an empty stroke, or a negative radius.
+        """
+        from skimage.draw import disk, line
+
+        image = self._require_image()
+        pts = np.asarray(points, dtype=int).reshape(-1, 2)
+        if len(pts) == 0:
+            raise InputError("an empty brush stroke")
+        if radius_px < 0:
+            raise InputError(f"brush radius must be >= 0 px, got {radius_px}")
+        h, w = image.shape
+        annotation = self.current
+        path = [pts[0]]
+        for a, b in zip(pts[:-1], pts[1:]):
+            rr, cc = line(int(a[0]), int(a[1]), int(b[0]), int(b[1]))
+            path.extend(zip(rr[1:], cc[1:]))
+        stamp = np.zeros((h, w), bool)
+        for r, c in path:
+            if radius_px == 0:
+                if 0 <= r < h and 0 <= c < w:
+                    stamp[r, c] = True
+            else:
+                rr, cc = disk((r, c), radius_px + 0.5, shape=(h, w))
+                stamp[rr, cc] = True
+        action = "erase" if erase else "brush"
+        annotation.log(
+            action, self._clock(), points=len(pts), radius_px=int(radius_px), pixels=int(stamp.sum())
+        )
+        new = annotation.after_paint(stamp, erase, self.ground_truth)
+        annotation.apply(action, new)
+        return self._edited(f"{action}: {int(stamp.sum())} px (radius {radius_px} px)")
 
     def metrics(self) -> tuple[float | None, float | None]:
         """(Dice, IoU) of the current mask against the reference, or (None, None)."""
@@ -1009,4 +1061,5 @@ class AnnotationController:
             recovery=self._recovery_found,
             reference_path=self.image.ground_truth_path,
             warning=self.checkpoint_warning(),
+            percentiles=self._percentiles,
         )

@@ -14,6 +14,34 @@ CT_PRESETS: dict[str, tuple[float, float]] = {
 }
 
 
+#: percentile windows offered for MR and 8-bit images: name -> (low, high) percentile of the image's values.
+PERCENTILE_PRESETS: dict[str, tuple[float, float]] = {
+    "Full range (0.5-99.5 %)": (0.5, 99.5),
+    "Contrast (1-99 %)": (1.0, 99.0),
+    "Narrow (5-95 %)": (5.0, 95.0),
+}
+
+
+def window_presets(percentiles: dict[float, float] | None, is_ct: bool) -> dict[str, tuple[float, float]]:
+    """Window presets (name -> (level, width)) for an image: the CT presets in HU for CT, else windows from the
+    image's own percentiles (MR has no fixed units; 8-bit images may use a narrow part of 0-255).
+
+    Args:
+        percentiles: {percentile: value} of the image (keys 0.5, 1, 5, 95, 99, 99.5), or None.
+        is_ct: whether the values are HU.
+    """
+    if is_ct:
+        return dict(CT_PRESETS)
+    if not percentiles:
+        return {}
+    out = {}
+    for name, (lo_q, hi_q) in PERCENTILE_PRESETS.items():
+        lo, hi = float(percentiles[lo_q]), float(percentiles[hi_q])
+        if hi > lo:
+            out[name] = ((lo + hi) / 2.0, hi - lo)
+    return out
+
+
 def window_to_uint8(raw: np.ndarray, level: float, width: float) -> np.ndarray:
     """(H, W) values -> (H, W) uint8 through a (level, width) window (source units, e.g. HU)."""
     width = max(float(width), 1e-6)

@@ -63,11 +63,19 @@ class ImageCanvas(QGraphicsView):
         zoom_changed(float): the new scale (screen px per image px).
         slice_wheel(int): the wheel turned (without Ctrl) by this many notches, up positive; the window moves
             through a volume's slices (or zooms a 2-D image).
+        stroke(list, bool): a brush stroke ended: [(row, col), ...] pixels in order, and whether it erases
+            (the eraser mode, or the right button in brush mode).
+        window_drag(int, int): Shift + left drag moved by (dx, dy) screen px (window width, level).
+
+    Modes (``mode``): ``click`` (left/right = foreground/background click), ``brush`` and ``erase`` (drag to
+    paint / erase disks of ``brush_radius_px``).
     """
 
     clicked = pyqtSignal(int, int, bool)
     hovered = pyqtSignal(int, int)
     slice_wheel = pyqtSignal(int)
+    stroke = pyqtSignal(object, bool)
+    window_drag = pyqtSignal(int, int)
     zoom_changed = pyqtSignal(float)
 
     def __init__(self, parent=None) -> None:
@@ -100,6 +108,13 @@ class ImageCanvas(QGraphicsView):
         self.show_gt = True
         self.show_cam = False
         self._mask = self._gt = self._cam = None
+        self.mode = "click"
+        self.brush_radius_px = 3
+        self._stroke: list[tuple[int, int]] | None = None
+        self._stroke_erase = False
+        self._stroke_item = self.scene().addPath(QPainterPath(), QPen(QColor(255, 255, 255, 120), 1.0))
+        self._stroke_item.setZValue(6)
+        self._window_from: QPointF | None = None
         self._drawn: dict[str, tuple[bool, np.ndarray | None]] = {}
 
     # ------------------------------------------------------------------ content
@@ -237,7 +252,31 @@ class ImageCanvas(QGraphicsView):
             return row, col
         return None
 
+    def _update_stroke_item(self) -> None:
+        path = QPainterPath()
+        if self._stroke:
+            path.moveTo(QPointF(self._stroke[0][1] + 0.5, self._stroke[0][0] + 0.5))
+            for r, c in self._stroke[1:]:
+                path.lineTo(QPointF(c + 0.5, r + 0.5))
+        pen = QPen(QColor(255, 80, 80, 140) if self._stroke_erase else QColor(80, 255, 120, 140))
+        pen.setWidthF(2.0 * self.brush_radius_px + 1.0)
+        pen.setCapStyle(Qt.RoundCap)
+        pen.setJoinStyle(Qt.RoundJoin)
+        self._stroke_item.setPen(pen)
+        self._stroke_item.setPath(path)
+
     def mousePressEvent(self, event) -> None:  # noqa: N802
+        if event.button() == Qt.LeftButton and event.modifiers() & Qt.ShiftModifier:
+            self._window_from = event.pos()
+            event.accept()
+            return
+        if self.mode in ("brush", "erase") and event.button() in (Qt.LeftButton, Qt.RightButton):
+            pix = self.pixel_at(event.pos())
+            self._stroke = [pix] if pix is not None else []
+            self._stroke_erase = self.mode == "erase" or event.button() == Qt.RightButton
+            self._update_stroke_item()
+            event.accept()
+            return
         pan = event.button() == Qt.MiddleButton or (
             event.button() == Qt.LeftButton and event.modifiers() & Qt.ControlModifier
         )
@@ -253,6 +292,19 @@ class ImageCanvas(QGraphicsView):
         super().mousePressEvent(event)
 
     def mouseMoveEvent(self, event) -> None:  # noqa: N802
+        if self._window_from is not None:
+            delta = event.pos() - self._window_from
+            self._window_from = event.pos()
+            self.window_drag.emit(delta.x(), delta.y())
+            event.accept()
+            return
+        if self._stroke is not None:
+            pix = self.pixel_at(event.pos())
+            if pix is not None and (not self._stroke or self._stroke[-1] != pix):
+                self._stroke.append(pix)
+                self._update_stroke_item()
+            event.accept()
+            return
         if self._pan_from is not None:
             delta = event.pos() - self._pan_from
             self._pan_from = event.pos()
@@ -264,6 +316,17 @@ class ImageCanvas(QGraphicsView):
         super().mouseMoveEvent(event)
 
     def mouseReleaseEvent(self, event) -> None:  # noqa: N802
+        if self._window_from is not None:
+            self._window_from = None
+            event.accept()
+            return
+        if self._stroke is not None:
+            stroke, self._stroke = self._stroke, None
+            self._update_stroke_item()
+            if stroke:
+                self.stroke.emit(stroke, self._stroke_erase)
+            event.accept()
+            return
         if self._pan_from is not None:
             self._pan_from = None
             self.unsetCursor()

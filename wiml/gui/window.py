@@ -26,6 +26,7 @@ from PyQt5.QtWidgets import (
     QMessageBox,
     QSizePolicy,
     QSlider,
+    QSpinBox,
     QStyle,
     QToolBar,
     QVBoxLayout,
@@ -34,7 +35,7 @@ from PyQt5.QtWidgets import (
 
 from wiml.annotator.controller import AnnotationController, Snapshot
 from wiml.annotator.loading import list_images
-from wiml.annotator.overlay import CT_PRESETS, window_to_uint8
+from wiml.annotator.overlay import window_presets, window_to_uint8
 from wiml.errors import WimlError
 from wiml.gui.canvas import ImageCanvas
 from wiml.gui.slicestrip import SliceStrip
@@ -63,6 +64,9 @@ _SHORTCUTS = [
     ("+ / - / F", "zoom in / out / fit"),
     ("M / G / C", "show mask / ground truth / CAM"),
     ("[ / ]", "overlay opacity down / up"),
+    ("B / X / Esc", "brush / eraser (drag; right drag erases) / back to clicks"),
+    (", / .", "brush smaller / larger"),
+    ("Shift + drag", "window: right/left = wider/narrower, down/up = level up/down"),
     ("W", "reset the window/level"),
     ("Ctrl+K", "Load Checkpoint"),
     ("Ctrl+R", "Load Reference (ground truth)"),
@@ -105,6 +109,7 @@ class AnnotatorWindow(QMainWindow):
         self.worker.failed.connect(self._on_failed)
         self.worker.busy_changed.connect(self._on_busy)
         self._level, self._width = 127.5, 255.0
+        self._presets: dict[str, tuple[float, float]] = {}
         self.setWindowTitle("WIML annotator (WIA)")
         self.resize(1100, 860)
         self._build_widgets()
@@ -133,6 +138,8 @@ class AnnotatorWindow(QMainWindow):
         self.canvas.clicked.connect(self.click)
         self.canvas.hovered.connect(self._on_hover)
         self.canvas.slice_wheel.connect(self._on_slice_wheel)
+        self.canvas.stroke.connect(self.stroke)
+        self.canvas.window_drag.connect(self._on_window_drag)
         self.hint = QLabel(HINT, central)
         self.hint.setStyleSheet("QLabel { color: #555; padding: 1px 4px; }")
         layout.addWidget(self.hint)
@@ -168,8 +175,9 @@ class AnnotatorWindow(QMainWindow):
         bar.addWidget(self.width_box)
         self.preset_box = QComboBox(self)
         self.preset_box.addItem("Window presets")
-        self.preset_box.addItems(list(CT_PRESETS))
-        self.preset_box.setToolTip("CT window presets (HU)")
+        self.preset_box.setToolTip(
+            "window presets: CT in HU; MR and 8-bit images by percentiles of the image"
+        )
         self.preset_box.activated.connect(self._on_preset)
         bar.addWidget(self.preset_box)
         self.level_box.valueChanged.connect(self._on_window_changed)
@@ -183,6 +191,12 @@ class AnnotatorWindow(QMainWindow):
         self.opacity_slider.setToolTip("opacity of the mask fill and the CAM ([ and ])")
         self.opacity_slider.valueChanged.connect(lambda v: self.canvas.set_opacity(v / 100.0))
         bar.addWidget(self.opacity_slider)
+        bar.addSeparator()
+        bar.addWidget(QLabel(" Brush ", self))
+        self.brush_box = QSpinBox(self, minimum=0, maximum=60, value=3, suffix=" px")
+        self.brush_box.setToolTip("brush / eraser radius in image px (, and .)")
+        self.brush_box.valueChanged.connect(lambda v: setattr(self.canvas, "brush_radius_px", int(v)))
+        bar.addWidget(self.brush_box)
         spacer = QWidget(self)
         spacer.setSizePolicy(QSizePolicy.Expanding, QSizePolicy.Preferred)
         bar.addWidget(spacer)
@@ -304,6 +318,27 @@ class AnnotatorWindow(QMainWindow):
             "remove every click (undoable)",
             QStyle.SP_DialogResetButton,
         )
+        self.act_brush = a(
+            "&Brush",
+            lambda on: self.set_tool("brush" if on else "click"),
+            "B",
+            "drag to paint the mask (right drag erases)",
+            checkable=True,
+        )
+        self.act_eraser = a(
+            "E&raser",
+            lambda on: self.set_tool("erase" if on else "click"),
+            "X",
+            "drag to erase the mask",
+            checkable=True,
+        )
+        self.act_brush_smaller = a(
+            "Brush -", lambda: self.brush_box.setValue(self.brush_box.value() - 1), ",", "smaller brush"
+        )
+        self.act_brush_larger = a(
+            "Brush +", lambda: self.brush_box.setValue(self.brush_box.value() + 1), ".", "larger brush"
+        )
+        self.act_click_tool = a("Click Tool", lambda: self.set_tool("click"), "Escape", "back to clicks")
         self.act_tag_present = a(
             "Tag: Target &Present", lambda: self.set_tag(1), "1", "the target is on this slice"
         )
@@ -393,7 +428,17 @@ class AnnotatorWindow(QMainWindow):
         ):
             file_menu.addSeparator() if act is None else file_menu.addAction(act)
         edit_menu = menu.addMenu("&Annotate")
-        for act in (self.act_segment, self.act_undo, self.act_redo, self.act_clear):
+        for act in (
+            self.act_segment,
+            self.act_undo,
+            self.act_redo,
+            self.act_clear,
+            self.act_brush,
+            self.act_eraser,
+            self.act_brush_smaller,
+            self.act_brush_larger,
+            self.act_click_tool,
+        ):
             edit_menu.addAction(act)
         tag_menu = menu.addMenu("&Tags")
         for act in (self.act_tag_present, self.act_tag_absent, self.act_tag_range, self.act_predict_tags):
@@ -430,6 +475,8 @@ class AnnotatorWindow(QMainWindow):
             self.act_undo,
             self.act_redo,
             self.act_clear,
+            self.act_brush,
+            self.act_eraser,
             self.act_save,
             None,
             self.act_fit,
@@ -468,6 +515,28 @@ class AnnotatorWindow(QMainWindow):
     def redo(self) -> None:
         """Redo the last undone change of the shown slice."""
         self._submit(self.controller.redo)
+
+    def set_tool(self, tool: str) -> None:
+        """``click`` (left/right clicks refine), ``brush`` or ``erase`` (drag to paint / erase)."""
+        self.canvas.mode = tool
+        for action, name in ((self.act_brush, "brush"), (self.act_eraser, "erase")):
+            action.blockSignals(True)
+            action.setChecked(tool == name)
+            action.blockSignals(False)
+        self.canvas.setCursor(Qt.CrossCursor if tool != "click" else Qt.ArrowCursor)
+
+    def stroke(self, points, erase: bool) -> None:
+        """A brush (or eraser) stroke over pixels [(row, col), ...]: one undoable step."""
+        if self.snapshot.raw is None:
+            self.show_error("open an image first (File > Open Image)")
+            return
+        self._submit(self.controller.brush, points, self.brush_box.value(), erase)
+
+    def _on_window_drag(self, dx: int, dy: int) -> None:
+        # Shift + drag: right = wider window, down = higher level, scaled to the image's default width
+        scale = max(self.snapshot.window[1], 1.0) / 300.0
+        self._set_window(self._level + dy * scale, max(self._width + dx * scale, 1.0))
+        self._render_image()
 
     def set_tag(self, tag: int | None) -> None:
         """Tag the shown slice: 1 target present, 0 absent."""
@@ -709,7 +778,10 @@ class AnnotatorWindow(QMainWindow):
                 self.slice_slider.setValue(snap.slice_index)
                 self.slice_slider.blockSignals(False)
                 self.slice_row.setVisible(snap.depth > 1)
-                self.preset_box.setEnabled(snap.is_ct)
+                self._presets = window_presets(snap.percentiles, snap.is_ct)
+                self.preset_box.clear()
+                self.preset_box.addItem("Window presets")
+                self.preset_box.addItems(list(self._presets))
                 self.setWindowTitle(f"WIML annotator - {snap.image_path.name}")
             self.slice_label.setText(f"slice {snap.slice_index + 1}/{snap.depth} ")
             if new_image or previous.slice_index != snap.slice_index:
@@ -742,7 +814,7 @@ class AnnotatorWindow(QMainWindow):
 
     def _on_preset(self, index: int) -> None:
         if index > 0:
-            level, width = CT_PRESETS[self.preset_box.itemText(index)]
+            level, width = self._presets[self.preset_box.itemText(index)]
             self._set_window(level, width)
             self._render_image()
         self.preset_box.setCurrentIndex(0)
