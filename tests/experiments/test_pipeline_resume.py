@@ -16,12 +16,28 @@ from wiml.networks.checkpoint import save_checkpoint
 from wiml.networks.fpsnet import FPSNet, FPSNetConfig
 
 
+def write_fake_prepared(out, positive: int) -> None:
+    """Patient p (train): one empty slice; patient q (test): ``positive`` slices with a 2 x 2 target, the slices
+    the robot WIA labels (the default ``wia.split`` is test)."""
+    rows = []
+    for pid, split, n, fg in (("p", "train", 1, False), ("q", "test", positive, True)):
+        for i in range(n):
+            mask = np.zeros((8, 8), np.uint8)
+            mask[2:4, 2:4] = int(fg)
+            rel = f"slices/{pid}/{pid}_{i:04d}.npz"
+            save_slice(out / rel, np.zeros((1, 8, 8), np.float32), mask)
+            rows.append({"patient_id": pid, "slice_index": i, "file": rel, "tag": int(fg), "has_mask": 1,
+                         "split": split, "spacing_mm": "", "source": "x"})  # fmt: skip
+    write_manifest(out / "manifest.csv", rows)
+
+
 class FakeRunner:
     """Writes minimal valid outputs for each step and records the calls ``(step, resume)``."""
 
-    def __init__(self, epochs=2):
+    def __init__(self, epochs=2, positive=6):
         self.calls = []
         self.epochs = epochs
+        self.positive = positive
 
     def __call__(self, command, config, layout, resume):
         self.calls.append((command, resume))
@@ -30,24 +46,7 @@ class FakeRunner:
             write_volume(out / "volume-0.nii", np.zeros((2, 4, 4), np.int16))
             write_volume(out / "segmentation-0.nii", np.zeros((2, 4, 4), np.uint8))
         elif command == "prepare":
-            save_slice(
-                out / "slices/p/p_0000.npz", np.zeros((1, 8, 8), np.float32), np.zeros((8, 8), np.uint8)
-            )
-            write_manifest(
-                out / "manifest.csv",
-                [
-                    {
-                        "patient_id": "p",
-                        "slice_index": 0,
-                        "file": "slices/p/p_0000.npz",
-                        "tag": 0,
-                        "has_mask": 1,
-                        "split": "train",
-                        "spacing_mm": "",
-                        "source": "x",
-                    }
-                ],
-            )
+            write_fake_prepared(out, self.positive)
         elif command in ("train-weak", "train-msl"):
             model = FPSNet(FPSNetConfig(base_width=2, depth=2))
             for name in ("best", "last"):
@@ -137,3 +136,22 @@ def test_report_and_summary_tolerate_missing_parts(tmp_path):
     path = write_report(run)
     assert "(no MSL checkpoint)" in path.read_text(encoding="utf-8")
     assert str(run) in terminal_summary(run)
+
+
+@pytest.mark.parametrize(("k", "ok"), [(6, True), (7, False), (1000, False)])
+def test_k_larger_than_the_slices_available_is_refused_before_training(tmp_path, k, ok):
+    from wiml.errors import ConfigError
+
+    run, fake = tmp_path / "run", FakeRunner(positive=6)
+    cfg = PipelineConfig(k=k)
+    cfg.wia.select = k  # load_pipeline_config derives it from k
+    if ok:
+        run_pipeline(cfg, run, action=fake)
+        assert "wia" in fake.commands()
+        return
+    with pytest.raises(ConfigError) as info:
+        run_pipeline(cfg, run, action=fake)
+    assert fake.commands() == ["make-demo", "prepare"]  # nothing trained
+    msg = str(info.value)
+    assert msg.startswith(f"k = {k} is more than the prepared data allow: select = {k}: only 6 slice(s)")
+    assert "\n" not in msg

@@ -492,6 +492,24 @@ def _state_readable(path: Path) -> bool:
     return True
 
 
+def check_k_available(config: PipelineConfig, layout: RunLayout) -> None:
+    """Refuse a K larger than the slices the robot user can label (:func:`wia_slices`), as soon as the prepared
+    data exist and before any training step runs.
+
+    Raises:
+        ConfigError: ``k`` is more than the slices of ``wia.split`` with a target (one line, with the count).
+        InputError: the split holds no slice with a target.
+    """
+    from wiml.experiments.wia_sim import wia_slices
+
+    if "wia" not in config.steps or not (layout.data / "manifest.csv").is_file():
+        return
+    try:
+        wia_slices(layout.data, config.wia)
+    except ConfigError as exc:
+        raise ConfigError(f"k = {config.k} is more than the prepared data allow: {exc}") from exc
+
+
 def run_pipeline(
     config: PipelineConfig,
     run: str | Path,
@@ -512,6 +530,8 @@ def run_pipeline(
 
     Raises:
         WimlError: a step fails, or its outputs are still invalid after it ran.
+        ConfigError: ``k`` is more than the slices available (checked once the prepared data exist, before
+            the first training step; :func:`check_k_available`).
     """
     run = Path(run).resolve()
     run.mkdir(parents=True, exist_ok=True)
@@ -527,7 +547,11 @@ def run_pipeline(
     record: dict = {"name": config.name, "steps": {}, "total_s": 0.0}
     t_all = time.perf_counter()
     redo_rest = False
+    k_checked = False
     for step in build_steps(config, run):
+        if not k_checked and step.name not in ("make-demo", "prepare"):
+            check_k_available(config, layout)  # the prepared data exist now; nothing trained yet
+            k_checked = True
         reason = step.check(step.out) if step.out.exists() else "outputs missing"
         if "all" in force or step.name in force:
             reason = reason or "forced"
