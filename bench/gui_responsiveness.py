@@ -8,9 +8,15 @@ action the script also records the time from the click to the drawn mask. It run
 thread, where SimpleCRF holding Python's GIL still stalls the GUI thread), then replays the same clicks with
 the refinement called directly on the GUI thread, the naive design, to show the stall it would cause.
 
+With ``--sizes 256,512`` the slice (and its ground truth) is resized to each side and the default mode
+(helper process) is measured at each size side by side in one run; the table goes to docs/benchmarks.md with
+the machine's load (``os.getloadavg``) before and after.
+
 Usage:
     QT_QPA_PLATFORM=offscreen OMP_NUM_THREADS=1 .venv/bin/python bench/gui_responsiveness.py \\
         ../shared/data/wiml_samples/WIA/data_source/1.png --checkpoint runs/real/weak_liver/best.safetensors
+    QT_QPA_PLATFORM=offscreen OMP_NUM_THREADS=1 .venv/bin/python bench/gui_responsiveness.py \\
+        ../shared/data/wiml_samples/WIA/data_source/1.png --sizes 256,512 --clicks 10 --write-docs
 """
 
 from __future__ import annotations
@@ -35,6 +41,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("image", type=Path)
     parser.add_argument("--checkpoint", type=Path, default=None)
     parser.add_argument("--clicks", type=int, default=10)
+    parser.add_argument(
+        "--sizes", default="", help="e.g. 256,512: the slice resized to each side, side by side"
+    )
+    parser.add_argument("--write-docs", action="store_true", help="with --sizes: update docs/benchmarks.md")
     args = parser.parse_args(argv)
     os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
@@ -98,6 +108,8 @@ def main(argv: list[str] | None = None) -> int:
             win.close()
         return out
 
+    if args.sizes:
+        return _side_by_side(args, drive)
     runs = {"helper process (default)": drive(True), "worker thread (--in-thread)": drive(False)}
     clicks = runs["helper process (default)"]["clicks"]
 
@@ -129,6 +141,84 @@ def main(argv: list[str] | None = None) -> int:
         print(f"[{name}] GUI event-loop gaps during the clicks (5 ms timer): {_percentiles(out['gaps'])}")
     print(f"[GUI thread, naive] same clicks: window frozen per click {_percentiles(blocked)}")
     return 0
+
+
+def _resized_case(image: Path, size: int, folder: Path) -> Path:
+    """``folder/images/<name>.png`` and ``folder/label/<name>.png``: the slice and its ground truth at size x size."""
+    import SimpleITK as sitk
+
+    from wiml.annotator.loading import find_ground_truth
+    from wiml.data.io import read_slice
+    from wiml.data.prepare import resize_stack
+
+    gt_path = find_ground_truth(image)
+    if gt_path is None:
+        raise SystemExit(f"{image}: needs a ground truth in a label/ folder")
+    pixels = read_slice(image).astype(np.float32)
+    gt = (read_slice(gt_path) > 127).astype(np.uint8)
+    out = folder / f"{size}"
+    (out / "images").mkdir(parents=True)
+    (out / "label").mkdir()
+    img = np.clip(resize_stack(pixels[None], size)[0], 0, 255).round().astype(np.uint8)
+    sitk.WriteImage(sitk.GetImageFromArray(img), str(out / "images" / "case.png"))
+    lab = resize_stack(gt[None], size, is_mask=True)[0] * np.uint8(255)
+    sitk.WriteImage(sitk.GetImageFromArray(lab), str(out / "label" / "case.png"))
+    return out / "images" / "case.png"
+
+
+def _side_by_side(args, drive) -> int:
+    """The default mode at each size of ``args.sizes``, one table (and docs/benchmarks.md)."""
+    sizes = [int(v) for v in args.sizes.split(",") if v.strip()]
+    load_before = os.getloadavg()
+    rows = []
+    original = args.image
+    with tempfile.TemporaryDirectory() as tmp:
+        for size in sizes:
+            args.image = _resized_case(original, size, Path(tmp))
+            out = drive(True)
+            rows.append((size, out))
+    args.image = original
+    load_after = os.getloadavg()
+    ms = lambda v: 1000.0 * np.asarray(v)  # noqa: E731
+    lines = [
+        f"Command: `QT_QPA_PLATFORM=offscreen OMP_NUM_THREADS=1 .venv/bin/python bench/gui_responsiveness.py "
+        f"{_shown(original)} --sizes {args.sizes} --clicks {args.clicks} --write-docs`"
+        + (f" (checkpoint {args.checkpoint})" if args.checkpoint else " (no checkpoint: clicks only)"),
+        "",
+        f"Load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after, on "
+        f"{os.cpu_count()} cores shared with other jobs. Refinement in the helper process (the default); the "
+        "slice and its ground truth resized to each side; robot-user clicks; click -> refined mask drawn in the "
+        "window (offscreen); GUI event-loop gaps from a 5 ms timer.",
+        "",
+        "| side (px) | clicks | click -> mask: median | p95 | max | GUI gap median | GUI gap max | final Dice |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for size, out in rows:
+        c, g = ms(out["click_s"]), ms(out["gaps"] or [0.0])
+        lines.append(
+            f"| {size} | {len(c)} | {np.median(c):.0f} ms | {np.percentile(c, 95):.0f} ms | {c.max():.0f} ms | "
+            f"{np.median(g):.0f} ms | {g.max():.0f} ms | {out['dice']:.3f} |"
+        )
+    if len(rows) == 2:
+        a, b = (np.median(ms(out["click_s"])) for _size, out in rows)
+        lines += ["", f"Ratio of the medians, {rows[1][0]} / {rows[0][0]} px: {b / a:.2f}."]
+    text = "\n".join(lines)
+    print(text)
+    if args.write_docs:
+        from benchdoc import write_section
+
+        write_section(
+            Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md",
+            "Annotator: click-to-mask at 256 and 512 px (bench/gui_responsiveness.py)",
+            text,
+        )
+    return 0
+
+
+def _shown(path: Path) -> str:
+    """A data path as a reader reruns it: ``.../shared/data/x`` -> ``../shared/data/x``."""
+    text = str(path)
+    return "../shared/data/" + text.split("/shared/data/", 1)[1] if "/shared/data/" in text else text
 
 
 if __name__ == "__main__":

@@ -23,7 +23,7 @@ def main(
     default_checkpoint: Path | None = DEMO_RUN.weak.best,
 ) -> int:
     """Parse arguments, build the window, run the Qt event loop. Returns the exit status (2 on bad input)."""
-    from wiml.gui.app import build_parser, create_window
+    from wiml.gui.app import build_parser, create_window, show_splash
 
     args = build_parser(default_image, default_checkpoint).parse_args(argv)
     logging.basicConfig(
@@ -36,11 +36,14 @@ def main(
         return 2
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("WIML annotator")
+    splash = show_splash()  # at once; the libraries (SciPy, SimpleITK, torch) load meanwhile
     try:
         window = create_window(args)
     except WimlError as exc:
         print(f"WIA/main.py: error: {exc}", file=sys.stderr)
         return 2
+    finally:
+        splash.close()
     status = int(app.exec_())
     window.worker.shutdown()
     window.controller.close()

@@ -8,13 +8,10 @@ Example:
 
 from __future__ import annotations
 
+# light imports only: the command line parses and a splash window shows before the libraries load
 import argparse
 import logging
 from pathlib import Path
-
-from wiml.annotator.loading import list_images
-from wiml.config import load_config
-from wiml.interactive.session import RefinementConfig
 
 logger = logging.getLogger(__name__)
 
@@ -78,6 +75,8 @@ def build_parser(
 
 def resolve_start_image(path: Path | None) -> Path | None:
     """A file stays; a folder of slices gives its first image; any other folder (a DICOM series) stays."""
+    from wiml.annotator.loading import list_images
+
     if path is None:
         return None
     path = Path(path).expanduser()
@@ -85,6 +84,21 @@ def resolve_start_image(path: Path | None) -> Path | None:
         images = list_images(path)
         return images[0] if images else path
     return path
+
+
+def show_splash():
+    """A small window shown at once while the libraries load (needs a ``QApplication``); close it later."""
+    from PyQt5.QtCore import Qt
+    from PyQt5.QtWidgets import QApplication, QLabel
+
+    splash = QLabel("WIML annotator\n\nstarting: loading the libraries ...")
+    splash.setWindowTitle("WIML annotator")
+    splash.setAlignment(Qt.AlignCenter)
+    splash.setStyleSheet("QLabel { font-size: 15px; padding: 30px; }")
+    splash.resize(420, 160)
+    splash.show()
+    QApplication.processEvents()
+    return splash
 
 
 def create_window(args: argparse.Namespace):
@@ -96,7 +110,9 @@ def create_window(args: argparse.Namespace):
         wiml.errors.WimlError: a bad ``--set`` refinement override.
     """
     from wiml.annotator.controller import AnnotationController
+    from wiml.config import load_config
     from wiml.gui.window import AnnotatorWindow
+    from wiml.interactive.session import RefinementConfig
 
     refinement = load_config(RefinementConfig, None, args.overrides)
     refinement.make_session()  # validates the values
