@@ -7,9 +7,14 @@ import dataclasses
 
 import pytest
 
+from tests.conftest import PROJECT_ROOT as PROJECT
 from tests.training.synthetic import make_prepared
 from wiml.cli import main as wiml_main
 from wiml.config import _in_range, check_ranges, load_config, range_problems
+from wiml.data.crops import CropConfig
+from wiml.data.demo import DemoDataConfig
+from wiml.data.prepare import PrepareConfig
+from wiml.data.split import SplitConfig
 from wiml.data.transforms import AugmentConfig
 from wiml.errors import ConfigError
 from wiml.evaluation.evaluate import TestConfig as EvalConfig
@@ -20,7 +25,7 @@ from wiml.training.mixed import MixedLossConfig
 from wiml.training.msl import MSLConfig, StrongConfig
 
 CLASSES = [OptimConfig, TrainerConfig, EvalConfig, CamConfig, WiaSimConfig, AugmentConfig, MixedLossConfig,
-           MSLConfig, StrongConfig]  # fmt: skip
+           MSLConfig, StrongConfig, DemoDataConfig, PrepareConfig, CropConfig, SplitConfig]  # fmt: skip
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)
@@ -102,3 +107,15 @@ def test_wia_sim_select_more_than_available(prepared, tmp_path):
     with pytest.raises(ConfigError, match="select = 0: expected >= 1"):
         run_wia_simulation(prepared, out, WiaSimConfig(split="train", select=0))
     assert not out.exists()
+
+
+def test_pipeline_refuses_a_bad_setting_in_any_section_before_the_first_step(tmp_path, capsys):
+    out = tmp_path / "run"
+    argv = ["pipeline", "--config", str(PROJECT / "configs" / "demo.yaml"), "--out", str(out),
+            "--set", "prepare.size=4", "--set", "msl.trainer.epochs=0", "--set", "k=-1"]  # fmt: skip
+    assert wiml_main.main(argv) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1, err
+    for part in ("prepare.size = 4: expected >= 8", "msl.trainer.epochs = 0: expected >= 1", "k"):
+        assert part in err[0]
+    assert not (out / "raw").exists()  # nothing was made

@@ -7,6 +7,7 @@ give them: a crop's tag is 1 when it holds target pixels. See docs/usage_data.md
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import numpy as np
 
@@ -20,6 +21,13 @@ class CropConfig:
     the positions whose crop holds target and half from those whose crop holds none (where such exist), so
     that both tag classes occur.
     """
+
+    RANGES: ClassVar[dict[str, str]] = {
+        "size": ">= 8",
+        "per_slice": ">= 1",
+        "min_foreground_px": ">= 1",
+        "seed": ">= 0",
+    }
 
     enabled: bool = False
     size: int = 128

@@ -24,6 +24,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 from scipy import ndimage
@@ -71,6 +72,15 @@ class DemoDataConfig:
         fov_mm: in-plane field of view in mm.
         slice_mm: slice spacing in mm.
     """
+
+    RANGES: ClassVar[dict[str, str]] = {
+        "patients": ">= 1",
+        "size": ">= 32",
+        "slices": ">= 8",
+        "fov_mm": "> 0",
+        "slice_mm": "> 0",
+        "seed": ">= 0",
+    }
 
     patients: int = 12
     seed: int = 0

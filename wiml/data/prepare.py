@@ -28,7 +28,7 @@ import tempfile
 import time
 import zlib
 from pathlib import Path
-from typing import Literal
+from typing import ClassVar, Literal
 
 import numpy as np
 from skimage.transform import resize
@@ -105,6 +105,13 @@ class PrepareConfig:
         split: the patient-level split.
         crops: crop-level tags.
     """
+
+    RANGES: ClassVar[dict[str, str]] = {
+        "size": ">= 8",
+        "drop_empty_margin": ">= -1",
+        "max_patients": ">= 0",
+        "mask_threshold": ">= 0",
+    }
 
     input: Path | None = None
     layout: Literal["auto", "lits", "brats2019", "brats2015", "msd", "dicom", "slices"] = "auto"

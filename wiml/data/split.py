@@ -6,6 +6,7 @@ Slices of one patient never land in two splits; the same seed and patient ids gi
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import numpy as np
 
@@ -22,6 +23,11 @@ class SplitConfig:
         ratios: train/val/test fractions of the patients not listed explicitly.
         train, val, test: patient ids placed in that split explicitly.
     """
+
+    RANGES: ClassVar[dict[str, str]] = {
+        "ratios": ">= 0",
+        "seed": ">= 0",
+    }
 
     seed: int = 0
     ratios: list[float] = dataclasses.field(default_factory=lambda: [0.7, 0.15, 0.15])

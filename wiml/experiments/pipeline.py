@@ -28,6 +28,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import yaml
 
@@ -84,6 +85,8 @@ class PipelineConfig:
             ``{project}``); the section's own keys are applied on top.
         make_demo, prepare, weak, cam, wia, msl, test, baselines: the steps' typed configurations.
     """
+
+    RANGES: ClassVar[dict[str, str]] = {"k": ">= 1", "seed": ">= 0"}
 
     name: str = "demo"
     raw: str = ""

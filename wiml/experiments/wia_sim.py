@@ -79,6 +79,7 @@ class WiaSimConfig:
         "channel": ">= 0",
         "window_percentiles": "[0, 100]",
         "cam_input_px": ">= 8",
+        "seed": ">= 0",
     }
 
     split: str = "test"

@@ -76,6 +76,7 @@ class TrainerConfig:
         "val_every": ">= 1",
         "threads": ">= 0",
         "patience": ">= 0",
+        "seed": ">= 0",
     }
 
     epochs: int = 10

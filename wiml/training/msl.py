@@ -68,6 +68,7 @@ class StrongConfig:
 
     RANGES: ClassVar[dict[str, str]] = {
         "k": ">= 1",
+        "seed": ">= 0",
     }
 
     source: Literal["gt", "wia", "annotations"] = "gt"
