@@ -14,7 +14,10 @@ PACKAGE_ROOT = Path(__file__).resolve().parents[1] / "wiml"
 
 #: (layer name, module prefixes), bottom-up. ``"wiml"`` means the package's ``__init__`` only.
 LAYERS: tuple[tuple[str, tuple[str, ...]], ...] = (
-    ("core", ("wiml", "wiml.errors", "wiml.utils", "wiml.config", "wiml.layout", "wiml.colors")),
+    (
+        "core",
+        ("wiml", "wiml.errors", "wiml.utils", "wiml.config", "wiml.layout", "wiml.runlock", "wiml.colors"),
+    ),
     ("data", ("wiml.data",)),
     ("networks", ("wiml.networks",)),
     ("evaluation", ("wiml.evaluation",)),

@@ -155,3 +155,77 @@ def test_k_larger_than_the_slices_available_is_refused_before_training(tmp_path,
     msg = str(info.value)
     assert msg.startswith(f"k = {k} is more than the prepared data allow: select = {k}: only 6 slice(s)")
     assert "\n" not in msg
+
+
+def _demo_config(project_root, run, *overrides):
+    from wiml.experiments.pipeline import load_pipeline_config
+
+    # the fake prepared data hold their target slices in the test split
+    return load_pipeline_config(
+        project_root / "configs" / "demo.yaml", ["wia.split=test", *overrides], run=run
+    )
+
+
+def test_changed_k_redoes_from_the_wia_step_and_config_yaml_follows(project_root, tmp_path):
+    """The issue's reproduction: re-running a finished pipeline with --set k=... skipped every step."""
+    import yaml
+
+    run, fake = tmp_path / "run", FakeRunner()
+    run_pipeline(_demo_config(project_root, run), run, action=fake)
+    assert fake.commands() == ALL
+    assert yaml.safe_load((run / "config.yaml").read_text())["k"] == 5
+    fake.calls.clear()
+    record = run_pipeline(_demo_config(project_root, run, "weak.trainer.progress=true"), run, action=fake)
+    assert fake.commands() == []  # a progress bar is not a change of what is made
+    fake.calls.clear()
+    record = run_pipeline(_demo_config(project_root, run, "k=3"), run, action=fake)
+    assert fake.commands() == ["wia", "train-msl", "test", "report"]
+    assert record["steps"]["cam"]["status"] == "skipped" and record["steps"]["wia"]["status"] == "done"
+    resolved = yaml.safe_load((run / "config.yaml").read_text())
+    assert resolved["k"] == 3 and resolved["wia"]["select"] == 3 and resolved["msl"]["strong"]["k"] == 3
+
+
+def test_changed_config_clears_later_outputs_before_running(project_root, tmp_path):
+    run, fake = tmp_path / "run", FakeRunner()
+    run_pipeline(_demo_config(project_root, run), run, action=fake)
+    marker = run / "test" / "old.txt"
+    marker.write_text("made with the old config")
+
+    def fail_at_msl(command, config, layout, resume):
+        if command == "train-msl":
+            assert not marker.exists()  # later outputs are gone before the first redone step finishes
+            raise InputError("stop here")
+        fake(command, config, layout, resume)
+
+    with pytest.raises(WimlError, match="'train-msl' failed"):
+        run_pipeline(_demo_config(project_root, run, "msl.trainer.epochs=3"), run, action=fail_at_msl)
+    assert not (run / "test").exists() and not (run / "msl").exists()
+
+
+def test_missing_fingerprint_redoes_and_changed_config_is_not_resumed(project_root, tmp_path):
+    run, fake = tmp_path / "run", FakeRunner()
+    cfg = _demo_config(project_root, run)
+    run_pipeline(cfg, run, action=fake)
+    state = json.loads((run / "pipeline.json").read_text())
+    del state["steps"]["report"]["fingerprint"]  # e.g. a run folder made by an older WIML
+    (run / "pipeline.json").write_text(json.dumps(state))
+    fake.calls.clear()
+    run_pipeline(cfg, run, action=fake)
+    assert fake.commands() == ["report"]
+
+    from wiml.networks.checkpoint import save_training_state
+
+    interrupted = FakeRunner(epochs=1)
+    cfg2 = _demo_config(project_root, run, "weak.trainer.epochs=11")
+    with pytest.raises(WimlError, match="interrupted"):
+        run_pipeline(cfg2, run, action=interrupted)
+    save_training_state(run / "weak" / "state.pt", {"epoch": 1, "model": {}})
+    fake.calls.clear()
+    run_pipeline(cfg2, run, action=fake)  # same config: the interrupted training is resumed
+    assert fake.calls[0] == ("train-weak", True)
+    with pytest.raises(WimlError, match="interrupted"):
+        run_pipeline(_demo_config(project_root, run, "weak.trainer.epochs=12"), run, action=interrupted)
+    save_training_state(run / "weak" / "state.pt", {"epoch": 1, "model": {}})
+    fake.calls.clear()
+    run_pipeline(_demo_config(project_root, run, "weak.trainer.epochs=13"), run, action=fake)
+    assert fake.calls[0] == ("train-weak", False)  # another config: trained anew, not resumed

@@ -8,12 +8,15 @@ are printed as one line and exit with status 2; ``--debug`` shows the traceback.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import errno
 import importlib
 import logging
+import os
 import sys
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from pathlib import Path
 
 from wiml.errors import WimlError
 
@@ -99,6 +102,21 @@ def make_main(
         return run_guarded(run, args, prog)
 
     return main
+
+
+@contextlib.contextmanager
+def guarded_training_folder(out: Path, command: str, resume: bool, overwrite: bool) -> Iterator[None]:
+    """Hold ``out``'s run lock and make it ready (:func:`wiml.training.folder.claim_training_folder`) while
+    training; under ``torchrun`` only rank 0 does either."""
+    from wiml.runlock import RunLock
+    from wiml.training.folder import claim_training_folder
+
+    if int(os.environ.get("RANK", "0")) != 0:
+        yield
+        return
+    with RunLock(out, command):
+        claim_training_folder(out, resume=resume, overwrite=overwrite)
+        yield
 
 
 def main(argv: Sequence[str] | None = None) -> int:

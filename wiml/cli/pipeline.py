@@ -37,16 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from wiml.config import save_config
     from wiml.evaluation.report import terminal_summary
     from wiml.experiments.pipeline import load_pipeline_config, run_pipeline
-    from wiml.layout import RunLayout
 
     out = args.out.resolve()
     config = load_pipeline_config(args.config, args.overrides, run=out)  # every section checked first
-    out.mkdir(parents=True, exist_ok=True)
-    save_config(config, RunLayout(out).config)
-    record = run_pipeline(config, out, force=args.force)
+    record = run_pipeline(config, out, force=args.force)  # locks RUN, writes RUN/config.yaml
     print()
     print(terminal_summary(out))
     print(f"pipeline finished in {record['total_s']:.0f} s")

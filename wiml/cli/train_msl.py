@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from wiml.cli.main import make_main
+from wiml.cli.main import guarded_training_folder, make_main
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,6 +66,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--epochs", type=int, help="epochs (trainer.epochs)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/state.pt")
     parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="train anew into an OUT that holds a model (its best is kept as best.v1.safetensors, ...)",
+    )
+    parser.add_argument(
         "--set",
         dest="overrides",
         action="append",
@@ -101,7 +106,8 @@ def run(args: argparse.Namespace) -> int:
 
     config = load_config(MSLConfig, args.config, overrides_from_args(args))
     require_valid_data(args.data)
-    summary = train_msl(config, args.data, args.out, resume=args.resume)
+    with guarded_training_folder(args.out, "wiml train-msl", args.resume, args.overwrite):
+        summary = train_msl(config, args.data, args.out, resume=args.resume)
     if summary.get("world_size", 1) > 1 and int(os.environ.get("RANK", "0")) != 0:
         return 0
     last = summary["last"]

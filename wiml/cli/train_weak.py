@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from wiml.cli.main import make_main
+from wiml.cli.main import guarded_training_folder, make_main
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -24,6 +24,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--seed", type=int, default=None, help="seed (overrides trainer.seed)")
     parser.add_argument("--epochs", type=int, default=None, help="epochs (overrides trainer.epochs)")
     parser.add_argument("--resume", action="store_true", help="continue from OUT/state.pt")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="train anew into an OUT that holds a model (its best is kept as best.v1.safetensors, ...)",
+    )
     parser.add_argument(
         "--set",
         dest="overrides",
@@ -50,7 +55,8 @@ def run(args: argparse.Namespace) -> int:
             overrides.append(f"{key}={value}")
     config = load_config(WeakConfig, args.config, overrides)
     require_valid_data(args.data)
-    summary = train_weak(config, args.data, args.out, resume=args.resume)
+    with guarded_training_folder(args.out, "wiml train-weak", args.resume, args.overwrite):
+        summary = train_weak(config, args.data, args.out, resume=args.resume)
     if int(os.environ.get("RANK", "0")) != 0:  # torchrun: only rank 0 reports
         return 0
     last = summary["last"]

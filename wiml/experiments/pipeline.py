@@ -32,7 +32,7 @@ from typing import ClassVar
 
 import yaml
 
-from wiml.config import apply_overrides, check_ranges, from_dict, merge_mappings, to_dict
+from wiml.config import apply_overrides, check_ranges, from_dict, merge_mappings, save_config, to_dict
 from wiml.data.demo import DemoDataConfig
 from wiml.data.prepare import PrepareConfig
 from wiml.errors import ConfigError, InputError, WimlError
@@ -513,13 +513,68 @@ def check_k_available(config: PipelineConfig, layout: RunLayout) -> None:
         raise ConfigError(f"k = {config.k} is more than the prepared data allow: {exc}") from exc
 
 
+#: what each step's fingerprint covers besides the previous step's fingerprint (config sections / top-level keys)
+STEP_CONFIG = {
+    "make-demo": ("make_demo",),
+    "prepare": ("prepare",),
+    "train-weak": ("weak",),
+    "cam": ("cam", "device"),
+    "wia": ("wia",),
+    "train-msl": ("msl",),
+    "test": ("test",),
+    "baselines": ("baselines", "msl", "k", "seed", "device"),
+    "report": ("name",),
+}
+
+#: fields that change how a step shows progress, not what it makes (left out of fingerprints)
+COSMETIC_KEYS = ("progress",)
+
+
+def _canonical(value, run: str):
+    if isinstance(value, dict):
+        return {k: _canonical(v, run) for k, v in value.items() if k not in COSMETIC_KEYS}
+    if isinstance(value, list):
+        return [_canonical(v, run) for v in value]
+    if isinstance(value, str) and run:
+        return value.replace(run, "{run}")
+    return value
+
+
+def step_fingerprints(config: PipelineConfig, steps: list[Step], run: str | Path) -> dict[str, str]:
+    """SHA-256 per step of its resolved configuration and its inputs.
+
+    A step's inputs are the outputs of the steps before it, so its fingerprint covers the previous step's
+    fingerprint: a change anywhere upstream changes every fingerprint after it. Paths inside the run folder
+    are written relative to it (a moved run folder keeps its fingerprints); progress settings are left out.
+
+    Returns:
+        ``{step name: hex digest}`` for ``steps``, in order.
+    """
+    tree = to_dict(config)
+    root = str(Path(run).resolve())
+    out, previous = {}, ""
+    for step in steps:
+        part = {key: _canonical(tree[key], root) for key in STEP_CONFIG[step.name]}
+        payload = json.dumps(
+            {"step": step.name, "config": part, "after": previous}, sort_keys=True, default=str
+        )
+        previous = out[step.name] = hashlib.sha256(payload.encode("utf-8")).hexdigest()
+    return out
+
+
 def run_pipeline(
     config: PipelineConfig,
     run: str | Path,
     force: list[str] | None = None,
     action: StepAction = run_step,
 ) -> dict:
-    """Run (or resume) the pipeline in ``run``.
+    """Run (or resume) the pipeline in ``run``, holding the folder's lock (:class:`wiml.runlock.RunLock`).
+
+    A step runs when its outputs are missing or invalid, when it is forced, when its fingerprint
+    (:func:`step_fingerprints`) differs from the one recorded when its outputs were made (or none is
+    recorded), and when an earlier step runs. The outputs of every step that will run are removed first
+    (an interrupted training step with an unchanged fingerprint is resumed instead), then ``RUN/config.yaml``
+    is written: it always describes what the outputs in the folder were made with.
 
     Args:
         config: resolved :class:`PipelineConfig` (:func:`load_pipeline_config`).
@@ -528,59 +583,94 @@ def run_pipeline(
         action: runs one step (:func:`run_step`; tests replace it).
 
     Returns:
-        ``{"steps": {name: {"status": "done"|"skipped", "seconds", "reason"}}, "total_s"}``, also written
-        to ``RUN/pipeline.json`` after every step.
+        ``{"name", "steps": {name: {"status": "done"|"skipped", "seconds", "reason", "fingerprint"}},
+        "total_s"}``, also written to ``RUN/pipeline.json`` as each step starts and ends.
 
     Raises:
+        RunLockedError: another live process works in the folder.
         WimlError: a step fails, or its outputs are still invalid after it ran.
         ConfigError: ``k`` is more than the slices available (checked once the prepared data exist, before
             the first training step; :func:`check_k_available`).
     """
+    from wiml.runlock import RunLock
+
     run = Path(run).resolve()
-    run.mkdir(parents=True, exist_ok=True)
-    layout = RunLayout(run)
-    force = set(force or [])
+    with RunLock(run, "wiml pipeline"):
+        return _run_locked(config, RunLayout(run), set(force or []), action)
+
+
+def _run_locked(config: PipelineConfig, layout: RunLayout, force: set[str], action: StepAction) -> dict:
     state_path = layout.pipeline_state
-    previous = {}
+    previous: dict = {}
     if state_path.is_file():
         try:
-            previous = json.loads(state_path.read_text(encoding="utf-8")).get("steps", {})
+            previous = json.loads(state_path.read_text(encoding="utf-8")).get("steps", {}) or {}
         except (json.JSONDecodeError, OSError, AttributeError):
             previous = {}
-    record: dict = {"name": config.name, "steps": {}, "total_s": 0.0}
-    t_all = time.perf_counter()
+    steps = build_steps(config, layout.root)
+    fingerprints = step_fingerprints(config, steps, layout.root)
+    plan: list[tuple[Step, str | None, bool]] = []
     redo_rest = False
-    k_checked = False
-    for step in build_steps(config, run):
-        if not k_checked and step.name not in ("make-demo", "prepare"):
-            check_k_available(config, layout)  # the prepared data exist now; nothing trained yet
-            k_checked = True
+    for step in steps:
+        recorded = (previous.get(step.name) or {}).get("fingerprint")
+        changed = recorded != fingerprints[step.name]
         reason = step.check(step.out) if step.out.exists() else "outputs missing"
         if "all" in force or step.name in force:
             reason = reason or "forced"
         elif redo_rest and reason is None:
-            reason = "an earlier step was redone"
+            reason = "an earlier step is redone"
+        elif reason is None and recorded is None:
+            reason = "no fingerprint recorded for its outputs"
+        elif reason is None and changed:
+            reason = "its configuration or inputs changed"
+        resume = False
+        if reason is not None:
+            state = TrainingLayout(step.out).state
+            resume = (
+                step.resumable
+                and not redo_rest
+                and not changed
+                and reason not in ("forced",)
+                and state.is_file()
+                and _state_readable(state)
+            )
+            redo_rest = True
+        plan.append((step, reason, resume))
+
+    record: dict = {"name": config.name, "steps": {}, "total_s": 0.0}
+    for step, reason, resume in plan:  # clear what will be made again, before anything runs
         if reason is None:
-            prev = previous.get(step.name, {})
+            prev = previous.get(step.name) or {}
             record["steps"][step.name] = {
                 "status": "skipped",
                 "seconds": prev.get("seconds"),
-                "reason": "valid outputs exist",
+                "reason": "valid outputs made with the same configuration",
+                "fingerprint": fingerprints[step.name],
             }
+        elif not resume and step.out.exists():
+            logger.warning("pipeline: %s: %s; clearing %s", step.name, reason, step.out)
+            shutil.rmtree(step.out)
+    layout.root.mkdir(parents=True, exist_ok=True)
+    save_config(config, layout.config)
+    atomic_write_text(state_path, json.dumps(record, indent=2))
+
+    t_all = time.perf_counter()
+    k_checked = False
+    for step, reason, resume in plan:
+        if not k_checked and step.name not in ("make-demo", "prepare"):
+            check_k_available(config, layout)  # the prepared data exist now; nothing trained yet
+            k_checked = True
+        if reason is None:
             logger.info("pipeline: %s skipped (valid outputs in %s)", step.name, step.out)
             continue
-        redo_rest = True
-        state = TrainingLayout(step.out).state
-        resume = (
-            step.resumable
-            and state.is_file()
-            and _state_readable(state)
-            and reason not in ("forced", "an earlier step was redone")
-        )
-        if not resume and step.out.exists():
-            logger.warning("pipeline: %s: %s; clearing %s and running it again", step.name, reason, step.out)
-            shutil.rmtree(step.out)
         logger.info("pipeline: running %s (%s)%s", step.name, reason, " [resume]" if resume else "")
+        record["steps"][step.name] = {
+            "status": "running",
+            "seconds": None,
+            "reason": reason,
+            "fingerprint": fingerprints[step.name],
+        }
+        atomic_write_text(state_path, json.dumps(record, indent=2))
         t0 = time.perf_counter()
         try:
             action(step.name, config, layout, resume)
@@ -592,7 +682,7 @@ def run_pipeline(
         bad = step.check(step.out)
         if bad:
             raise WimlError(f"pipeline step {step.name!r} finished but its outputs are invalid: {bad}")
-        record["steps"][step.name] = {"status": "done", "seconds": seconds, "reason": reason}
+        record["steps"][step.name].update(status="done", seconds=seconds)
         record["total_s"] = time.perf_counter() - t_all
         atomic_write_text(state_path, json.dumps(record, indent=2))
     record["total_s"] = time.perf_counter() - t_all
