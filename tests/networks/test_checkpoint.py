@@ -123,14 +123,6 @@ def test_training_state_round_trip(tmp_path):
     assert state["epoch"] == 2 and state["history"][0]["loss"] == 0.5
 
 
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
-def test_gpu_checkpoint_loads_on_cpu(tmp_path):
-    net = FPSNet(FPSNetConfig(base_width=4, depth=2)).cuda()
-    path = save_checkpoint(tmp_path / "gpu.safetensors", net, {"epoch": 1})
-    model, _ = load_model(path, "cpu")
-    assert next(model.parameters()).device.type == "cpu"
-
-
 def test_load_model_refuses_other_weights_of_the_same_size(tmp_path):
     """Another model's weights of the same byte size under this sidecar: refused by the SHA-256 check."""
     import shutil
@@ -150,3 +142,19 @@ def test_load_model_refuses_other_weights_of_the_same_size(tmp_path):
     b.with_suffix(".json").unlink()  # a sidecar-less file is still refused as before
     with pytest.raises(CheckpointError, match="sidecar"):
         load_model(b)
+
+
+@pytest.mark.cuda
+def test_gpu_checkpoint_loads_on_cpu(tmp_path):
+    """A checkpoint saved from a model on the GPU loads on a CPU and gives the same output."""
+    torch.manual_seed(0)
+    net = FPSNet(FPSNetConfig(base_width=4, depth=2)).to("cuda").eval()
+    x = torch.rand(2, 1, 32, 32)
+    with torch.no_grad():
+        expected = net(x.to("cuda")).seg.cpu()
+    path = save_checkpoint(tmp_path / "gpu.safetensors", net, {"kind": "weak"})
+    model, meta = load_model(path, torch.device("cpu"))
+    assert next(model.parameters()).device.type == "cpu" and meta["kind"] == "weak"
+    with torch.no_grad():
+        got = model(x).seg
+    assert torch.allclose(got, expected, atol=1e-4)
