@@ -74,6 +74,32 @@ def test_keep_previous_version(tmp_path):
     assert keep_previous_version(tmp_path / "none.png") is None
 
 
+def test_keep_previous_version_never_leaves_an_empty_backup(tmp_path, monkeypatch):
+    import os
+    import shutil
+
+    target = tmp_path / "label.nii.gz"
+    target.write_bytes(b"saved work")
+
+    def no_link(src, dst):
+        raise OSError(18, "Invalid cross-device link")
+
+    def full_disk(src, dst, **kwargs):
+        Path(dst).write_bytes(b"")  # the copy got as far as creating the file
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(os, "link", no_link)
+    monkeypatch.setattr(shutil, "copy2", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        keep_previous_version(target)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["label.nii.gz"]  # no empty label.v1.nii.gz
+    monkeypatch.undo()
+    backup = keep_previous_version(target)  # a hard link: the old content, kept when the file is replaced
+    with atomic_path(target) as tmp:
+        tmp.write_bytes(b"new work")
+    assert backup.read_bytes() == b"saved work" and target.read_bytes() == b"new work"
+
+
 def test_manifest_round_trip(tmp_path):
     img = np.random.default_rng(0).random((1, 8, 8), dtype=np.float32)
     mask = np.zeros((8, 8), np.uint8)
