@@ -76,6 +76,10 @@ def test_plan_runs_full_once_per_fold_and_seed():
     plan = plan_runs(config)
     assert plan[:3] == [(2, 5, "wiml", 0), (2, 20, "wiml", 0), (2, None, "full", 0)]
     assert len(plan) == 2 * 2 * 3 and sum(m == "full" for _, _, m, _ in plan) == 4
+    config.order = "k"
+    plan_k = plan_runs(config)
+    assert plan_k[:4] == [(2, None, "full", 0), (0, None, "full", 0), (2, 5, "wiml", 0), (0, 5, "wiml", 0)]
+    assert set(plan_k) == set(plan) and len(plan_k) == len(plan)
 
 
 def test_config_rejects_bad_values():
@@ -89,6 +93,23 @@ def test_config_rejects_bad_values():
         load_config(CurveConfig, None, ["stepz=3"])
     a, b = CurveConfig(), CurveConfig(seeds=[0, 1, 2], k_values=[5, 10])
     assert a.fingerprint() == b.fingerprint() != CurveConfig(steps=7).fingerprint()
+
+
+def test_paired_comparisons_by_fold():
+    from wiml.experiments.curve import paired_comparisons
+
+    def row(fold, k, method, dice):
+        return {"fold": str(fold), "seed": "0", "k": str(k), "method": method, "test_dice": str(dice)}
+
+    rows = [row(0, 5, "wiml", 0.8), row(0, 5, "strong_only", 0.7), row(0, "all", "full", 0.9)]
+    rows += [row(1, 5, "wiml", 0.5), row(1, 5, "strong_only", 0.6), row(1, "all", "full", 0.5)]
+    rows += [row(2, 5, "wiml", 0.9)]  # no partner: left out
+    got = {p["comparison"]: p for p in paired_comparisons(rows)}
+    assert (
+        got["WIML - strong-only"]["values"] == [0.1, -0.1] and abs(got["WIML - strong-only"]["mean"]) < 1e-12
+    )
+    assert got["WIML / full"]["values"] == [round(0.8 / 0.9, 4), 1.0]
+    assert "WIML - Mlynarski-style" not in got
 
 
 def test_read_results_drops_a_cut_line(tmp_path):
@@ -160,7 +181,13 @@ def test_tiny_sweep_appends_skips_and_refuses_other_settings(tiny_prepared, tmp_
     assert len(labels) == 2 and all(
         p.name.split("_")[0] in ("p2", "p3", "p4") for p in labels
     )  # train patients
-    for name in ("summary.md", "dice_vs_k.png", "dice_vs_cost.png", "curve_config.yaml"):
+    for name in (
+        "summary.md",
+        "dice_vs_k.png",
+        "dice_vs_cost.png",
+        "learning_curves.png",
+        "curve_config.yaml",
+    ):
         assert (out / name).is_file(), name
     # run again with one more method: only the new run trains, the CSV keeps one row per run
     config2 = load_config(

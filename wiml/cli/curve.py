@@ -59,7 +59,7 @@ def run(args: argparse.Namespace) -> int:
         rows = read_results(args.out / "results.csv")
         if not rows:
             raise InputError("no finished run in results.csv", args.out / "results.csv")
-        write_summary(rows, args.out, config.cost)
+        write_summary(rows, args.out, config.cost, config.val_every_steps)
     else:
         if args.data is None:
             raise InputError("--data (the prepared folder) is required unless --summarize-only")

@@ -127,6 +127,7 @@ class CurveConfig:
         robot: robot-user settings (``max_clicks``, ``target_dice``, ``channel``, ``window_percentiles``,
             ``refinement``); its ``split``/``select``/``jitter_px`` fields are not used.
         cost: seconds per tag / click / manual label.
+        order: ``fold`` or ``k``: the order of the runs (:func:`plan_runs`).
     """
 
     folds: int = 5
@@ -144,6 +145,7 @@ class CurveConfig:
     msl: MSLConfig = dataclasses.field(default_factory=MSLConfig)
     robot: WiaSimConfig = dataclasses.field(default_factory=WiaSimConfig)
     cost: CostConfig = dataclasses.field(default_factory=CostConfig)
+    order: Literal["fold", "k"] = "fold"
 
     def validate(self) -> CurveConfig:
         """Check ranges and names.
@@ -175,7 +177,7 @@ class CurveConfig:
         keep = {
             k: v
             for k, v in to_dict(self).items()
-            if k not in ("run_folds", "k_values", "methods", "seeds", "device", "cost")
+            if k not in ("run_folds", "k_values", "methods", "seeds", "device", "cost", "order")
         }
         return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
@@ -442,19 +444,26 @@ def run_one(
 
 
 def plan_runs(config: CurveConfig) -> list[tuple[int, int | None, str, int]]:
-    """The (fold, K, method, seed) runs of a sweep, in the order they run: fold by fold (so that a sweep cut
-    short still covers whole folds), K ascending, methods in the configured order, seeds; ``full`` once per
-    fold and seed (K None)."""
+    """The (fold, K, method, seed) runs of a sweep, in the order they run; ``full`` once per fold and seed
+    (K None).
+
+    ``order: fold``: fold by fold (a sweep cut short covers whole folds), K ascending, methods in the configured
+    order. ``order: k``: ``full`` on every fold first, then K ascending, each K on every fold (a sweep cut short
+    covers every patient for the smaller K). Seeds outermost in both.
+    """
     folds = config.run_folds if config.run_folds is not None else list(range(config.folds))
+    ks = sorted(config.k_values)
+    mixed = [m for m in config.methods if m != "full"]
+    full = "full" in config.methods
     out = []
     for seed in config.seeds:
-        for f in folds:
-            for k in sorted(config.k_values):
-                for m in config.methods:
-                    if m != "full":
-                        out.append((f, k, m, seed))
-            if "full" in config.methods:
-                out.append((f, None, "full", seed))
+        if config.order == "fold":
+            for f in folds:
+                out += [(f, k, m, seed) for k in ks for m in mixed]
+                out += [(f, None, "full", seed)] if full else []
+        else:
+            out += [(f, None, "full", seed) for f in folds] if full else []
+            out += [(f, k, m, seed) for k in ks for f in folds for m in mixed]
     return out
 
 
@@ -530,7 +539,7 @@ def run_curve(config: CurveConfig, data: Path, out: Path, dataset: str | None = 
             row["train_s"],
         )
     rows = read_results(csv_path)
-    write_summary(rows, out, config.cost)
+    write_summary(rows, out, config.cost, config.val_every_steps)
     return rows
 
 
@@ -598,8 +607,46 @@ def summary_table(groups: list[dict]) -> list[str]:
     return lines
 
 
-def write_summary(rows: list[dict], out: Path, cost: CostConfig) -> dict:
-    """``summary.md``, ``summary.json``, ``dice_vs_k.png`` and ``dice_vs_cost.png`` from the CSV rows."""
+def paired_comparisons(rows: list[dict]) -> list[dict]:
+    """Per-fold paired comparisons (same fold and seed): WIML - strong-only and WIML - Mlynarski-style at each
+    K, and WIML / full.
+
+    Returns:
+        dicts with ``k``, ``comparison``, ``n`` (pairs), ``mean``, ``std`` (population), ``values`` (by fold).
+    """
+    dice = {(r["fold"], r["seed"], str(r["k"]), r["method"]): _float(r["test_dice"]) for r in rows}
+    ks = sorted({str(r["k"]) for r in rows if str(r["k"]) != "all"}, key=float)
+    out = []
+    for k in ks:
+        for other, name, ratio in (
+            ("strong_only", "WIML - strong-only", False),
+            ("mlynarski", "WIML - Mlynarski-style", False),
+            ("full", "WIML / full", True),
+        ):
+            vals = []
+            for (f, seed, kk, m), v in sorted(dice.items()):
+                if kk != k or m != "wiml":
+                    continue
+                ref = dice.get((f, seed, "all" if other == "full" else k, other))
+                if ref is not None and math.isfinite(ref) and math.isfinite(v) and (ref > 0 or not ratio):
+                    vals.append(v / ref if ratio else v - ref)
+            if vals:
+                out.append(
+                    {
+                        "k": k,
+                        "comparison": name,
+                        "n": len(vals),
+                        "mean": float(np.mean(vals)),
+                        "std": float(np.std(vals)),
+                        "values": [round(v, 4) for v in vals],
+                    }
+                )
+    return out
+
+
+def write_summary(rows: list[dict], out: Path, cost: CostConfig, val_every_steps: int | None = None) -> dict:
+    """``summary.md``, ``summary.json``, ``dice_vs_k.png``, ``dice_vs_cost.png`` and (with
+    ``val_every_steps``) ``learning_curves.png`` from the CSV rows and the runs' ``log.csv``."""
     out = Path(out)
     groups = aggregate(rows)
     md = [
@@ -613,11 +660,72 @@ def write_summary(rows: list[dict], out: Path, cost: CostConfig) -> dict:
         *summary_table(groups),
         "",
     ]
+    paired = paired_comparisons(rows)
+    if paired:
+        md += [
+            "Paired by fold and seed:",
+            "",
+            "| K | comparison | pairs | mean ± std | per fold |",
+            "|---|---|---|---|---|",
+            *(
+                f"| {p['k']} | {p['comparison']} | {p['n']} | {p['mean']:+.3f} ± {p['std']:.3f} | "
+                f"{', '.join(f'{v:.3f}' for v in p['values'])} |"
+                for p in paired
+            ),
+            "",
+        ]
     atomic_write_text(out / "summary.md", "\n".join(md))
-    atomic_write_text(out / "summary.json", json.dumps({"groups": groups, "cost": to_dict(cost)}, indent=2))
+    summary = {"groups": groups, "paired": paired, "cost": to_dict(cost)}
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     if groups:
         plot_curves(groups, out / "dice_vs_k.png", out / "dice_vs_cost.png")
-    return {"groups": groups}
+    if val_every_steps:
+        plot_learning_curves(out, val_every_steps, out / "learning_curves.png")
+    return summary
+
+
+def plot_learning_curves(out: Path, val_every_steps: int, path: Path) -> Path | None:
+    """Val Dice against optimiser steps of every run under ``out/runs`` (one panel per method and K, one line
+    per fold and seed; a dot marks the checkpoint that was tested). None when no run has a ``log.csv``."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels: dict[str, list[tuple[str, list[float], list[float]]]] = defaultdict(list)
+    for log in sorted(Path(out).glob("runs/fold*/*/*/seed*/train/log.csv")):
+        seed_dir = log.parent.parent
+        method, kname, fold = (
+            seed_dir.parent.name,
+            seed_dir.parent.parent.name,
+            seed_dir.parent.parent.parent.name,
+        )
+        with log.open(newline="", encoding="utf-8") as fh:
+            rows = [r for r in csv.DictReader(fh) if r.get("val_dice")]
+        if rows:
+            xs = [int(r["epoch"]) * val_every_steps for r in rows]
+            panels[f"{method} {kname}"].append(
+                (f"{fold} {seed_dir.name}", xs, [float(r["val_dice"]) for r in rows])
+            )
+    if not panels:
+        return None
+    names = sorted(panels)
+    fig, axes = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3.2), sharey=True, squeeze=False)
+    for ax, name in zip(axes[0], names):
+        for label, xs, ys in panels[name]:
+            (line,) = ax.plot(xs, ys, marker=".", label=label)
+            best = int(np.argmax(ys))
+            ax.plot(xs[best], ys[best], "o", color=line.get_color(), markersize=7, fillstyle="none")
+        ax.set_title(name, fontsize=9)
+        ax.set_xlabel("optimiser steps")
+        ax.grid(alpha=0.3)
+    axes[0][0].set_ylabel("val Dice (per patient, 3-D)")
+    axes[0][-1].legend(fontsize=6)
+    fig.tight_layout()
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, dpi=100, format="png")
+    plt.close(fig)
+    return path
 
 
 def plot_curves(groups: list[dict], k_path: Path, cost_path: Path, title: str = "") -> tuple[Path, Path]:
