@@ -211,3 +211,20 @@ def test_curve_config_file_loads(project_root):
     config = load_config(CurveConfig, project_root / "configs" / "curve_brats.yaml", []).validate()
     assert config.folds == 5 and config.k_values == [5, 20] and "full" in config.methods
     assert config.msl.trainer.threads == 1 and config.cost.seconds_per_manual_label == 108.0
+
+
+def test_method_settings_reach_the_msl_config():
+    from wiml.experiments.curve import _msl_config
+
+    config = CurveConfig(steps=100, val_every_steps=30, patience=2, seeds=[3])
+    wiml, mly, neg, full = (_msl_config(config, m, 3) for m in ("wiml", "mlynarski", "wiml_neg", "full"))
+    assert (wiml.mode, wiml.model.head, wiml.loss.negative_weight, wiml.init) == (
+        "mixed",
+        "fps",
+        0.0,
+        "scratch",
+    )
+    assert (mly.mode, mly.model.head) == ("mixed", "separate")
+    assert neg.loss.negative_weight == 1.0 and full.mode == "full"
+    t = wiml.trainer
+    assert (t.epochs, t.samples_per_epoch, t.val_every, t.patience, t.seed) == (4, 30 * t.batch_size, 1, 2, 3)

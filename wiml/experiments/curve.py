@@ -51,7 +51,7 @@ from wiml.utils import atomic_path, atomic_write_text
 
 logger = logging.getLogger(__name__)
 
-METHODS = ("wiml", "strong_only", "mlynarski", "full")
+METHODS = ("wiml", "strong_only", "mlynarski", "full", "wiml_neg")
 
 #: what each method changes in the shared MSL config (every method starts from scratch)
 METHOD_SETTINGS: dict[str, dict] = {
@@ -61,6 +61,8 @@ METHOD_SETTINGS: dict[str, dict] = {
     # classification is a separate branch (on the bottleneck) instead of FPSNet's shared full-resolution path
     "mlynarski": {"mode": "mixed", "head": "separate"},
     "full": {"mode": "full", "head": "fps"},  # every training slice's ground-truth mask
+    # variant: a tag of 0 also supervises the segmentation of that slice as empty (loss.negative_weight 1)
+    "wiml_neg": {"mode": "mixed", "head": "fps", "negative_weight": 1.0},
 }
 
 CSV_COLUMNS = (
@@ -347,7 +349,8 @@ def _msl_config(config: CurveConfig, method: str, seed: int) -> MSLConfig:
         monitor_mode="max",
     )
     model = dataclasses.replace(base.model, head=s["head"])
-    return dataclasses.replace(base, trainer=trainer, model=model, mode=s["mode"], init="scratch")
+    loss = dataclasses.replace(base.loss, negative_weight=s.get("negative_weight", base.loss.negative_weight))
+    return dataclasses.replace(base, trainer=trainer, model=model, loss=loss, mode=s["mode"], init="scratch")
 
 
 def run_one(
@@ -622,6 +625,7 @@ def paired_comparisons(rows: list[dict]) -> list[dict]:
             ("strong_only", "WIML - strong-only", False),
             ("mlynarski", "WIML - Mlynarski-style", False),
             ("full", "WIML / full", True),
+            ("wiml_neg", "WIML - WIML+neg", False),
         ):
             vals = []
             for (f, seed, kk, m), v in sorted(dice.items()):
@@ -736,12 +740,19 @@ def plot_curves(groups: list[dict], k_path: Path, cost_path: Path, title: str = 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    colours = {"wiml": "tab:red", "strong_only": "tab:blue", "mlynarski": "tab:green", "full": "black"}
+    colours = {
+        "wiml": "tab:red",
+        "strong_only": "tab:blue",
+        "mlynarski": "tab:green",
+        "full": "black",
+        "wiml_neg": "tab:orange",
+    }
     labels = {
         "wiml": "WIML (tags + K WIA labels)",
         "strong_only": "strong-only (K labels)",
         "mlynarski": "Mlynarski-style (tags + K, separate branch)",
         "full": "full supervision",
+        "wiml_neg": "WIML + empty masks on tag-0 slices",
     }
     by_method: dict[str, list[dict]] = defaultdict(list)
     for g in groups:
