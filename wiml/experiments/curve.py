@@ -181,6 +181,8 @@ class CurveConfig:
             for k, v in to_dict(self).items()
             if k not in ("run_folds", "k_values", "methods", "seeds", "device", "cost", "order")
         }
+        # the runner sets the splits, the strong labels and the init itself: those MSL fields are not used
+        keep["msl"] = {k: v for k, v in keep["msl"].items() if k not in ("strong", "data", "init_checkpoint")}
         return hashlib.sha256(json.dumps(keep, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
