@@ -173,6 +173,8 @@ def test_steps_refuse_bad_data_before_writing(tmp_path, capsys, step):
     (folder / "slices/p0/p0_0001.npz").write_bytes(b"broken")
     _edit_manifest(folder, lambda r: r.update(split="test"))  # every patient also in test
     _edit_manifest(folder, lambda r: r.update(split="train") if r["slice_index"] == "0" else None)
+    _edit_manifest(folder, lambda r: r.update(tag="0") if r["file"].endswith("p2_0001.npz") else None)
+    (folder / "slices/p1/p1_0002.npz").unlink()  # a deleted training slice: found before the first epoch
     out = tmp_path / "out"
     argv = [step, "--data", str(folder), "--out", str(out), "--device", "cpu"]
     if step == "test":
@@ -180,6 +182,7 @@ def test_steps_refuse_bad_data_before_writing(tmp_path, capsys, step):
     assert wiml_main.main(argv) == 2
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "p0_0001.npz: corrupt NPZ" in err[0] and "more than one split" in err[0]
+    assert "p2_0001.npz: tag 0 contradicts the mask" in err[0] and "p1_0002.npz: file not found" in err[0]
     assert not out.exists()
 
 
