@@ -35,7 +35,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wiml.layout import PROJECT_ROOT as PROJECT  # noqa: E402
+from wiml.layout import PROJECT_ROOT as PROJECT
 
 logger = logging.getLogger("bench_refinement")
 

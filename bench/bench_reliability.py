@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from wiml.layout import PROJECT_ROOT as PROJECT  # noqa: E402
+from wiml.layout import PROJECT_ROOT as PROJECT
 
 HEADING = "Reliability checks: check-data and checkpoint SHA-256 (bench/bench_reliability.py)"
 

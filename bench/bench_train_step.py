@@ -28,7 +28,8 @@ from pathlib import Path
 
 import numpy as np
 
-PROJECT = Path(__file__).resolve().parents[1]
+from wiml.layout import PROJECT_ROOT as PROJECT
+
 HEADING = "Training throughput: FPSNet vs MONAI BasicUNet (bench/bench_train_step.py)"
 
 

@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+from wiml.layout import PROJECT_ROOT
 
 _CHILD = r"""
 import json, sys, time

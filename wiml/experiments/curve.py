@@ -46,6 +46,7 @@ from wiml.config import save_config, to_dict
 from wiml.data.slices import SliceRecord, load_slices, read_manifest
 from wiml.errors import ConfigError, InputError
 from wiml.experiments.wia_sim import WiaSimConfig
+from wiml.layout import TrainingLayout
 from wiml.training.msl import MSLConfig
 from wiml.utils import atomic_path, atomic_write_text
 
@@ -396,7 +397,7 @@ def run_one(
     )
     train_s = time.perf_counter() - t0
     device = resolve_device(config.device)
-    model, meta = load_model(train_dir / "best.safetensors", device)
+    model, meta = load_model(TrainingLayout(train_dir).best, device)
     model.eval()
     gate = trained_with_tags(meta)
     cases = [
