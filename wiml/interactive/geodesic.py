@@ -28,9 +28,9 @@ NO_SEED_DISTANCE = 1e6
 def _check(image: np.ndarray, seeds: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     image = np.asarray(image)
     seeds = np.asarray(seeds)
-    if image.ndim != 2:
-        raise InputError(f"image must be a 2-D (H, W) array, got shape {image.shape}")
-    if seeds.shape != image.shape:
+    if image.ndim not in (2, 3):
+        raise InputError(f"image must be a 2-D (H, W) or (C, H, W) array, got shape {image.shape}")
+    if seeds.shape != image.shape[-2:]:
         raise InputError(f"seeds shape {seeds.shape} does not match the image {image.shape}")
     return np.ascontiguousarray(image, dtype=np.float32), seeds > 0
 
@@ -42,7 +42,8 @@ def geodesic_distance(
 
     Args:
         image: (H, W) float, usually standardised (zero mean, unit variance), so that distances are in units
-            of the image's intensity standard deviation.
+            of the image's intensity standard deviation; or (C, H, W) for several channels (``fastgeodis``
+            only: the local intensity change is the Euclidean norm over the channels).
         seeds: (H, W) bool/uint8, non-zero at the seed pixels (e.g. click disks).
         backend: ``"fastgeodis"`` (Toivanen raster scan, default) or ``"geodistk"`` (fast marching).
         lamb: weight of the intensity term in [0, 1] for ``fastgeodis`` (0 = Euclidean, 1 = pure geodesic).
@@ -61,8 +62,10 @@ def geodesic_distance(
     if not 0.0 <= lamb <= 1.0:
         raise InputError(f"lamb must be in [0, 1], got {lamb}")
     if not seeds.any():
-        return np.full(image.shape, NO_SEED_DISTANCE, np.float32)
+        return np.full(image.shape[-2:], NO_SEED_DISTANCE, np.float32)
     if backend == "geodistk":
+        if image.ndim == 3:
+            raise InputError("the geodistk backend supports one channel only; use fastgeodis")
         if lamb != 1.0:
             raise InputError("the geodistk backend (fast marching) supports only lamb=1.0")
         import GeodisTK
@@ -71,7 +74,7 @@ def geodesic_distance(
     import FastGeodis
     import torch
 
-    img_t = torch.from_numpy(image)[None, None]
+    img_t = torch.from_numpy(image)[None] if image.ndim == 3 else torch.from_numpy(image)[None, None]
     # FastGeodis takes a soft mask that is 0 on the seeds and 1 elsewhere; v scales the initial distances.
     mask_t = torch.from_numpy((~seeds).astype(np.float32))[None, None]
     with torch.no_grad():

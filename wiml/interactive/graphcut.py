@@ -96,7 +96,8 @@ def graph_cut(
     """Segment ``image`` by max-flow / min-cut.
 
     Args:
-        image: (H, W) float, intensities normalised to about [0, 1] (``sigma`` is in those units).
+        image: (H, W) float, intensities normalised to about [0, 1] (``sigma`` is in those units), or
+            (C, H, W) for several channels (the pairwise term then uses the Euclidean intensity difference).
         fg_prob: (H, W) foreground probability in [0, 1]; background probability is ``1 - fg_prob``.
         lam: weight of the pairwise (smoothness) term. 5.0 in the original WIML release.
         sigma: intensity scale of the contrast-sensitive pairwise term. 0.1 in the original release.
@@ -110,8 +111,13 @@ def graph_cut(
         InputError: shapes are not 2-D or do not match, values are not finite, or lam/sigma are not positive.
         DependencyError: the ``maxflow`` module found first is not SimpleCRF's (see :func:`check_maxflow`).
     """
-    image = _check_2d("image", image).astype(np.float32, copy=False)
-    shape = image.shape
+    image = np.asarray(image)
+    if image.ndim == 3:
+        image = np.moveaxis(image, 0, -1)  # SimpleCRF takes (H, W, C)
+    else:
+        image = _check_2d("image", image)
+    image = image.astype(np.float32, copy=False)
+    shape = image.shape[:2]
     fg_prob = _check_2d("fg_prob", fg_prob, shape).astype(np.float32)
     if not (np.isfinite(image).all() and np.isfinite(fg_prob).all()):
         raise InputError("image and fg_prob must be finite (found NaN or inf)")

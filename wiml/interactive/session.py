@@ -113,14 +113,18 @@ def standardize(image: np.ndarray, smoothing_px: float = 0.0) -> np.ndarray:
     """Zero-mean, unit-variance copy of ``image`` (float32), optionally Gaussian-smoothed first.
 
     Args:
-        image: (H, W) image.
+        image: (H, W) image, or (C, H, W): each channel standardised on its own and divided by sqrt(C), so
+            that a step of one standard deviation in every channel counts as one.
         smoothing_px: standard deviation of a Gaussian smoothing in px (0 = none); it keeps image noise from
             adding up along geodesic paths.
 
     Returns:
-        (H, W) float32; zeros for a constant image.
+        (H, W) or (C, H, W) float32; zeros for a constant image.
     """
     image = np.asarray(image, dtype=np.float32)
+    if image.ndim == 3:
+        chans = [standardize(ch, smoothing_px) for ch in image]
+        return (np.stack(chans) / np.float32(np.sqrt(len(chans)))).astype(np.float32)
     if smoothing_px > 0:
         image = ndimage.gaussian_filter(image, float(smoothing_px))
     std = float(image.std())
@@ -134,7 +138,10 @@ def _disk(radius_px: int) -> np.ndarray:
 
 
 def click_disks(
-    shape: tuple[int, int], clicks: list[Click], radius_px: int = 2
+    shape: tuple[int, int],
+    clicks: list[Click],
+    radius_px: int = 2,
+    radii_px: list[int] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Draw the clicks as disks.
 
@@ -142,17 +149,20 @@ def click_disks(
         shape: (H, W) of the image.
         clicks: clicks (row, col in px, label 1/0).
         radius_px: disk radius in pixels (0 = the clicked pixel only).
+        radii_px: optional radius of each click (same length as ``clicks``), overriding ``radius_px``.
 
     Returns:
         (fg_seeds, bg_seeds): two (H, W) bool masks. A pixel in both (overlapping disks) goes to the most
         recent click.
     """
     h, w = shape
-    r = int(radius_px)
-    disk = _disk(r)
     fg = np.zeros(shape, bool)
     bg = np.zeros(shape, bool)
-    for c in clicks:
+    if radii_px is not None and len(radii_px) != len(clicks):
+        raise InputError(f"radii_px has {len(radii_px)} entries for {len(clicks)} clicks")
+    for i, c in enumerate(clicks):
+        r = int(radius_px if radii_px is None else radii_px[i])
+        disk = _disk(r)
         r0, r1 = max(c.row - r, 0), min(c.row + r + 1, h)
         c0, c1 = max(c.col - r, 0), min(c.col + r + 1, w)
         d = disk[r0 - (c.row - r) : r1 - (c.row - r), c0 - (c.col - r) : c1 - (c.col - r)]
@@ -172,6 +182,64 @@ def nearest_point_distance(shape: tuple[int, int], points: list[tuple[int, int]]
     for r, c in points:
         np.minimum(best, (rows - r) ** 2 + (cols - c) ** 2, out=best)
     return np.sqrt(best)
+
+
+def spatial_decay(
+    shape: tuple[int, int], points: list[tuple[int, int]], scales_px: list[float]
+) -> np.ndarray:
+    """``max_i exp(-(e_i / s_i)^2)``: the Euclidean decay of a few clicks, each with its own scale.
+
+    Args:
+        shape: (H, W).
+        points: (row, col) of each click, px.
+        scales_px: decay scale of each click, px (> 0; ``inf`` = no decay).
+
+    Returns:
+        (H, W) float32 in [0, 1]; zeros without points.
+    """
+    rows = np.arange(shape[0], dtype=np.float32)[:, None]
+    cols = np.arange(shape[1], dtype=np.float32)[None, :]
+    best = np.zeros(shape, np.float32)
+    for (r, c), scale in zip(points, scales_px, strict=True):
+        if not np.isfinite(scale):
+            return np.ones(shape, np.float32)
+        d2 = ((rows - r) ** 2 + (cols - c) ** 2) / np.float32(scale) ** 2
+        np.maximum(best, np.exp(-d2), out=best)
+    return best
+
+
+def boundary_distance_px(mask: np.ndarray, row: int, col: int) -> float:
+    """Euclidean distance (px) from a pixel to the other class of ``mask`` (``inf`` when there is none).
+
+    For a pixel inside the mask: the distance to the nearest background pixel; outside: to the nearest
+    foreground pixel. A click's distance to the current boundary says how large the error it corrects is.
+    """
+    m = np.asarray(mask) > 0
+    inside = bool(m[row, col])
+    other = ~m if inside else m
+    if not other.any():
+        return float("inf")
+    return float(ndimage.distance_transform_edt(~other)[row, col])
+
+
+def adaptive_click_scale(
+    distance_px: float, factor: float, min_px: float, max_px: float, click_radius_px: int
+) -> tuple[float, int]:
+    """Euclidean decay scale and hard-seed radius of a click that lies ``distance_px`` from the boundary.
+
+    A click near the current boundary corrects a thin error there, so its reach is kept to about
+    ``factor * distance_px`` (at least ``min_px``, at most ``max_px``) and its seed disk never reaches the
+    boundary (radius at most ``distance_px - 1``, at least 0). A click far from any mask (the first click)
+    gets ``max_px`` and the full radius.
+
+    Returns:
+        (scale_px, radius_px).
+    """
+    scale = float(np.clip(factor * distance_px, min_px, max_px)) if np.isfinite(distance_px) else max_px
+    radius = int(click_radius_px)
+    if np.isfinite(distance_px):
+        radius = int(max(0, min(radius, np.floor(distance_px) - 1)))
+    return scale, radius
 
 
 def combine_probabilities(
@@ -264,6 +332,10 @@ def refine_mask(
     postprocess: bool = True,
     previous_mask: np.ndarray | None = None,
     mask_prior: float = 0.0,
+    click_scales_px: list[float] | None = None,
+    click_radii_px: list[int] | None = None,
+    open_radius_px: int = 1,
+    close_radius_px: int = 1,
 ) -> np.ndarray:
     """One refinement from scratch: geodesic likelihoods + prior -> interactive graph cut -> post-processing.
 
@@ -289,6 +361,11 @@ def refine_mask(
         previous_mask: (H, W) mask before the newest click (``clicks[-1]``), used with ``mask_prior``.
         mask_prior: weight of ``previous_mask`` as a prior away from the newest click
             (:func:`blend_previous_mask`); 0 or no previous mask / no click = the original behaviour.
+        click_scales_px: optional Euclidean decay scale of each click, px (see :func:`adaptive_click_scale`);
+            replaces ``spatial_scale`` for those clicks.
+        click_radii_px: optional seed-disk radius of each click, px; replaces ``click_radius_px``.
+        open_radius_px: opening radius of the post-processing, px (0 = none).
+        close_radius_px: closing radius of the post-processing, px (0 = none).
 
     Returns:
         (H, W) uint8 mask in {0, 1}.
@@ -297,56 +374,71 @@ def refine_mask(
         InputError: shapes do not match, or a parameter is out of range.
     """
     image = np.asarray(image, dtype=np.float32)
-    if image.ndim != 2:
-        raise InputError(f"image must be (H, W), got shape {image.shape}")
+    if image.ndim not in (2, 3):
+        raise InputError(f"image must be (H, W) or (C, H, W), got shape {image.shape}")
+    full = image
+    shape = image.shape[-2:]
     prior = np.asarray(prior, dtype=np.float32)
-    if prior.shape != image.shape:
-        raise InputError(f"prior shape {prior.shape} does not match the image {image.shape}")
-    fg_seeds, bg_seeds = click_disks(image.shape, clicks, click_radius_px)
+    if prior.shape != shape:
+        raise InputError(f"prior shape {prior.shape} does not match the image {shape}")
+    fg_seeds, bg_seeds = click_disks(shape, clicks, click_radius_px, click_radii_px)
     lf = lb = None
     if fg_seeds.any() or bg_seeds.any():
         std_image = standardize(image, smoothing_px) if std_image is None else std_image
-        spatial_px = None if spatial_scale is None else spatial_scale * max(image.shape)
+        spatial_px = None if spatial_scale is None else spatial_scale * max(shape)
         for label, seeds in ((1, fg_seeds), (0, bg_seeds)):
             if not seeds.any():
                 continue
             lik = click_likelihood(geodesic_distance(std_image, seeds, backend), likelihood_scale)
-            if spatial_px:
-                points = [(c.row, c.col) for c in clicks if c.label == label]
-                lik *= click_likelihood(nearest_point_distance(image.shape, points), spatial_px)
+            points = [(c.row, c.col) for c in clicks if c.label == label]
+            if click_scales_px is not None:
+                scales = [sc for c, sc in zip(clicks, click_scales_px, strict=True) if c.label == label]
+                lik *= spatial_decay(shape, points, scales)
+            elif spatial_px:
+                lik *= click_likelihood(nearest_point_distance(shape, points), spatial_px)
             if label:
                 lf = lik
             else:
                 lb = lik
     prob = combine_probabilities(prior, lf, lb)
     if mask_prior > 0 and previous_mask is not None and clicks:
-        if np.shape(previous_mask) != image.shape:
+        if np.shape(previous_mask) != shape:
             raise InputError(
-                f"previous mask shape {np.shape(previous_mask)} does not match the image {image.shape}"
+                f"previous mask shape {np.shape(previous_mask)} does not match the image {shape}"
             )
         newest = clicks[-1]
-        seeds = click_disks(image.shape, [Click(newest.row, newest.col, 1)], click_radius_px)[0]
+        radius = click_radius_px if click_radii_px is None else click_radii_px[-1]
+        seeds = click_disks(shape, [Click(newest.row, newest.col, 1)], radius)[0]
         reach = click_likelihood(geodesic_distance(std_image, seeds, backend), likelihood_scale)
-        if spatial_scale:
+        if click_scales_px is not None:
+            reach *= spatial_decay(shape, [(newest.row, newest.col)], [click_scales_px[-1]])
+        elif spatial_scale:
             reach *= click_likelihood(
-                nearest_point_distance(image.shape, [(newest.row, newest.col)]),
-                spatial_scale * max(image.shape),
+                nearest_point_distance(shape, [(newest.row, newest.col)]),
+                spatial_scale * max(shape),
             )
         prob = blend_previous_mask(prob, previous_mask, reach, mask_prior)
     prob[fg_seeds] = 1.0
     prob[bg_seeds] = 0.0
     if roi_margin_px is None:
-        roi = (slice(0, image.shape[0]), slice(0, image.shape[1]))
+        roi = (slice(0, shape[0]), slice(0, shape[1]))
     else:
         roi = region_of_interest((prob >= roi_threshold) | fg_seeds, roi_margin_px)
-    out = np.zeros(image.shape, np.uint8)
+    out = np.zeros(shape, np.uint8)
     if roi is None:
         return out
     cut = graph_cut(
-        image[roi], prob[roi], lam=lam, sigma=sigma, fg_seeds=fg_seeds[roi], bg_seeds=bg_seeds[roi]
+        full[(slice(None),) + roi] if full.ndim == 3 else full[roi],
+        prob[roi],
+        lam=lam,
+        sigma=sigma,
+        fg_seeds=fg_seeds[roi],
+        bg_seeds=bg_seeds[roi],
     )
     if postprocess:
-        cut = postprocess_mask(cut, keep=fg_seeds[roi])
+        cut = postprocess_mask(
+            cut, open_radius_px=open_radius_px, close_radius_px=close_radius_px, keep=fg_seeds[roi]
+        )
         cut[bg_seeds[roi]] = 0
     out[roi] = cut
     return out
@@ -369,6 +461,10 @@ class RefinementConfig:
     cam_threshold: float | None = None
     cam_appearance: bool = True
     mask_prior: float = 0.5
+    adaptive_scale: float | None = None
+    min_scale_px: float = 2.0
+    open_radius_px: int = 1
+    close_radius_px: int = 1
 
     def make_session(self) -> RefinementSession:
         return RefinementSession(**dataclasses.asdict(self))
@@ -413,6 +509,14 @@ class RefinementSession:
             click changes the mask mainly near itself; 0 = each click re-cuts from the prior and all clicks
             only (the original). 0.5 by default (chosen on the liver and BraTS validation slices by NoC@90,
             docs/results.md section 3). Undo and reset restore earlier masks exactly either way.
+        adaptive_scale: when set, each click's reach is local to the error it corrects: its Euclidean decay
+            scale is ``adaptive_scale`` times its distance to the current mask's boundary (between
+            ``min_scale_px`` and ``spatial_scale * max(H, W)``) and its seed disk stays off that boundary
+            (:func:`adaptive_click_scale`; this project's method). None = every click has the same reach.
+        min_scale_px: smallest decay scale of a click with ``adaptive_scale``, px.
+        open_radius_px: opening radius of the post-processing after each cut, px (0 = none; an opening
+            removes thin parts, which costs clicks on small targets).
+        close_radius_px: closing radius of that post-processing, px (0 = none).
 
     Raises:
         InputError: a parameter is out of range.
@@ -433,6 +537,10 @@ class RefinementSession:
         cam_threshold: float | None = None,
         cam_appearance: bool = True,
         mask_prior: float = 0.5,
+        adaptive_scale: float | None = None,
+        min_scale_px: float = 2.0,
+        open_radius_px: int = 1,
+        close_radius_px: int = 1,
     ) -> None:
         if backend not in BACKENDS:
             raise InputError(f"unknown geodesic backend {backend!r}; expected one of {BACKENDS}")
@@ -447,6 +555,10 @@ class RefinementSession:
             raise InputError(f"cam_threshold must be in (0, 1) or None, got {cam_threshold}")
         if not 0.0 <= mask_prior <= 1.0:
             raise InputError(f"mask_prior must be in [0, 1], got {mask_prior}")
+        if adaptive_scale is not None and (adaptive_scale <= 0 or min_scale_px <= 0):
+            raise InputError(
+                f"adaptive_scale and min_scale_px must be > 0, got {adaptive_scale} and {min_scale_px}"
+            )
         if not 0.0 <= empty_prior < min(0.5, roi_threshold):
             raise InputError(f"empty_prior must be in [0, min(0.5, roi_threshold)), got {empty_prior}")
         self.lam = float(lam)
@@ -462,6 +574,13 @@ class RefinementSession:
         self.cam_threshold = cam_threshold
         self.cam_appearance = bool(cam_appearance)
         self.mask_prior = float(mask_prior)
+        self.adaptive_scale = None if adaptive_scale is None else float(adaptive_scale)
+        self.min_scale_px = float(min_scale_px)
+        if open_radius_px < 0 or close_radius_px < 0:
+            raise InputError(f"open/close radii must be >= 0, got {open_radius_px}, {close_radius_px}")
+        self.open_radius_px = int(open_radius_px)
+        self.close_radius_px = int(close_radius_px)
+        self._scales: list[tuple[float, int]] = []
         self._image: np.ndarray | None = None
         self._std: np.ndarray | None = None
         self._prior: np.ndarray | None = None
@@ -475,24 +594,37 @@ class RefinementSession:
 
     # ------------------------------------------------------------------ image
     def set_image(
-        self, image: np.ndarray, cam: np.ndarray | None = None, value_range: tuple[float, float] | None = None
+        self,
+        image: np.ndarray,
+        cam: np.ndarray | None = None,
+        value_range: tuple[float, float] | None = None,
+        channels_first: bool = False,
     ) -> None:
         """Start a new annotation; the current mask becomes the initial mask.
 
         Args:
             image: (H, W) of any size and numeric dtype (8/16-bit, HU, float) or (H, W, 3) RGB; scaled to [0, 1]
-                by :func:`normalize_image`.
+                by :func:`normalize_image`. With ``channels_first``: (C, H, W), several channels (e.g. FLAIR and
+                T1c) that the geodesic distances and the graph cut both see, each scaled to [0, 1].
             cam: optional (H, W) class activation map in [0, 1] at the image's resolution (the prior).
             value_range: optional (low, high) intensity window (e.g. HU) mapped to [0, 1].
 
         Raises:
             InputError: a malformed image, or a CAM of another shape / with values outside [0, 1].
         """
-        img = normalize_image(image, value_range)
+        if channels_first:
+            arr = np.asarray(image)
+            if arr.ndim != 3 or arr.shape[0] < 1:
+                raise InputError(f"a channels-first image must be (C, H, W), got shape {arr.shape}")
+            chans = np.stack([normalize_image(ch, value_range) for ch in arr])
+            img = chans[0] if chans.shape[0] == 1 else chans
+        else:
+            img = normalize_image(image, value_range)
+        grey = img if img.ndim == 2 else img[0]
         if cam is not None:
             cam = np.asarray(cam, dtype=np.float32)
-            if cam.shape != img.shape:
-                raise InputError(f"CAM shape {cam.shape} does not match the image {img.shape}")
+            if cam.shape != grey.shape:
+                raise InputError(f"CAM shape {cam.shape} does not match the image {grey.shape}")
             if not np.isfinite(cam).all() or cam.min() < -1e-3 or cam.max() > 1 + 1e-3:
                 raise InputError("CAM values must be finite and in [0, 1]")
             cam = np.clip(cam, 0.0, 1.0)
@@ -500,7 +632,7 @@ class RefinementSession:
         self._std = standardize(img, self.smoothing_px)
         self.cam = cam
         if cam is None:
-            self._prior = np.full(img.shape, self.empty_prior, np.float32)
+            self._prior = np.full(grey.shape, self.empty_prior, np.float32)
         elif self.cam_threshold is None:
             self._prior = cam
         else:
@@ -510,23 +642,25 @@ class RefinementSession:
             from wiml.interactive.postprocess import body_mask
 
             self._prior = AppearanceConfig().prior(
-                img, self._prior, body_mask(img), lam=self.lam, sigma=self.sigma
+                grey, self._prior, body_mask(grey), lam=self.lam, sigma=self.sigma
             )
         self._clicks = []
+        self._scales = []
         self._history = []
         self._t0 = time.perf_counter()
-        self._initial = self._refine([]) if cam is not None else np.zeros(img.shape, np.uint8)
+        self._initial = self._refine([]) if cam is not None else np.zeros(grey.shape, np.uint8)
         self._mask = self._initial.copy()
 
     @property
     def image(self) -> np.ndarray:
-        """(H, W) float32 image in [0, 1] as the refinement sees it."""
+        """(H, W) float32 image in [0, 1] as the refinement sees it ((C, H, W) for a channels-first image)."""
         self._require_image()
         return self._image
 
     @property
     def shape(self) -> tuple[int, int]:
-        return self.image.shape
+        """(H, W) of the image."""
+        return tuple(self.image.shape[-2:])
 
     @property
     def mask(self) -> np.ndarray:
@@ -543,8 +677,9 @@ class RefinementSession:
         if self._image is None:
             raise InputError("no image set: call set_image(image, cam) first")
 
-    def _refine(self, clicks: list[Click]) -> np.ndarray:
+    def _refine(self, clicks: list[Click], scales: list[tuple[float, int]] | None = None) -> np.ndarray:
         t0 = time.perf_counter()
+        adaptive = self.adaptive_scale is not None and scales is not None and len(scales) == len(clicks)
         out = refine_mask(
             self._image,
             self._prior,
@@ -560,6 +695,10 @@ class RefinementSession:
             roi_threshold=self.roi_threshold,
             previous_mask=self._mask if clicks else None,
             mask_prior=self.mask_prior,
+            click_scales_px=[sc for sc, _ in scales] if adaptive else None,
+            click_radii_px=[r for _, r in scales] if adaptive else None,
+            open_radius_px=self.open_radius_px,
+            close_radius_px=self.close_radius_px,
         )
         self.last_seconds = time.perf_counter() - t0
         logger.debug("refinement with %d click(s): %.1f ms", len(clicks), 1000 * self.last_seconds)
@@ -586,7 +725,7 @@ class RefinementSession:
             InputError: no image set, or the click lies outside the image.
         """
         self._require_image()
-        h, w = self._image.shape
+        h, w = self.shape
         if (
             isinstance(row, bool)
             or isinstance(col, bool)
@@ -598,9 +737,22 @@ class RefinementSession:
             raise InputError(f"click ({row}, {col}) lies outside the image of {h} x {w} px")
         click = Click(row, col, 1 if foreground else 0, time.perf_counter() - self._t0)
         clicks = self._clicks + [click]
-        mask = self._refine(clicks)
+        scales = self._scales
+        if self.adaptive_scale is not None:
+            max_px = (self.spatial_scale or 1.0) * max(h, w)
+            scales = scales + [
+                adaptive_click_scale(
+                    boundary_distance_px(self._mask, row, col),
+                    self.adaptive_scale,
+                    self.min_scale_px,
+                    max_px,
+                    self.click_radius_px,
+                )
+            ]
+        mask = self._refine(clicks, scales)
         self._history.append(self._mask)
         self._clicks = clicks
+        self._scales = scales
         self._mask = mask
         return mask.copy()
 
@@ -609,6 +761,7 @@ class RefinementSession:
         self._require_image()
         if self._clicks:
             self._clicks.pop()
+            self._scales = self._scales[: len(self._clicks)]
             self._mask = self._history.pop()
         return self._mask.copy()
 
@@ -616,6 +769,7 @@ class RefinementSession:
         """Remove every click and return to the initial mask. Returns the mask."""
         self._require_image()
         self._clicks = []
+        self._scales = []
         self._history = []
         self._mask = self._initial.copy()
         return self._mask.copy()
