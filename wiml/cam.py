@@ -7,11 +7,10 @@ maximum to [0, 1]. As in the original WIML release (Nie et al., IEEE JBHI 2023) 
 classification path's 1x1 convolution (``cls_conv``) of the FPS head; parameter-free poolings use the
 segmentation head and the separate-head variant its bottleneck (``FPSNet.default_cam_layer``).
 
-The initial mask is a graph cut with the CAM as foreground probability (no threshold), then the largest
-connected component, opening, closing and hole filling (:mod:`wiml.interactive.graphcut`,
-:mod:`wiml.interactive.postprocess`). Optionally (``appearance=``; the default of ``wiml cam``, the GUI and
-``wiml wia-sim``) the graph cut's unary term is an appearance-aware prior learnt from the CAM's confident
-pixels (:mod:`wiml.interactive.appearance`, this project's method after GrabCut, Rother et al., SIGGRAPH 2004).
+The initial mask is the refinement's graph cut of the CAM's prior without clicks, then post-processing
+(:func:`cam_to_initial_mask`, the same function the annotator and ``wiml wia-sim`` use). By default the prior is
+appearance-aware, learnt from the CAM's confident pixels (:mod:`wiml.interactive.appearance`, this project's
+method after GrabCut, Rother et al., SIGGRAPH 2004).
 """
 
 from __future__ import annotations
@@ -22,10 +21,9 @@ import torch.nn.functional as F
 from torch import nn
 
 from wiml.errors import InputError
-from wiml.interactive.appearance import AppearanceConfig
-from wiml.interactive.graphcut import graph_cut
-from wiml.interactive.postprocess import body_mask, postprocess_mask
-from wiml.interactive.session import normalize_image
+from wiml.interactive.postprocess import body_mask
+from wiml.interactive.proposals import cam_prior
+from wiml.interactive.session import RefinementConfig, initial_mask, normalize_image
 from wiml.networks.checkpoint import unwrap
 from wiml.networks.fpsnet import FPSNetOutput, tag_score
 
@@ -184,49 +182,41 @@ def graph_cut_image(image: np.ndarray, percentiles: tuple[float, float] = (0.5, 
 def cam_to_initial_mask(
     image: np.ndarray,
     cam: np.ndarray,
-    lam: float = 5.0,
-    sigma: float = 0.1,
-    open_radius_px: int = 1,
-    close_radius_px: int = 1,
-    appearance: AppearanceConfig | None = None,
+    refinement: RefinementConfig | None = None,
     region: np.ndarray | None = None,
 ) -> np.ndarray:
-    """Initial mask from a CAM: graph cut with ``fg_prob = cam`` (threshold-free), then post-processing.
+    """Initial mask from a CAM: the CAM's prior (calibration, appearance) -> graph cut -> post-processing.
 
-    With ``appearance`` the graph cut's unary term is instead the appearance-aware prior of
-    :func:`wiml.interactive.appearance.appearance_prior` (this project's method, after GrabCut, Rother et al.,
-    SIGGRAPH 2004): intensity histograms of the CAM's confident foreground / background pixels inside the
-    body, combined with the blurred CAM by Bayes' rule.
+    The same function as the annotator's and ``wiml wia-sim``'s initial mask
+    (:meth:`wiml.interactive.session.RefinementSession.set_image` with a CAM): the prior of
+    :func:`wiml.interactive.proposals.cam_prior` and :func:`wiml.interactive.session.initial_mask` with the
+    refinement parameters (one graph-cut parameter set, ``refinement.lam`` / ``refinement.sigma``). With
+    ``refinement.cam_appearance`` (the default) the prior is appearance-aware
+    (:mod:`wiml.interactive.appearance`, this project's method after GrabCut, Rother et al., SIGGRAPH 2004);
+    without it the CAM alone is the graph cut's probability (the original method).
 
     Args:
         image: (H, W) float32 in [0, 1] (see :func:`graph_cut_image`) or (C, H, W) prepared slice (channel 0,
             percentile-windowed, is used).
         cam: (H, W) float in [0, 1].
-        lam: pairwise weight (5.0 in the original release).
-        sigma: intensity scale of the pairwise term (0.1 in the original release).
-        open_radius_px: opening radius of the post-processing.
-        close_radius_px: closing radius of the post-processing.
-        appearance: parameters of the appearance-aware prior; None = the CAM alone (the original method).
-        region: (H, W) bool body / brain for the appearance models; None = :func:`body_mask` of ``image``.
+        refinement: the refinement parameters (:class:`wiml.interactive.session.RefinementConfig`; defaults
+            when None).
+        region: (H, W) bool body / brain for the appearance models; None = :func:`body_mask` of the (H, W)
+            image the graph cut sees (what the session does).
 
     Returns:
-        (H, W) uint8 in {0, 1}: largest component, opened, closed, holes filled.
+        (H, W) uint8 in {0, 1}.
 
     Raises:
-        InputError: shapes differ or values are not finite (from ``graph_cut`` / ``appearance_prior``).
+        InputError: shapes differ or values are not finite.
     """
     image = np.asarray(image, dtype=np.float32)
-    full = image
     if image.ndim == 3:
         image = graph_cut_image(image)
+    config = refinement or RefinementConfig()
     cam = np.clip(np.asarray(cam, dtype=np.float32), 0.0, 1.0)
-    if appearance is not None:
-        if region is None:
-            region = body_mask(full)
-        cam = appearance.prior(image, cam, region, lam=lam, sigma=sigma)
-    mask = graph_cut(image, cam, lam=lam, sigma=sigma)
-    if not mask.any():
-        return mask
-    return postprocess_mask(
-        mask, largest=True, open_radius_px=open_radius_px, close_radius_px=close_radius_px, fill_holes=True
-    )
+    if not cam.any():
+        return np.zeros(cam.shape, np.uint8)
+    appearance = config.appearance if config.cam_appearance else None
+    prior = cam_prior(image, cam, config.cam_threshold, appearance, region)
+    return initial_mask(image, prior, config)

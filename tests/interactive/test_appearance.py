@@ -9,8 +9,8 @@ from scipy import ndimage
 from wiml.cam import cam_to_initial_mask
 from wiml.errors import InputError
 from wiml.evaluation.metrics import dice_score
-from wiml.interactive.appearance import AppearanceConfig, appearance_prior, intensity_likelihood
-from wiml.interactive.session import RefinementSession
+from wiml.interactive.appearance import appearance_prior, intensity_likelihood
+from wiml.interactive.session import RefinementConfig, RefinementSession
 
 
 def _phantom(shift_px: int = 9, blur_px: float = 8.0):
@@ -34,8 +34,9 @@ def test_intensity_likelihood_is_a_density_of_the_sample():
 
 def test_appearance_mask_beats_cam_only_on_a_shifted_blurred_cam():
     image, cam, body, disc = _phantom()
-    cam_only = cam_to_initial_mask(image, cam)
-    with_appearance = cam_to_initial_mask(image, cam, appearance=AppearanceConfig(), region=body)
+    # the original graph-cut weights (lam 5, sigma 0.1): with them the CAM alone leaks off the disc
+    cam_only = cam_to_initial_mask(image, cam, RefinementConfig(lam=5.0, sigma=0.1, cam_appearance=False))
+    with_appearance = cam_to_initial_mask(image, cam, RefinementConfig(lam=5.0, sigma=0.1), region=body)
     assert dice_score(with_appearance, disc) > 0.9
     assert dice_score(with_appearance, disc) > dice_score(cam_only, disc) + 0.05
     prior = appearance_prior(image, cam, body)
@@ -48,7 +49,9 @@ def test_grabcut_iterations_and_session_use_it():
     image, cam, body, disc = _phantom()
     prior = appearance_prior(image, cam, body, iterations=2)
     assert prior[disc].mean() > 0.5 > prior[body & ~disc].mean()
-    plain, aware = RefinementSession(cam_appearance=False), RefinementSession()  # appearance by default
+    weights = RefinementConfig(lam=5.0, sigma=0.1)
+    plain = RefinementSession(weights, cam_appearance=False)
+    aware = RefinementSession(weights)  # appearance by default
     plain.set_image(image, cam)
     aware.set_image(image, cam)
     assert dice_score(aware.initial_mask(), disc) > dice_score(plain.initial_mask(), disc)
@@ -57,7 +60,7 @@ def test_grabcut_iterations_and_session_use_it():
 def test_degenerate_inputs():
     image, cam, body, _ = _phantom()
     assert not appearance_prior(image, np.zeros_like(cam), body).any()  # empty CAM: nothing
-    assert cam_to_initial_mask(image, np.zeros_like(cam), appearance=AppearanceConfig()).sum() == 0
+    assert cam_to_initial_mask(image, np.zeros_like(cam)).sum() == 0
     flat = np.full_like(image, 0.5)
     np.testing.assert_array_equal(appearance_prior(flat, cam), cam)  # no contrast: the CAM is kept
     tiny = np.zeros_like(cam)

@@ -23,7 +23,7 @@ import torch
 from wiml.cam import body_mask, cam_to_initial_mask, compute_grad_cam, graph_cut_image, restrict_cam
 from wiml.data.slices import SliceRecord, load_slice, read_manifest
 from wiml.evaluation.metrics import dice_score, iou_score
-from wiml.interactive.appearance import AppearanceConfig
+from wiml.interactive.session import RefinementConfig
 from wiml.layout import CONFIG_YAML, summary_json
 from wiml.networks.fpsnet import tag_probability
 from wiml.utils import atomic_path, atomic_write_text, enlarge_nearest, staged_output
@@ -38,14 +38,13 @@ class CamConfig:
     Attributes:
         split: manifest split to evaluate.
         layer: Grad-CAM layer ("" = the model's default).
-        lam: graph-cut pairwise weight.
-        sigma: graph-cut intensity scale.
         taus: CAM thresholds of the sweep.
         gate: tag-probability threshold of the gated initial mask.
         restrict_to_body: zero the CAM outside the body / brain (``wiml.cam.body_mask``) before use.
-        appearance: initial masks from the appearance-aware prior (``wiml.interactive.appearance``, after
-            GrabCut) instead of the CAM alone.
-        appearance_params: its parameters.
+        refinement: the refinement parameters the initial masks are made with (the one graph-cut parameter set
+            ``refinement.lam`` / ``refinement.sigma``; ``refinement.cam_appearance`` and
+            ``refinement.appearance`` for the appearance-aware prior), the same as the annotator's and
+            ``wiml wia-sim``'s.
         batch_size: slices per Grad-CAM batch.
         overlays: write overlay PNGs.
         max_overlays: at most this many overlays (0 = all).
@@ -62,13 +61,10 @@ class CamConfig:
 
     split: str = "test"
     layer: str = ""
-    lam: float = 5.0
-    sigma: float = 0.1
     taus: list[float] = dataclasses.field(default_factory=lambda: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8])
     gate: float = 0.5
     restrict_to_body: bool = True
-    appearance: bool = True
-    appearance_params: AppearanceConfig = dataclasses.field(default_factory=AppearanceConfig)
+    refinement: RefinementConfig = dataclasses.field(default_factory=RefinementConfig)
     batch_size: int = 16
     overlays: bool = True
     max_overlays: int = 0
@@ -198,14 +194,7 @@ def evaluate_cams(
             gc_image = graph_cut_image(image)
             if config.restrict_to_body:
                 cam = restrict_cam(cam, body_mask(image))
-            mask = cam_to_initial_mask(
-                gc_image,
-                cam,
-                config.lam,
-                config.sigma,
-                appearance=config.appearance_params if config.appearance else None,
-                region=body_mask(image),
-            )
+            mask = cam_to_initial_mask(gc_image, cam, config.refinement)
             mask_gated = mask if p >= config.gate else np.zeros_like(mask)
             write_slice(out_dir / "cams" / f"{name}.png", (cam * 255).round().astype(np.uint8))
             write_slice(out_dir / "initial_masks" / f"{name}.png", mask * np.uint8(255))

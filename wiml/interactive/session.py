@@ -34,6 +34,7 @@ import numpy as np
 from scipy import ndimage
 
 from wiml.errors import InputError
+from wiml.interactive.appearance import AppearanceConfig
 from wiml.interactive.geodesic import BACKENDS, click_likelihood, geodesic_distance
 from wiml.interactive.graphcut import graph_cut
 from wiml.interactive.postprocess import postprocess_mask
@@ -318,54 +319,31 @@ def refine_mask(
     image: np.ndarray,
     prior: np.ndarray,
     clicks: list[Click],
+    config: RefinementConfig | None = None,
     *,
     std_image: np.ndarray | None = None,
-    lam: float = 5.0,
-    sigma: float = 0.1,
-    click_radius_px: int = 2,
-    backend: str = "fastgeodis",
-    likelihood_scale: float = 2.0,
-    spatial_scale: float | None = 0.3,
-    smoothing_px: float = 2.0,
-    roi_margin_px: int | None = 16,
-    roi_threshold: float = 0.4,
     postprocess: bool = True,
     previous_mask: np.ndarray | None = None,
-    mask_prior: float = 0.0,
     click_scales_px: list[float] | None = None,
     click_radii_px: list[int] | None = None,
-    open_radius_px: int = 1,
-    close_radius_px: int = 1,
 ) -> np.ndarray:
     """One refinement from scratch: geodesic likelihoods + prior -> interactive graph cut -> post-processing.
 
     Args:
-        image: (H, W) float32 in [0, 1] (the graph cut's ``sigma`` is in these units).
-        prior: (H, W) float32 foreground probability before any click (CAM, or a constant).
+        image: (H, W) float32 in [0, 1] (the graph cut's ``sigma`` is in these units), or (C, H, W).
+        prior: (H, W) float32 foreground probability before any click (a proposal, or a constant).
         clicks: all clicks so far (may be empty: then this is the initial mask of the prior).
+        config: the parameters (:class:`RefinementConfig`; lam, sigma, click radius, likelihood and spatial
+            scales, ROI, ``mask_prior``, post-processing radii); its defaults when None. ``adaptive_scale`` is
+            applied by :class:`RefinementSession`, which passes ``click_scales_px`` / ``click_radii_px``.
         std_image: (H, W) standardised image for the geodesic distances; computed from ``image`` when None.
-        lam: graph-cut pairwise weight (5.0 in the original).
-        sigma: graph-cut intensity scale on the [0, 1] image (0.1 in the original).
-        click_radius_px: radius of the click disks (hard constraints), px.
-        backend: geodesic backend, ``"fastgeodis"`` or ``"geodistk"``.
-        likelihood_scale: the geodesic distance (in intensity standard deviations) at which a click's
-            likelihood is 1/e: ``exp(-(d / scale)^2)``.
-        spatial_scale: Euclidean decay of the click likelihoods as a fraction of ``max(H, W)``
-            (see :class:`RefinementSession`); None = off.
-        smoothing_px: Gaussian smoothing of the image before standardising it for the geodesic distances
-            (used only when ``std_image`` is None).
-        roi_margin_px: margin of the region of interest around the possible foreground, px; None = whole image.
-        roi_threshold: combined probability from which a pixel counts as possible foreground for the ROI.
         postprocess: apply :func:`wiml.interactive.postprocess.postprocess_mask` (keeping the foreground clicks'
             components) and force the background click disks to background.
-        previous_mask: (H, W) mask before the newest click (``clicks[-1]``), used with ``mask_prior``.
-        mask_prior: weight of ``previous_mask`` as a prior away from the newest click
-            (:func:`blend_previous_mask`); 0 or no previous mask / no click = the original behaviour.
+        previous_mask: (H, W) mask before the newest click (``clicks[-1]``), used with ``config.mask_prior``
+            (:func:`blend_previous_mask`); None or no click = the original behaviour.
         click_scales_px: optional Euclidean decay scale of each click, px (see :func:`adaptive_click_scale`);
             replaces ``spatial_scale`` for those clicks.
         click_radii_px: optional seed-disk radius of each click, px; replaces ``click_radius_px``.
-        open_radius_px: opening radius of the post-processing, px (0 = none).
-        close_radius_px: closing radius of the post-processing, px (0 = none).
 
     Returns:
         (H, W) uint8 mask in {0, 1}.
@@ -373,6 +351,10 @@ def refine_mask(
     Raises:
         InputError: shapes do not match, or a parameter is out of range.
     """
+    c = (config or RefinementConfig()).validate()
+    lam, sigma, click_radius_px, backend = c.lam, c.sigma, c.click_radius_px, c.backend
+    likelihood_scale, spatial_scale, smoothing_px = c.likelihood_scale, c.spatial_scale, c.smoothing_px
+    roi_margin_px, roi_threshold, mask_prior = c.roi_margin_px, c.roi_threshold, c.mask_prior
     image = np.asarray(image, dtype=np.float32)
     if image.ndim not in (2, 3):
         raise InputError(f"image must be (H, W) or (C, H, W), got shape {image.shape}")
@@ -437,52 +419,41 @@ def refine_mask(
     )
     if postprocess:
         cut = postprocess_mask(
-            cut, open_radius_px=open_radius_px, close_radius_px=close_radius_px, keep=fg_seeds[roi]
+            cut, open_radius_px=c.open_radius_px, close_radius_px=c.close_radius_px, keep=fg_seeds[roi]
         )
         cut[bg_seeds[roi]] = 0
     out[roi] = cut
     return out
 
 
-@dataclasses.dataclass
-class RefinementConfig:
-    """Parameters of :class:`RefinementSession` (see its docstring); ``make_session()`` builds one."""
-
-    lam: float = 5.0
-    sigma: float = 0.1
-    click_radius_px: int = 2
-    backend: str = "fastgeodis"
-    likelihood_scale: float = 2.0
-    spatial_scale: float | None = 0.3
-    smoothing_px: float = 2.0
-    roi_margin_px: int | None = 16
-    roi_threshold: float = 0.4
-    empty_prior: float = 0.3
-    cam_threshold: float | None = None
-    cam_appearance: bool = True
-    mask_prior: float = 0.5
-    adaptive_scale: float | None = None
-    min_scale_px: float = 2.0
-    open_radius_px: int = 1
-    close_radius_px: int = 1
-
-    def make_session(self) -> RefinementSession:
-        return RefinementSession(**dataclasses.asdict(self))
-
-
-class RefinementSession:
-    """Click-by-click refinement of one image (no GUI toolkit; the GUI and the robot user drive it).
-
-    Example:
-        >>> s = RefinementSession()
-        >>> s.set_image(image, cam=cam)          # image (H, W) any dtype; cam (H, W) in [0, 1] or None
-        >>> mask = s.initial_mask()              # CAM -> graph cut -> post-processing (zeros without CAM)
-        >>> mask = s.add_click(40, 52, foreground=True)
-        >>> mask = s.undo()
+def initial_mask(image: np.ndarray, prior: np.ndarray, config: RefinementConfig | None = None) -> np.ndarray:
+    """The initial mask of a proposal: :func:`refine_mask` of the prior without clicks (graph cut in the
+    region of interest, post-processing). The one initial-mask function: :class:`RefinementSession`,
+    ``wiml cam`` (:func:`wiml.cam.cam_to_initial_mask`), ``wiml wia-sim`` and the annotator all use it.
 
     Args:
-        lam: graph-cut pairwise weight (5.0, the original's).
-        sigma: graph-cut intensity scale on the image normalised to [0, 1] (0.1).
+        image: (H, W) or (C, H, W) float32 in [0, 1].
+        prior: (H, W) float32 foreground probability (a proposal, :mod:`wiml.interactive.proposals`).
+        config: refinement parameters (defaults when None).
+
+    Returns:
+        (H, W) uint8 in {0, 1}.
+    """
+    config = (config or RefinementConfig()).validate()
+    return refine_mask(image, prior, [], config)
+
+
+@dataclasses.dataclass
+class RefinementConfig:
+    """Parameters of the refinement: the one graph-cut parameter set (``lam``, ``sigma``) and everything else
+    a :class:`RefinementSession` needs. ``wiml cam``, ``wiml wia-sim``, ``wiml wia-session`` and the annotator
+    nest this one object, so the initial mask, the proposals and every click are computed with the same
+    settings. ``make_session()`` builds a session.
+
+    Attributes:
+        lam: graph-cut pairwise weight (the original's 5.0; 10.0 by default, chosen with ``sigma`` 0.05 on the
+            BraTS and liver validation slices, docs/results.md "Refinement on brain tumours").
+        sigma: graph-cut intensity scale on the image normalised to [0, 1] (the original's 0.1; 0.05).
         click_radius_px: radius of a click disk, px (hard constraint).
         backend: geodesic backend, ``"fastgeodis"`` (default) or ``"geodistk"``.
         likelihood_scale: distance scale of the click likelihood ``exp(-(d / scale)^2)``, in intensity standard
@@ -501,86 +472,120 @@ class RefinementSession:
             validation slices); None = the CAM itself is the probability (the original).
         cam_appearance: replace the CAM prior by the appearance-aware prior of
             :mod:`wiml.interactive.appearance` (intensity models of the CAM's confident pixels inside the body,
-            after GrabCut; this project's method) with :class:`~wiml.interactive.appearance.AppearanceConfig`'s
-            defaults; applied after ``cam_threshold``. True by default (chosen on liver validation slices,
+            after GrabCut; this project's method) with the parameters ``appearance``; applied after
+            ``cam_threshold``. True by default (chosen on liver validation slices,
             docs/results.md); False = the CAM alone (the original).
         mask_prior: weight in [0, 1] of the current mask as a prior for the next click's refinement, applied
             where the new click's likelihood is low (:func:`blend_previous_mask`; this project's method), so a
             click changes the mask mainly near itself; 0 = each click re-cuts from the prior and all clicks
-            only (the original). 0.5 by default (chosen on the liver and BraTS validation slices by NoC@90,
-            docs/results.md section 3). Undo and reset restore earlier masks exactly either way.
+            only (the original). 0 by default since the adaptive click reach (0.5 was the default before it;
+            docs/results.md). Undo and reset restore earlier masks exactly either way.
         adaptive_scale: when set, each click's reach is local to the error it corrects: its Euclidean decay
             scale is ``adaptive_scale`` times its distance to the current mask's boundary (between
             ``min_scale_px`` and ``spatial_scale * max(H, W)``) and its seed disk stays off that boundary
-            (:func:`adaptive_click_scale`; this project's method). None = every click has the same reach.
+            (:func:`adaptive_click_scale`; this project's method). 3.0 by default; None = every click has the
+            same reach.
         min_scale_px: smallest decay scale of a click with ``adaptive_scale``, px.
         open_radius_px: opening radius of the post-processing after each cut, px (0 = none; an opening
             removes thin parts, which costs clicks on small targets).
         close_radius_px: closing radius of that post-processing, px (0 = none).
+        appearance: parameters of the appearance-aware CAM prior
+            (:class:`~wiml.interactive.appearance.AppearanceConfig`).
 
     Raises:
-        InputError: a parameter is out of range.
+        InputError: (from :meth:`validate`) a parameter is out of range.
     """
 
-    def __init__(
-        self,
-        lam: float = 5.0,
-        sigma: float = 0.1,
-        click_radius_px: int = 2,
-        backend: str = "fastgeodis",
-        likelihood_scale: float = 2.0,
-        spatial_scale: float | None = 0.3,
-        smoothing_px: float = 2.0,
-        roi_margin_px: int | None = 16,
-        roi_threshold: float = 0.4,
-        empty_prior: float = 0.3,
-        cam_threshold: float | None = None,
-        cam_appearance: bool = True,
-        mask_prior: float = 0.5,
-        adaptive_scale: float | None = None,
-        min_scale_px: float = 2.0,
-        open_radius_px: int = 1,
-        close_radius_px: int = 1,
-    ) -> None:
-        if backend not in BACKENDS:
-            raise InputError(f"unknown geodesic backend {backend!r}; expected one of {BACKENDS}")
-        if lam < 0 or sigma <= 0 or click_radius_px < 0 or likelihood_scale <= 0:
+    lam: float = 10.0
+    sigma: float = 0.05
+    click_radius_px: int = 2
+    backend: str = "fastgeodis"
+    likelihood_scale: float = 2.0
+    spatial_scale: float | None = 0.3
+    smoothing_px: float = 2.0
+    roi_margin_px: int | None = 16
+    roi_threshold: float = 0.4
+    empty_prior: float = 0.3
+    cam_threshold: float | None = None
+    cam_appearance: bool = True
+    mask_prior: float = 0.0
+    adaptive_scale: float | None = 3.0
+    min_scale_px: float = 2.0
+    open_radius_px: int = 0
+    close_radius_px: int = 1
+    appearance: AppearanceConfig = dataclasses.field(default_factory=AppearanceConfig)
+
+    def __post_init__(self) -> None:
+        if isinstance(self.appearance, dict):  # from dataclasses.asdict / YAML
+            self.appearance = AppearanceConfig(**self.appearance)
+
+    def validate(self) -> RefinementConfig:
+        """Check every parameter; returns ``self``.
+
+        Raises:
+            InputError: naming the parameter that is out of range.
+        """
+        if self.backend not in BACKENDS:
+            raise InputError(f"unknown geodesic backend {self.backend!r}; expected one of {BACKENDS}")
+        if self.lam < 0 or self.sigma <= 0 or self.click_radius_px < 0 or self.likelihood_scale <= 0:
             raise InputError(
-                f"need lam >= 0, sigma > 0, click_radius_px >= 0, likelihood_scale > 0; got lam={lam}, "
-                f"sigma={sigma}, click_radius_px={click_radius_px}, likelihood_scale={likelihood_scale}"
+                f"need lam >= 0, sigma > 0, click_radius_px >= 0, likelihood_scale > 0; got lam={self.lam}, "
+                f"sigma={self.sigma}, click_radius_px={self.click_radius_px}, "
+                f"likelihood_scale={self.likelihood_scale}"
             )
-        if roi_margin_px is not None and roi_margin_px < 0:
-            raise InputError(f"roi_margin_px must be >= 0 or None, got {roi_margin_px}")
-        if cam_threshold is not None and not 0.0 < cam_threshold < 1.0:
-            raise InputError(f"cam_threshold must be in (0, 1) or None, got {cam_threshold}")
-        if not 0.0 <= mask_prior <= 1.0:
-            raise InputError(f"mask_prior must be in [0, 1], got {mask_prior}")
-        if adaptive_scale is not None and (adaptive_scale <= 0 or min_scale_px <= 0):
+        if self.roi_margin_px is not None and self.roi_margin_px < 0:
+            raise InputError(f"roi_margin_px must be >= 0 or None, got {self.roi_margin_px}")
+        if self.cam_threshold is not None and not 0.0 < self.cam_threshold < 1.0:
+            raise InputError(f"cam_threshold must be in (0, 1) or None, got {self.cam_threshold}")
+        if not 0.0 <= self.mask_prior <= 1.0:
+            raise InputError(f"mask_prior must be in [0, 1], got {self.mask_prior}")
+        if self.adaptive_scale is not None and (self.adaptive_scale <= 0 or self.min_scale_px <= 0):
             raise InputError(
-                f"adaptive_scale and min_scale_px must be > 0, got {adaptive_scale} and {min_scale_px}"
+                f"adaptive_scale and min_scale_px must be > 0, got {self.adaptive_scale} and "
+                f"{self.min_scale_px}"
             )
-        if not 0.0 <= empty_prior < min(0.5, roi_threshold):
-            raise InputError(f"empty_prior must be in [0, min(0.5, roi_threshold)), got {empty_prior}")
-        self.lam = float(lam)
-        self.sigma = float(sigma)
-        self.click_radius_px = int(click_radius_px)
-        self.backend = backend
-        self.likelihood_scale = float(likelihood_scale)
-        self.spatial_scale = spatial_scale
-        self.smoothing_px = float(smoothing_px)
-        self.roi_margin_px = roi_margin_px
-        self.roi_threshold = float(roi_threshold)
-        self.empty_prior = float(empty_prior)
-        self.cam_threshold = cam_threshold
-        self.cam_appearance = bool(cam_appearance)
-        self.mask_prior = float(mask_prior)
-        self.adaptive_scale = None if adaptive_scale is None else float(adaptive_scale)
-        self.min_scale_px = float(min_scale_px)
-        if open_radius_px < 0 or close_radius_px < 0:
-            raise InputError(f"open/close radii must be >= 0, got {open_radius_px}, {close_radius_px}")
-        self.open_radius_px = int(open_radius_px)
-        self.close_radius_px = int(close_radius_px)
+        if self.open_radius_px < 0 or self.close_radius_px < 0:
+            raise InputError(
+                f"open/close radii must be >= 0, got {self.open_radius_px}, {self.close_radius_px}"
+            )
+        if not 0.0 <= self.empty_prior < min(0.5, self.roi_threshold):
+            raise InputError(f"empty_prior must be in [0, min(0.5, roi_threshold)), got {self.empty_prior}")
+        return self
+
+    def make_session(self) -> RefinementSession:
+        """A :class:`RefinementSession` with these parameters."""
+        return RefinementSession(self)
+
+
+class RefinementSession:
+    """Click-by-click refinement of one image (no GUI toolkit; the GUI and the robot user drive it).
+
+    Example:
+        >>> s = RefinementSession()                       # or RefinementConfig(...).make_session()
+        >>> s.set_image(image, cam=cam)          # image (H, W) any dtype; cam (H, W) in [0, 1] or None
+        >>> mask = s.initial_mask()              # CAM -> graph cut -> post-processing (zeros without CAM)
+        >>> mask = s.add_click(40, 52, foreground=True)
+        >>> mask = s.undo()
+
+    Args:
+        config: the parameters (:class:`RefinementConfig`; its defaults when None).
+        **overrides: single parameters replacing those of ``config`` (e.g. ``mask_prior=0``).
+
+    Raises:
+        InputError: a parameter is out of range or unknown.
+    """
+
+    def __init__(self, config: RefinementConfig | None = None, **overrides) -> None:
+        config = config or RefinementConfig()
+        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(RefinementConfig)})
+        if unknown:
+            raise InputError(f"unknown refinement parameter(s) {unknown}")
+        self.config = dataclasses.replace(config, **overrides).validate()
+        for field in dataclasses.fields(RefinementConfig):
+            if field.name != "appearance":
+                setattr(self, field.name, getattr(self.config, field.name))
         self._scales: list[tuple[float, int]] = []
+        self.proposal_source = "none"
         self._image: np.ndarray | None = None
         self._std: np.ndarray | None = None
         self._prior: np.ndarray | None = None
@@ -599,6 +604,8 @@ class RefinementSession:
         cam: np.ndarray | None = None,
         value_range: tuple[float, float] | None = None,
         channels_first: bool = False,
+        prior: np.ndarray | None = None,
+        source: str | None = None,
     ) -> None:
         """Start a new annotation; the current mask becomes the initial mask.
 
@@ -606,8 +613,11 @@ class RefinementSession:
             image: (H, W) of any size and numeric dtype (8/16-bit, HU, float) or (H, W, 3) RGB; scaled to [0, 1]
                 by :func:`normalize_image`. With ``channels_first``: (C, H, W), several channels (e.g. FLAIR and
                 T1c) that the geodesic distances and the graph cut both see, each scaled to [0, 1].
-            cam: optional (H, W) class activation map in [0, 1] at the image's resolution (the prior).
+            cam: optional (H, W) class activation map in [0, 1]: the proposal is its prior (:meth:`cam_prior`)
+                unless ``prior`` is given (the CAM is then kept in :attr:`cam` for display only).
             value_range: optional (low, high) intensity window (e.g. HU) mapped to [0, 1].
+            prior: optional (H, W) foreground probability, any other proposal (see :meth:`set_proposal`).
+            source: name of the proposal for :attr:`proposal_source`.
 
         Raises:
             InputError: a malformed image, or a CAM of another shape / with values outside [0, 1].
@@ -631,25 +641,93 @@ class RefinementSession:
         self._image = img
         self._std = standardize(img, self.smoothing_px)
         self.cam = cam
+        if prior is not None:
+            self.set_proposal(prior, source)
+            return
         if cam is None:
-            self._prior = np.full(grey.shape, self.empty_prior, np.float32)
-        elif self.cam_threshold is None:
-            self._prior = cam
+            self.set_proposal(None, "none")
         else:
-            self._prior = np.clip(cam * (0.5 / self.cam_threshold), 0.0, 1.0).astype(np.float32)
-        if cam is not None and self.cam_appearance:
-            from wiml.interactive.appearance import AppearanceConfig
-            from wiml.interactive.postprocess import body_mask
+            self.set_proposal(self.cam_prior(cam), source or "cam")
 
-            self._prior = AppearanceConfig().prior(
-                grey, self._prior, body_mask(grey), lam=self.lam, sigma=self.sigma
-            )
+    def cam_prior(self, cam: np.ndarray) -> np.ndarray:
+        """The prior of a CAM proposal on the current image with this session's settings
+        (:func:`wiml.interactive.proposals.cam_prior`: ``cam_threshold``, then the appearance-aware prior when
+        ``cam_appearance``). (H, W) float32."""
+        from wiml.interactive.proposals import cam_prior
+
+        self._require_image()
+        grey = self._image if self._image.ndim == 2 else self._image[0]
+        return cam_prior(
+            grey, cam, self.cam_threshold, self.config.appearance if self.cam_appearance else None
+        )
+
+    def set_proposal(self, prior: np.ndarray | None, source: str | None = None) -> np.ndarray:
+        """Start the current image again from a proposal: clicks are cleared, the initial mask is recomputed.
+
+        Args:
+            prior: (H, W) foreground probability in [0, 1] (from :mod:`wiml.interactive.proposals`: a CAM prior,
+                :func:`~wiml.interactive.proposals.box_prior`, :func:`~wiml.interactive.proposals.mask_to_prior`,
+                :func:`~wiml.interactive.proposals.probability_prior`); None = no proposal (the constant
+                ``empty_prior``, an empty initial mask).
+            source: name of the proposal (``none``, ``cam``, ``box``, ``propagate``, ``bootstrap``, ...), kept in
+                :attr:`proposal_source`.
+
+        Returns:
+            (H, W) uint8 initial mask (graph cut of the prior with the refinement's settings; zeros for None).
+
+        Raises:
+            InputError: no image set, or a prior of another shape / outside [0, 1].
+        """
+        self._require_image()
+        shape = self.shape
+        if prior is None:
+            self._prior = np.full(shape, self.empty_prior, np.float32)
+        else:
+            prior = np.asarray(prior, np.float32)
+            if prior.shape != shape:
+                raise InputError(f"proposal shape {prior.shape} does not match the image {shape}")
+            if not np.isfinite(prior).all() or prior.min() < -1e-3 or prior.max() > 1 + 1e-3:
+                raise InputError("proposal values must be finite and in [0, 1]")
+            self._prior = np.clip(prior, 0.0, 1.0).astype(np.float32)
+        self.proposal_source = source or ("none" if prior is None else "prior")
         self._clicks = []
         self._scales = []
         self._history = []
         self._t0 = time.perf_counter()
-        self._initial = self._refine([]) if cam is not None else np.zeros(grey.shape, np.uint8)
+        self._mask = None
+        self._initial = (
+            initial_mask(self._image, self._prior, self.config)
+            if prior is not None
+            else np.zeros(shape, np.uint8)
+        )
         self._mask = self._initial.copy()
+        return self._initial.copy()
+
+    def set_box(self, box: tuple[int, int, int, int], config=None) -> np.ndarray:
+        """Start the current image from a box proposal (a drag in the GUI; GrabCut-style inside the box,
+        :func:`wiml.interactive.proposals.box_prior` with this session's ``lam`` / ``sigma``).
+
+        Args:
+            box: (row0, col0, row1, col1), inclusive corners in px.
+            config: optional :class:`wiml.interactive.proposals.ProposalConfig`.
+
+        Returns:
+            (H, W) uint8 initial mask.
+        """
+        from wiml.interactive.proposals import box_prior
+
+        self._require_image()
+        return self.set_proposal(box_prior(self._image, box, config, self.lam, self.sigma), "box")
+
+    @property
+    def prior(self) -> np.ndarray:
+        """(H, W) float32 foreground probability the current annotation started from (a copy)."""
+        self._require_image()
+        return self._prior.copy()
+
+    def predict(self) -> np.ndarray:
+        """The current mask, (H, W) uint8 (the proposal's initial mask refined by the clicks so far)."""
+        return self.mask
 
     @property
     def image(self) -> np.ndarray:
@@ -684,21 +762,11 @@ class RefinementSession:
             self._image,
             self._prior,
             clicks,
+            self.config,
             std_image=self._std,
-            lam=self.lam,
-            sigma=self.sigma,
-            click_radius_px=self.click_radius_px,
-            backend=self.backend,
-            likelihood_scale=self.likelihood_scale,
-            spatial_scale=self.spatial_scale,
-            roi_margin_px=self.roi_margin_px,
-            roi_threshold=self.roi_threshold,
             previous_mask=self._mask if clicks else None,
-            mask_prior=self.mask_prior,
             click_scales_px=[sc for sc, _ in scales] if adaptive else None,
             click_radii_px=[r for _, r in scales] if adaptive else None,
-            open_radius_px=self.open_radius_px,
-            close_radius_px=self.close_radius_px,
         )
         self.last_seconds = time.perf_counter() - t0
         logger.debug("refinement with %d click(s): %.1f ms", len(clicks), 1000 * self.last_seconds)
