@@ -29,6 +29,10 @@ SUBCOMMANDS: dict[str, tuple[str, str]] = {
     "cam": ("wiml.cli.cam", "Grad-CAM overlays, initial masks and CAM quality"),
     "annotate": ("wiml.cli.annotate", "the WIA annotator GUI (same as python WIA/main.py)"),
     "wia-sim": ("wiml.cli.wia_sim", "robot-user WIA simulation: NoC@85/90, strong labels + records"),
+    "wia-session": (
+        "wiml.cli.wia_session",
+        "robot annotation sessions per proposal source: none, cam, cam+, box, propagate, bootstrap",
+    ),
     "train-msl": ("wiml.cli.train_msl", "mixed-supervised FPSNet training on tags + K strong labels"),
     "test": ("wiml.cli.test", "predict test patients; per-slice and per-patient metrics"),
     "export": (
