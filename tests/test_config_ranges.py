@@ -18,14 +18,19 @@ from wiml.data.split import SplitConfig
 from wiml.data.transforms import AugmentConfig
 from wiml.errors import ConfigError
 from wiml.evaluation.evaluate import TestConfig as EvalConfig
+from wiml.experiments.bootstrap import BootstrapConfig
 from wiml.experiments.cam_quality import CamConfig
+from wiml.experiments.wia_session import CamPlusConfig, WiaSessionConfig
 from wiml.experiments.wia_sim import WiaSimConfig, run_wia_simulation
+from wiml.interactive.proposals import ProposalConfig
+from wiml.interactive.session import RefinementConfig
 from wiml.training.config import OptimConfig, TrainerConfig, WeakConfig
 from wiml.training.mixed import MixedLossConfig
 from wiml.training.msl import MSLConfig, StrongConfig
 
 CLASSES = [OptimConfig, TrainerConfig, EvalConfig, CamConfig, WiaSimConfig, AugmentConfig, MixedLossConfig,
-           MSLConfig, StrongConfig, DemoDataConfig, PrepareConfig, CropConfig, SplitConfig]  # fmt: skip
+           MSLConfig, StrongConfig, DemoDataConfig, PrepareConfig, CropConfig, SplitConfig, RefinementConfig,
+           ProposalConfig, WiaSessionConfig, CamPlusConfig, BootstrapConfig]  # fmt: skip
 
 
 @pytest.mark.parametrize("cls", CLASSES, ids=lambda c: c.__name__)

@@ -27,7 +27,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override, e.g. --set lam=3 --set 'taus=[0.3,0.5]' --set overlays=false",
+        help="override, e.g. --set refinement.lam=3 --set 'taus=[0.3,0.5]' --set overlays=false",
     )
 
 

@@ -19,6 +19,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import numpy as np
 import torch
@@ -48,6 +49,18 @@ class BootstrapConfig:
             least the update's time for ``every`` labels); the annotator never waits.
         seed: seed of the batch sampling.
     """
+
+    RANGES: ClassVar[dict[str, str]] = {
+        "every": ">= 1",
+        "max_seconds": "> 0",
+        "max_steps": ">= 1",
+        "batch_size": ">= 1",
+        "strong_per_batch": ">= 1",
+        "lr": "> 0",
+        "tag_slices": ">= 0",
+        "threads": ">= 1",
+        "min_labels": ">= 1",
+    }
 
     every: int = 5
     max_seconds: float = 60.0

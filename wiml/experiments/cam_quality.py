@@ -51,8 +51,6 @@ class CamConfig:
     """
 
     RANGES: ClassVar[dict[str, str]] = {
-        "lam": ">= 0",
-        "sigma": "> 0",
         "taus": "(0, 1)",
         "gate": "[0, 1]",
         "batch_size": ">= 1",

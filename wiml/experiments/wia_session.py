@@ -42,6 +42,7 @@ import logging
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -78,6 +79,12 @@ class CamPlusConfig:
         tag_gate: tag probability below which the slice gets no proposal (the weak model says "absent"); 0 = off.
     """
 
+    RANGES: ClassVar[dict[str, str]] = {
+        "cam_threshold": "(0, 1)",
+        "appearance_iterations": ">= 0",
+        "tag_gate": "[0, 1]",
+    }
+
     cam_threshold: float | None = 0.2
     appearance_iterations: int = 2
     tag_gate: float = 0.5
@@ -108,6 +115,15 @@ class WiaSessionConfig:
         cam_plus: :class:`CamPlusConfig`.
         bootstrap: :class:`wiml.experiments.bootstrap.BootstrapConfig`.
     """
+
+    RANGES: ClassVar[dict[str, str]] = {
+        "n_labels": ">= 1",
+        "max_clicks": ">= 1",
+        "target_dice": "(0, 1]",
+        "box_jitter_px": ">= 0",
+        "channel": ">= 0",
+        "window_percentiles": "[0, 100]",
+    }
 
     split: str = "test"
     sources: list[str] = dataclasses.field(default_factory=lambda: ["none", "cam", "box"])

@@ -22,6 +22,7 @@ Everything here is NumPy only (no Qt, no torch), so the GUI and the robot runner
 from __future__ import annotations
 
 import dataclasses
+from typing import ClassVar
 
 import numpy as np
 from scipy import ndimage
@@ -48,6 +49,17 @@ class ProposalConfig:
         box_floor: spatial prior inside the box at its border (rises to 1 at the centre).
         probability_floor: a model probability map is clipped to ``[floor, 1 - floor]``.
     """
+
+    RANGES: ClassVar[dict[str, str]] = {
+        "mask_inside": "(0.5, 1]",
+        "mask_outside": "[0, 0.5)",
+        "softness_px": "> 0",
+        "cam_weight": "[0, 1]",
+        "box_ring_px": ">= 1",
+        "box_iterations": ">= 0",
+        "box_floor": "(0, 1)",
+        "probability_floor": "[0, 0.5)",
+    }
 
     mask_inside: float = 0.9
     mask_outside: float = 0.1

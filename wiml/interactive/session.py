@@ -29,6 +29,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
+from typing import ClassVar
 
 import numpy as np
 from scipy import ndimage
@@ -495,6 +496,24 @@ class RefinementConfig:
     Raises:
         InputError: (from :meth:`validate`) a parameter is out of range.
     """
+
+    RANGES: ClassVar[dict[str, str]] = {
+        "lam": ">= 0",
+        "sigma": "> 0",
+        "click_radius_px": ">= 0",
+        "likelihood_scale": "> 0",
+        "spatial_scale": "> 0",
+        "smoothing_px": ">= 0",
+        "roi_margin_px": ">= 0",
+        "roi_threshold": "(0, 1)",
+        "empty_prior": "[0, 0.5)",
+        "cam_threshold": "(0, 1)",
+        "mask_prior": "[0, 1]",
+        "adaptive_scale": "> 0",
+        "min_scale_px": "> 0",
+        "open_radius_px": ">= 0",
+        "close_radius_px": ">= 0",
+    }
 
     lam: float = 10.0
     sigma: float = 0.05
