@@ -104,3 +104,14 @@ def test_resolved_config_loads_again_unchanged(project_root, tmp_path):
     again = load_pipeline_config(tmp_path / "resolved.yaml", run=tmp_path / "run")
     assert to_dict(again) == to_dict(first)
     assert isinstance(again.msl, MSLConfig)
+
+
+def test_relative_raw_is_relative_to_the_yaml(tmp_path):
+    (tmp_path / "cfg").mkdir()
+    (tmp_path / "data").mkdir()
+    cfg = load_pipeline_config(
+        _yaml(tmp_path / "cfg", "raw: ../data\nsteps: [prepare]\n"), run=tmp_path / "run"
+    )
+    assert (
+        cfg.raw == str(tmp_path / "cfg" / ".." / "data") and cfg.prepare.input.resolve() == tmp_path / "data"
+    )

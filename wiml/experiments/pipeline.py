@@ -76,7 +76,8 @@ class PipelineConfig:
 
     Attributes:
         name: run name shown in the report.
-        raw: raw data folder (``{project}`` = the checkout); empty = make the synthetic demo set in ``RUN/raw``.
+        raw: raw data folder (``{project}`` = the checkout; a relative path is relative to the pipeline YAML's
+            folder); empty = make the synthetic demo set in ``RUN/raw``.
         k: number of strong labels: the robot WIA labels K slices and MSL trains on them.
         seed: seed of the training steps (weak, MSL, the baselines when ``baselines.seeds`` is empty).
         device: ``auto`` | ``cpu`` | ``cuda`` for every step.
@@ -181,7 +182,7 @@ def load_pipeline_config(
         )
     try:
         apply_overrides(data, overrides)
-        base = where.parent if where is not None else Path.cwd()
+        base = where.parent if where is not None else None  # without a YAML: absolute paths only
         merged = to_dict(PipelineConfig())
         defaults = data.get("defaults") or {}
         if not isinstance(defaults, dict):
@@ -190,6 +191,8 @@ def load_pipeline_config(
             if section not in SECTIONS:
                 raise ConfigError(f"defaults: unknown section {section!r}; expected some of {list(SECTIONS)}")
             base_file = expand_path(file, base)
+            if not base_file.is_absolute():
+                raise ConfigError(f"defaults.{section}: {file!r} must be absolute without a pipeline YAML")
             if not base_file.is_file():
                 raise ConfigError(f"defaults.{section}: {base_file} not found")
             try:
@@ -202,6 +205,11 @@ def load_pipeline_config(
         merge_mappings(merged, data)
         merged["defaults"] = {}
         config = from_dict(PipelineConfig, merged)
+        if config.raw:
+            raw = expand_path(config.raw, base)
+            if not raw.is_absolute():
+                raise ConfigError(f"raw: {config.raw!r} must be absolute without a pipeline YAML")
+            config.raw = str(raw)
         _derive(config, data, run)
         check_ranges(config)  # every section's RANGES, one line listing what is out of range
         _validate(config)
