@@ -340,3 +340,20 @@ def test_window_presets_for_ct_and_from_percentiles():
     presets = window_presets({0.5: 0.0, 1.0: 10.0, 5.0: 20.0, 95.0: 80.0, 99.0: 90.0, 99.5: 100.0}, False)
     assert presets["Full range (0.5-99.5 %)"] == (50.0, 100.0) and presets["Narrow (5-95 %)"] == (50.0, 60.0)
     assert window_presets(None, False) == {}
+
+
+def test_box_proposal_starts_from_a_box_around_the_target(png_case, tmp_path):
+    from wiml.annotator.controller import box_to_prior
+
+    ctl = AnnotationController(result_dir=tmp_path / "out")
+    ctl.open(png_case)
+    rows, cols = np.nonzero(ctl.ground_truth)
+    box = (rows.min() - 2, cols.min() - 2, rows.max() + 2, cols.max() + 2)
+    snap = ctl.propose_box(box)
+    assert snap.proposal == "box" and snap.clicks == () and snap.dice > 0.85
+    assert snap.mask[: box[0]].sum() == 0  # nothing above the box
+    assert ctl.undo().mask is None  # undoable
+    with pytest.raises(InputError, match="smaller than 3 x 3"):
+        ctl.propose_box((5, 5, 6, 20))
+    prior = box_to_prior((20, 30), (5, 5, 15, 25))
+    assert prior[0, 0] == pytest.approx(0.05) and prior[10, 15] == pytest.approx(0.8) and prior[5, 15] == 0.5

@@ -243,3 +243,26 @@ def test_brush_drag_shift_drag_window_and_mr_presets(qtbot, png_case, tmp_path):
     drag(at(30, 10), at(30, 40), Qt.ShiftModifier)  # Shift + drag right: a wider window, no click
     assert win.width_box.value() > width and wait_idle(qtbot, win).clicks == ()
     win.ask_to_save = False
+
+
+def test_box_tool_drag_gives_a_box_proposal(qtbot, png_case, tmp_path):
+    from PyQt5.QtCore import QEvent
+    from PyQt5.QtGui import QMouseEvent
+    from PyQt5.QtWidgets import QApplication
+
+    win = make_window(qtbot, tmp_path / "out")
+    win.open_path(png_case)
+    snap = wait_idle(qtbot, win)
+    rows, cols = np.nonzero(snap.ground_truth)
+    viewport = win.canvas.viewport()
+    start = win.canvas.mapFromScene(QPointF(cols.min() - 1.5, rows.min() - 1.5))
+    end = win.canvas.mapFromScene(QPointF(cols.max() + 2.5, rows.max() + 2.5))
+    win.act_box.trigger()
+    qtbot.mousePress(viewport, Qt.LeftButton, Qt.NoModifier, start)
+    QApplication.sendEvent(
+        viewport, QMouseEvent(QEvent.MouseMove, QPointF(end), Qt.NoButton, Qt.LeftButton, Qt.NoModifier)
+    )
+    qtbot.mouseRelease(viewport, Qt.LeftButton, Qt.NoModifier, end)
+    snap = wait_idle(qtbot, win)
+    assert snap.proposal == "box" and snap.dice > 0.85 and win.canvas.mode == "click"
+    win.ask_to_save = False

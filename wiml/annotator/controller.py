@@ -172,6 +172,36 @@ def trained_on(sidecar: dict) -> dict:
     return {"kind": IMAGE_KINDS.get(normalize), "channels": list(config.get("channels") or [])}
 
 
+def box_to_prior(
+    shape: tuple[int, int],
+    box: tuple[int, int, int, int],
+    cam: np.ndarray | None = None,
+    cam_weight: float = 0.25,
+) -> np.ndarray:
+    """A foreground probability map from a box around the target, for the refinement's graph cut.
+
+    Args:
+        shape: (H, W) of the slice.
+        box: (row0, col0, row1, col1) px, inclusive, row0 <= row1, col0 <= col1.
+        cam: optional (H, W) CAM in [0, 1], fused with ``cam_weight``.
+
+    Returns:
+        (H, W) float32: 0.05 outside the box, rising from 0.5 at its border to 0.8 at its centre (the target
+        fills most of a box drawn around it), mixed with the CAM.
+    """
+    h, w = shape
+    r0, c0, r1, c1 = box
+    rows = np.arange(h, dtype=np.float32)[:, None]
+    cols = np.arange(w, dtype=np.float32)[None, :]
+    dr = np.minimum(rows - r0, r1 - rows) / max((r1 - r0) / 2.0, 1.0)
+    dc = np.minimum(cols - c0, c1 - cols) / max((c1 - c0) / 2.0, 1.0)
+    depth = np.clip(np.minimum(dr, dc), -1.0, 1.0)
+    prior = np.where(depth >= 0, 0.5 + 0.3 * depth, 0.05).astype(np.float32)
+    if cam is not None:
+        prior = (1.0 - cam_weight) * prior + cam_weight * np.clip(cam, 0.0, 1.0) * (depth >= 0)
+    return np.clip(prior, 0.0, 1.0).astype(np.float32)
+
+
 #: slice status codes of :attr:`Snapshot.slice_status`.
 UNTOUCHED, FINISHED, UNSAVED, PROPOSED = 0, 1, 2, 3
 #: probabilities a proposal mask is turned into before the graph cut (inside, outside the mask).
@@ -599,6 +629,32 @@ class AnnotationController:
             "CAM initial mask" if cam is not None else "no checkpoint: empty initial mask, click to segment"
         )
         return self._edited(f"segmented ({what}, {int(initial.sum())} px)")
+
+    def propose_box(self, box: tuple[int, int, int, int]) -> Snapshot:
+        """A proposal from a box around the target (drawn with the box tool): a new undoable start whose
+        initial mask is the graph cut of a box prior (fused with the CAM when a weak model is loaded).
+
+        Args:
+            box: (row0, col0, row1, col1) px, corners in any order, inclusive.
+
+        Raises:
+            InputError: no image is open, or a box smaller than 3 x 3 px.
+        """
+        image = self._require_image()
+        h, w = image.shape
+        r0, r1 = sorted((int(box[0]), int(box[2])))
+        c0, c1 = sorted((int(box[1]), int(box[3])))
+        r0, c0, r1, c1 = max(r0, 0), max(c0, 0), min(r1, h - 1), min(c1, w - 1)
+        if r1 - r0 < 2 or c1 - c0 < 2:
+            raise InputError(f"box ({r0}, {c0}) - ({r1}, {c1}) is smaller than 3 x 3 px")
+        cam = self._cam() if self.model is not None else None
+        session = self._session_factory()
+        session.set_image(self.analysis_image, cam=box_to_prior((h, w), (r0, c0, r1, c1), cam))
+        initial = np.asarray(session.initial_mask(), np.uint8)
+        annotation = self.current
+        annotation.apply("box", annotation.started(session, cam, initial, self.ground_truth, "box"))
+        annotation.log("box", self._clock(), box=[r0, c0, r1, c1])
+        return self._edited(f"box proposal ({int(initial.sum())} px)")
 
     def _resume_session(self, annotation: SliceAnnotation) -> None:
         """Give a slice whose mask came from a saved label or a recovery file a refinement session that

@@ -66,15 +66,17 @@ class ImageCanvas(QGraphicsView):
         stroke(list, bool): a brush stroke ended: [(row, col), ...] pixels in order, and whether it erases
             (the eraser mode, or the right button in brush mode).
         window_drag(int, int): Shift + left drag moved by (dx, dy) screen px (window width, level).
+        box_drawn(int, int, int, int): in ``box`` mode a drag ended: (row0, col0, row1, col1) px.
 
     Modes (``mode``): ``click`` (left/right = foreground/background click), ``brush`` and ``erase`` (drag to
-    paint / erase disks of ``brush_radius_px``).
+    paint / erase disks of ``brush_radius_px``), ``box`` (drag a box around the target: a box proposal).
     """
 
     clicked = pyqtSignal(int, int, bool)
     hovered = pyqtSignal(int, int)
     slice_wheel = pyqtSignal(int)
     stroke = pyqtSignal(object, bool)
+    box_drawn = pyqtSignal(int, int, int, int)
     window_drag = pyqtSignal(int, int)
     zoom_changed = pyqtSignal(float)
 
@@ -115,6 +117,9 @@ class ImageCanvas(QGraphicsView):
         self._stroke_item = self.scene().addPath(QPainterPath(), QPen(QColor(255, 255, 255, 120), 1.0))
         self._stroke_item.setZValue(6)
         self._window_from: QPointF | None = None
+        self._box_from: tuple[int, int] | None = None
+        self._box_item = self.scene().addRect(QRectF(), _cosmetic_pen((255, 255, 255), 1.5, Qt.DashLine))
+        self._box_item.setZValue(6)
         self._drawn: dict[str, tuple[bool, np.ndarray | None]] = {}
 
     # ------------------------------------------------------------------ content
@@ -270,6 +275,10 @@ class ImageCanvas(QGraphicsView):
             self._window_from = event.pos()
             event.accept()
             return
+        if self.mode == "box" and event.button() == Qt.LeftButton:
+            self._box_from = self.pixel_at(event.pos())
+            event.accept()
+            return
         if self.mode in ("brush", "erase") and event.button() in (Qt.LeftButton, Qt.RightButton):
             pix = self.pixel_at(event.pos())
             self._stroke = [pix] if pix is not None else []
@@ -298,6 +307,15 @@ class ImageCanvas(QGraphicsView):
             self.window_drag.emit(delta.x(), delta.y())
             event.accept()
             return
+        if self._box_from is not None:
+            pix = self.pixel_at(event.pos())
+            if pix is not None:
+                r0, c0 = self._box_from
+                self._box_item.setRect(
+                    QRectF(min(c0, pix[1]), min(r0, pix[0]), abs(pix[1] - c0) + 1, abs(pix[0] - r0) + 1)
+                )
+            event.accept()
+            return
         if self._stroke is not None:
             pix = self.pixel_at(event.pos())
             if pix is not None and (not self._stroke or self._stroke[-1] != pix):
@@ -318,6 +336,14 @@ class ImageCanvas(QGraphicsView):
     def mouseReleaseEvent(self, event) -> None:  # noqa: N802
         if self._window_from is not None:
             self._window_from = None
+            event.accept()
+            return
+        if self._box_from is not None:
+            start, self._box_from = self._box_from, None
+            self._box_item.setRect(QRectF())
+            end = self.pixel_at(event.pos())
+            if end is not None:
+                self.box_drawn.emit(start[0], start[1], end[0], end[1])
             event.accept()
             return
         if self._stroke is not None:

@@ -64,6 +64,7 @@ _SHORTCUTS = [
     ("+ / - / F", "zoom in / out / fit"),
     ("M / G / C", "show mask / ground truth / CAM"),
     ("[ / ]", "overlay opacity down / up"),
+    ("D", "box tool: drag a box around the target (the proposal starts from it)"),
     ("B / X / Esc", "brush / eraser (drag; right drag erases) / back to clicks"),
     (", / .", "brush smaller / larger"),
     ("Shift + drag", "window: right/left = wider/narrower, down/up = level up/down"),
@@ -140,6 +141,7 @@ class AnnotatorWindow(QMainWindow):
         self.canvas.slice_wheel.connect(self._on_slice_wheel)
         self.canvas.stroke.connect(self.stroke)
         self.canvas.window_drag.connect(self._on_window_drag)
+        self.canvas.box_drawn.connect(self.propose_box)
         self.hint = QLabel(HINT, central)
         self.hint.setStyleSheet("QLabel { color: #555; padding: 1px 4px; }")
         layout.addWidget(self.hint)
@@ -338,6 +340,13 @@ class AnnotatorWindow(QMainWindow):
         self.act_brush_larger = a(
             "Brush +", lambda: self.brush_box.setValue(self.brush_box.value() + 1), ".", "larger brush"
         )
+        self.act_box = a(
+            "Bo&x Proposal",
+            lambda on: self.set_tool("box" if on else "click"),
+            "D",
+            "drag a box around the target: the proposal starts from it",
+            checkable=True,
+        )
         self.act_click_tool = a("Click Tool", lambda: self.set_tool("click"), "Escape", "back to clicks")
         self.act_tag_present = a(
             "Tag: Target &Present", lambda: self.set_tag(1), "1", "the target is on this slice"
@@ -433,6 +442,7 @@ class AnnotatorWindow(QMainWindow):
             self.act_undo,
             self.act_redo,
             self.act_clear,
+            self.act_box,
             self.act_brush,
             self.act_eraser,
             self.act_brush_smaller,
@@ -519,11 +529,19 @@ class AnnotatorWindow(QMainWindow):
     def set_tool(self, tool: str) -> None:
         """``click`` (left/right clicks refine), ``brush`` or ``erase`` (drag to paint / erase)."""
         self.canvas.mode = tool
-        for action, name in ((self.act_brush, "brush"), (self.act_eraser, "erase")):
+        for action, name in ((self.act_brush, "brush"), (self.act_eraser, "erase"), (self.act_box, "box")):
             action.blockSignals(True)
             action.setChecked(tool == name)
             action.blockSignals(False)
         self.canvas.setCursor(Qt.CrossCursor if tool != "click" else Qt.ArrowCursor)
+
+    def propose_box(self, row0: int, col0: int, row1: int, col1: int) -> None:
+        """A box drawn around the target: the slice starts again from the box proposal (undoable)."""
+        if self.snapshot.raw is None:
+            self.show_error("open an image first (File > Open Image)")
+            return
+        self._submit(self.controller.propose_box, (row0, col0, row1, col1))
+        self.set_tool("click")
 
     def stroke(self, points, erase: bool) -> None:
         """A brush (or eraser) stroke over pixels [(row, col), ...]: one undoable step."""
