@@ -207,8 +207,10 @@ def _side_by_side(args, drive) -> int:
     if args.write_docs:
         from benchdoc import write_section
 
+        from wiml.layout import PROJECT_ROOT
+
         write_section(
-            Path(__file__).resolve().parents[1] / "docs" / "benchmarks.md",
+            PROJECT_ROOT / "docs" / "benchmarks.md",
             "Annotator: click-to-mask at 256 and 512 px (bench/gui_responsiveness.py)",
             text,
         )

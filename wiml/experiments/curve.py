@@ -385,7 +385,7 @@ def run_one(
     label_dice = [_dice(masks[i], gts[i]) for i in masks] if strong is not None else []
     t0 = time.perf_counter()
     train_dir = folder / "train"
-    resume = (train_dir / "state.pt").is_file()
+    resume = TrainingLayout(train_dir).state.is_file()
     summary = train_msl(
         msl,
         data,
