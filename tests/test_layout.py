@@ -45,3 +45,19 @@ def test_previous_best_versions(tmp_path):
 def test_project_folders():
     assert (PROJECT_ROOT / "wiml" / "layout.py").is_file()
     assert DEMO_RUN.root == PROJECT_ROOT / "runs" / "demo"
+
+
+def test_no_other_module_spells_the_run_folder_files():
+    """The file names RunLayout / TrainingLayout own appear as string constants nowhere else in wiml/."""
+    import ast
+
+    owned = {"best.safetensors", "best.json", "last.safetensors", "last.json", "state.pt", "pipeline.json"}
+    owned |= {"run.lock", "strong_labels.json"}
+    found = []
+    for path in sorted((PROJECT_ROOT / "wiml").rglob("*.py")):
+        if path.name == "layout.py" and path.parent.name == "wiml":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Constant) and node.value in owned:
+                found.append(f"{path.relative_to(PROJECT_ROOT)}:{node.lineno} {node.value!r}")
+    assert not found, "use wiml.layout instead of spelling these paths:\n" + "\n".join(found)
