@@ -17,7 +17,6 @@ from wiml.annotator.controller import (
     UNSAVED,
     UNTOUCHED,
     AnnotationController,
-    mask_to_prior,
 )
 from wiml.annotator.loading import find_ground_truth
 from wiml.annotator.recovery import RecoveryFile
@@ -212,14 +211,6 @@ def test_moving_next_to_a_finished_slice_proposes_a_propagated_mask(nifti_case, 
     assert ctl.snapshot().slice_status[2] == UNSAVED
 
 
-def test_mask_to_prior_is_high_inside_low_outside():
-    mask = np.zeros((20, 20), np.uint8)
-    mask[5:15, 5:15] = 1
-    prior = mask_to_prior(mask)
-    assert prior.dtype == np.float32 and prior[10, 10] > 0.8 and prior[0, 0] < 0.15
-    assert 0.3 < prior[5, 10] < 0.8  # a soft border
-
-
 def test_recording_schema_is_versioned_and_reads_version_1(tmp_path):
     v1 = {"image": "a.png", "patient_id": "a", "slice_index": 0, "clicks": [], "source": "wia-sim robot user"}
     rec = Recording.from_dict(v1)
@@ -343,8 +334,6 @@ def test_window_presets_for_ct_and_from_percentiles():
 
 
 def test_box_proposal_starts_from_a_box_around_the_target(png_case, tmp_path):
-    from wiml.annotator.controller import box_to_prior
-
     ctl = AnnotationController(result_dir=tmp_path / "out")
     ctl.open(png_case)
     rows, cols = np.nonzero(ctl.ground_truth)
@@ -355,5 +344,3 @@ def test_box_proposal_starts_from_a_box_around_the_target(png_case, tmp_path):
     assert ctl.undo().mask is None  # undoable
     with pytest.raises(InputError, match="smaller than 3 x 3"):
         ctl.propose_box((5, 5, 6, 20))
-    prior = box_to_prior((20, 30), (5, 5, 15, 25))
-    assert prior[0, 0] == pytest.approx(0.05) and prior[10, 15] == pytest.approx(0.8) and prior[5, 15] == 0.5

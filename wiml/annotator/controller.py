@@ -43,6 +43,7 @@ from wiml.data.wia_result import (
 )
 from wiml.errors import CheckpointError, InputError
 from wiml.evaluation.metrics import dice_score, iou_score
+from wiml.interactive.proposals import box_prior, mask_to_prior
 from wiml.interactive.session import Click, RefinementConfig
 
 logger = logging.getLogger(__name__)
@@ -172,68 +173,8 @@ def trained_on(sidecar: dict) -> dict:
     return {"kind": IMAGE_KINDS.get(normalize), "channels": list(config.get("channels") or [])}
 
 
-def box_to_prior(
-    shape: tuple[int, int],
-    box: tuple[int, int, int, int],
-    cam: np.ndarray | None = None,
-    cam_weight: float = 0.25,
-) -> np.ndarray:
-    """A foreground probability map from a box around the target, for the refinement's graph cut.
-
-    Args:
-        shape: (H, W) of the slice.
-        box: (row0, col0, row1, col1) px, inclusive, row0 <= row1, col0 <= col1.
-        cam: optional (H, W) CAM in [0, 1], fused with ``cam_weight``.
-
-    Returns:
-        (H, W) float32: 0.05 outside the box, rising from 0.5 at its border to 0.8 at its centre (the target
-        fills most of a box drawn around it), mixed with the CAM.
-    """
-    h, w = shape
-    r0, c0, r1, c1 = box
-    rows = np.arange(h, dtype=np.float32)[:, None]
-    cols = np.arange(w, dtype=np.float32)[None, :]
-    dr = np.minimum(rows - r0, r1 - rows) / max((r1 - r0) / 2.0, 1.0)
-    dc = np.minimum(cols - c0, c1 - cols) / max((c1 - c0) / 2.0, 1.0)
-    depth = np.clip(np.minimum(dr, dc), -1.0, 1.0)
-    prior = np.where(depth >= 0, 0.5 + 0.3 * depth, 0.05).astype(np.float32)
-    if cam is not None:
-        prior = (1.0 - cam_weight) * prior + cam_weight * np.clip(cam, 0.0, 1.0) * (depth >= 0)
-    return np.clip(prior, 0.0, 1.0).astype(np.float32)
-
-
 #: slice status codes of :attr:`Snapshot.slice_status`.
 UNTOUCHED, FINISHED, UNSAVED, PROPOSED = 0, 1, 2, 3
-#: probabilities a proposal mask is turned into before the graph cut (inside, outside the mask).
-PROPOSAL_PROBABILITY = (0.9, 0.1)
-#: width (px) of the soft border of a proposal prior.
-PROPOSAL_SOFTNESS_PX = 2.0
-
-
-def mask_to_prior(mask: np.ndarray, cam: np.ndarray | None = None, cam_weight: float = 0.25) -> np.ndarray:
-    """A foreground probability map from a proposal mask (a finished neighbour's label, a saved label), fused
-    with the CAM, for the refinement's graph cut (the CAM's place in :meth:`RefinementSession.set_image`).
-
-    Args:
-        mask: (H, W) binary proposal.
-        cam: optional (H, W) float32 CAM in [0, 1] of the slice.
-        cam_weight: weight of the CAM in the fusion (0 = the mask alone).
-
-    Returns:
-        (H, W) float32 in [0, 1]: :data:`PROPOSAL_PROBABILITY` inside / outside the mask with a soft border of
-        about :data:`PROPOSAL_SOFTNESS_PX` px (a signed-distance sigmoid), mixed with the CAM.
-    """
-    from scipy import ndimage
-
-    m = np.asarray(mask) > 0
-    inside = ndimage.distance_transform_edt(m)
-    outside = ndimage.distance_transform_edt(~m)
-    signed = np.where(m, inside - 0.5, -(outside - 0.5))
-    hi, lo = PROPOSAL_PROBABILITY
-    prior = lo + (hi - lo) / (1.0 + np.exp(-signed / PROPOSAL_SOFTNESS_PX))
-    if cam is not None:
-        prior = (1.0 - cam_weight) * prior + cam_weight * np.clip(cam, 0.0, 1.0)
-    return np.clip(prior, 0.0, 1.0).astype(np.float32)
 
 
 class AnnotationController:
@@ -485,7 +426,8 @@ class AnnotationController:
                 continue  # never chain unreviewed proposals
             cam = self._cam() if self.model is not None else None
             session = self._session_factory()
-            session.set_image(self.analysis_image, cam=mask_to_prior(neighbour.mask, cam))
+            prior = mask_to_prior(neighbour.mask, cam)  # the proposal engine (wiml.interactive.proposals)
+            session.set_image(self.analysis_image, cam=cam, prior=prior, source="propagate")
             initial = np.asarray(session.initial_mask(), np.uint8)
             annotation = self.current
             annotation.apply(
@@ -632,7 +574,8 @@ class AnnotationController:
 
     def propose_box(self, box: tuple[int, int, int, int]) -> Snapshot:
         """A proposal from a box around the target (drawn with the box tool): a new undoable start whose
-        initial mask is the graph cut of a box prior (fused with the CAM when a weak model is loaded).
+        initial mask is the graph cut of a box prior (:func:`wiml.interactive.proposals.box_prior`, GrabCut-style; fused with the CAM when a weak model is
+        loaded).
 
         Args:
             box: (row0, col0, row1, col1) px, corners in any order, inclusive.
@@ -649,7 +592,12 @@ class AnnotationController:
             raise InputError(f"box ({r0}, {c0}) - ({r1}, {c1}) is smaller than 3 x 3 px")
         cam = self._cam() if self.model is not None else None
         session = self._session_factory()
-        session.set_image(self.analysis_image, cam=box_to_prior((h, w), (r0, c0, r1, c1), cam))
+        prior = box_prior(
+            self.analysis_image, (r0, c0, r1, c1), lam=self.refinement.lam, sigma=self.refinement.sigma
+        )
+        if cam is not None:  # fused with the CAM inside the box, as a propagated proposal is
+            prior = np.where(prior > 0, 0.75 * prior + 0.25 * cam, prior).astype(np.float32)
+        session.set_image(self.analysis_image, cam=cam, prior=prior, source="box")
         initial = np.asarray(session.initial_mask(), np.uint8)
         annotation = self.current
         annotation.apply("box", annotation.started(session, cam, initial, self.ground_truth, "box"))
@@ -662,7 +610,7 @@ class AnnotationController:
         session = self._session_factory()
         mask = annotation.mask
         cam = annotation.cam
-        session.set_image(self.analysis_image, cam=mask_to_prior(mask, None))
+        session.set_image(self.analysis_image, cam=cam, prior=mask_to_prior(mask, None), source="saved")
         initial = np.asarray(session.initial_mask(), np.uint8)
         state = annotation.started(
             session, cam, initial, self.ground_truth, annotation.proposal or "saved", annotation.state.painted

@@ -154,9 +154,10 @@ class RemoteSession:
         self._server = server
         self._sid = sid
 
-    def set_image(self, image, cam=None) -> None:
-        """See :meth:`RefinementSession.set_image`."""
-        self._server.call(self._sid, "set_image", image, cam)
+    def set_image(self, image, cam=None, prior=None, source=None) -> None:
+        """See :meth:`RefinementSession.set_image` (``prior``/``source``: a proposal of
+        :mod:`wiml.interactive.proposals`)."""
+        self._server.call(self._sid, "set_image", image, cam, None, False, prior, source)
 
     def initial_mask(self):
         """See :meth:`RefinementSession.initial_mask`; (H, W) uint8."""
