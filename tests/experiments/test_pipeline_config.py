@@ -115,3 +115,10 @@ def test_relative_raw_is_relative_to_the_yaml(tmp_path):
     assert (
         cfg.raw == str(tmp_path / "cfg" / ".." / "data") and cfg.prepare.input.resolve() == tmp_path / "data"
     )
+
+
+def test_a_relative_yaml_path_works_from_its_working_directory(project_root, tmp_path, monkeypatch):
+    """`make demo` runs `wiml pipeline --config configs/demo.yaml` from the checkout."""
+    monkeypatch.chdir(project_root)
+    cfg = load_pipeline_config("configs/demo.yaml", run=tmp_path / "run")
+    assert cfg.prepare.layout == "lits" and cfg.weak.model.base_width == 8

@@ -162,7 +162,7 @@ def load_pipeline_config(
             ``*_args`` form, a ``defaults`` file that is missing, a derived field that contradicts the top
             level, an unknown step, a missing ``raw`` folder.
     """
-    where = Path(path) if path is not None else None
+    where = Path(path).resolve() if path is not None else None  # a command-line path: the user's cwd
     data: dict = {}
     if where is not None:
         if not where.is_file():
