@@ -344,3 +344,24 @@ def test_box_proposal_starts_from_a_box_around_the_target(png_case, tmp_path):
     assert ctl.undo().mask is None  # undoable
     with pytest.raises(InputError, match="smaller than 3 x 3"):
         ctl.propose_box((5, 5, 6, 20))
+
+
+def test_predict_tags_fills_the_strip_with_tag_probabilities(nifti_case, tmp_path, tiny_checkpoint):
+    import torch
+
+    from wiml.networks import tag_probability
+
+    ctl = AnnotationController(result_dir=tmp_path / "out", cam_input_px=32, propagate=False)
+    ctl.open(nifti_case)
+    with pytest.raises(InputError, match="no weak checkpoint"):
+        ctl.predict_tags()
+    ctl.load_checkpoint(tiny_checkpoint)
+    snap = ctl.predict_tags(batch_size=2)
+    probs = np.asarray(snap.tag_probability)
+    assert probs.shape == (VOLUME_SHAPE[0],) and ((probs >= 0) & (probs <= 1)).all()
+    # an independent forward pass of slice 3 gives the same probability
+    x = torch.from_numpy(np.asarray(ctl._network_image(3), np.float32))[None, None]
+    x = torch.nn.functional.interpolate(x, size=(32, 32), mode="bilinear", align_corners=False)
+    with torch.no_grad():
+        expected = float(tag_probability(ctl.model(x).cls)[0])
+    assert probs[3] == pytest.approx(expected, abs=1e-5)
