@@ -22,14 +22,17 @@ import json
 import logging
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from wiml.config import load_config, with_overrides
 from wiml.errors import ConfigError, InputError
 from wiml.layout import RunLayout, TrainingLayout, summary_json
-from wiml.training.msl import MSLConfig
 from wiml.utils import atomic_write_text, resolve_device
+
+if TYPE_CHECKING:  # torch is imported only when a method is trained (`wiml baselines --help` stays fast)
+    from wiml.training.msl import MSLConfig
 
 logger = logging.getLogger(__name__)
 
@@ -159,7 +162,7 @@ def run_baselines(
     """
     from wiml.evaluation.evaluate import TestConfig, cases_from_prepared, evaluate, trained_with_tags
     from wiml.networks.checkpoint import load_model
-    from wiml.training.msl import train_msl
+    from wiml.training.msl import MSLConfig, train_msl
 
     BaselinesConfig(list(methods)).validate()
     layout, out = RunLayout(run), Path(out)
