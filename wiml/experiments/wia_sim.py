@@ -73,7 +73,7 @@ class WiaSimConfig:
     RANGES: ClassVar[dict[str, str]] = {
         "max_clicks": ">= 1",
         "target_dice": "(0, 1]",
-        "select": ">= 1",
+        "select": ">= 0",
         "jitter_px": ">= 0",
         "max_slices": ">= 1",
         "channel": ">= 0",
