@@ -404,6 +404,7 @@ def _run_source(source, tasks, config, proposer, updates, tqdm) -> list[dict]:
         if updater is not None:
             strong.append((task.image, result.mask))
             due = len(strong) >= config.bootstrap.min_labels and (len(strong) % config.bootstrap.every == 0)
+            due = due and k + 1 < len(tasks)  # no update after the last label: nothing would use it
             if due and updater.submit(strong) and config.bootstrap.wait:
                 updater.wait()
     if updater is not None:
