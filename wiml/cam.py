@@ -218,5 +218,5 @@ def cam_to_initial_mask(
     if not cam.any():
         return np.zeros(cam.shape, np.uint8)
     appearance = config.appearance if config.cam_appearance else None
-    prior = cam_prior(image, cam, config.cam_threshold, appearance, region)
+    prior = cam_prior(image, cam, config.cam_threshold, appearance, region, config.lam, config.sigma)
     return initial_mask(image, prior, config)

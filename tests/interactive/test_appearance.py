@@ -47,7 +47,9 @@ def test_appearance_mask_beats_cam_only_on_a_shifted_blurred_cam():
 
 def test_grabcut_iterations_and_session_use_it():
     image, cam, body, disc = _phantom()
-    prior = appearance_prior(image, cam, body, iterations=2)
+    prior = appearance_prior(image, cam, body, iterations=2, lam=5.0, sigma=0.1)
+    with pytest.raises(InputError, match="lam and sigma"):
+        appearance_prior(image, cam, body, iterations=2)
     assert prior[disc].mean() > 0.5 > prior[body & ~disc].mean()
     weights = RefinementConfig(lam=5.0, sigma=0.1)
     plain = RefinementSession(weights, cam_appearance=False)

@@ -32,14 +32,14 @@ def test_seeds_are_hard_constraints():
     fg[2, 2] = True
     bg = np.zeros(img.shape, bool)
     bg[16, 16] = True
-    out = graph_cut(img, prob + 0.01, fg_seeds=fg, bg_seeds=bg)
+    out = graph_cut(img, prob + 0.01, 5.0, 0.1, fg_seeds=fg, bg_seeds=bg)
     assert out[2, 2] == 1 and out[16, 16] == 0
 
 
 @pytest.mark.parametrize("prob", [np.zeros((4, 4)), np.full((32, 32), np.nan)])
 def test_graph_cut_rejects_bad_input(prob):
     with pytest.raises(InputError):
-        graph_cut(_square_image(), prob)
+        graph_cut(_square_image(), prob, 5.0, 0.1)
 
 
 def test_largest_component_and_postprocess():

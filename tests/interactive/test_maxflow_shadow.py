@@ -32,7 +32,7 @@ def shadowed(tmp_path, monkeypatch):
 def test_graph_cut_names_the_shadowing_file(shadowed):
     img = np.zeros((8, 8), np.float32)
     with pytest.raises(DependencyError) as info:
-        graphcut.graph_cut(img, np.full((8, 8), 0.5, np.float32))
+        graphcut.graph_cut(img, np.full((8, 8), 0.5, np.float32), 5.0, 0.1)
     msg = str(info.value)
     assert str(shadowed) in msg and "not SimpleCRF's" in msg and "pip uninstall PyMaxflow" in msg
     assert "\n" not in msg

@@ -451,7 +451,10 @@ def _propose(source, task, session, config, proposer, finished, updater, rng) ->
         session.set_image(view)
         return "cam+ (gated)", 0
     appearance = dataclasses.replace(config.refinement.appearance, iterations=plus.appearance_iterations)
-    prior = cam_prior(view, cam, plus.cam_threshold, appearance if config.refinement.cam_appearance else None)
+    r = config.refinement
+    prior = cam_prior(
+        view, cam, plus.cam_threshold, appearance if r.cam_appearance else None, lam=r.lam, sigma=r.sigma
+    )
     session.set_image(view, cam, prior=prior, source="cam+")
     return "cam+", 0
 

@@ -91,8 +91,8 @@ def appearance_prior(
     bins: int = 32,
     smoothing_bins: float = 1.0,
     iterations: int = 0,
-    lam: float = 5.0,
-    sigma: float = 0.1,
+    lam: float | None = None,
+    sigma: float | None = None,
     min_samples: int = 10,
 ) -> np.ndarray:
     """Appearance-aware foreground probability from a CAM (see the module docstring; after GrabCut, 2004).
@@ -108,8 +108,8 @@ def appearance_prior(
         bins: histogram bins on [0, 1].
         smoothing_bins: histogram smoothing, bins.
         iterations: GrabCut-style re-estimation rounds from the graph cut's mask (0 = none).
-        lam: graph-cut pairwise weight of those rounds.
-        sigma: graph-cut intensity scale of those rounds.
+        lam: graph-cut pairwise weight of those rounds (``RefinementConfig.lam``; needed when ``iterations`` > 0).
+        sigma: graph-cut intensity scale of those rounds (``RefinementConfig.sigma``; needed likewise).
         min_samples: fewer fg or bg sample pixels than this: the CAM is returned unchanged (no appearance).
 
     Returns:
@@ -137,6 +137,8 @@ def appearance_prior(
             f"need 0 <= bg_threshold < fg_threshold <= 1, 0 <= spatial_floor < 1, bins >= 2, "
             f"iterations >= 0; got {bg_threshold}, {fg_threshold}, {spatial_floor}, {bins}, {iterations}"
         )
+    if iterations > 0 and (lam is None or sigma is None):
+        raise InputError("appearance_prior: GrabCut-style iterations need the graph cut's lam and sigma")
     cam = np.clip(cam, 0.0, 1.0)
     region = np.ones(image.shape, bool) if region is None else np.asarray(region, bool)
     if region.shape != image.shape:
@@ -184,8 +186,8 @@ class AppearanceConfig:
         image: np.ndarray,
         cam: np.ndarray,
         region: np.ndarray | None = None,
-        lam: float = 5.0,
-        sigma: float = 0.1,
+        lam: float | None = None,
+        sigma: float | None = None,
     ) -> np.ndarray:
         """:func:`appearance_prior` with these parameters; (H, W) float32 in [0, 1]."""
         return appearance_prior(image, cam, region, lam=lam, sigma=sigma, **dataclasses.asdict(self))

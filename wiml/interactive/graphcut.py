@@ -88,8 +88,8 @@ def _maxflow() -> ModuleType:
 def graph_cut(
     image: np.ndarray,
     fg_prob: np.ndarray,
-    lam: float = 5.0,
-    sigma: float = 0.1,
+    lam: float,
+    sigma: float,
     fg_seeds: np.ndarray | None = None,
     bg_seeds: np.ndarray | None = None,
 ) -> np.ndarray:
@@ -99,8 +99,10 @@ def graph_cut(
         image: (H, W) float, intensities normalised to about [0, 1] (``sigma`` is in those units), or
             (C, H, W) for several channels (the pairwise term then uses the Euclidean intensity difference).
         fg_prob: (H, W) foreground probability in [0, 1]; background probability is ``1 - fg_prob``.
-        lam: weight of the pairwise (smoothness) term. 5.0 in the original WIML release.
-        sigma: intensity scale of the contrast-sensitive pairwise term. 0.1 in the original release.
+        lam: weight of the pairwise (smoothness) term (5.0 in the original WIML release; callers pass
+            ``RefinementConfig.lam``, the one place the value is set).
+        sigma: intensity scale of the contrast-sensitive pairwise term (0.1 in the original release;
+            ``RefinementConfig.sigma``).
         fg_seeds: optional (H, W) bool/uint8, pixels forced to foreground (hard constraints).
         bg_seeds: optional (H, W) bool/uint8, pixels forced to background.
 

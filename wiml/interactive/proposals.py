@@ -109,6 +109,8 @@ def cam_prior(
     cam_threshold: float | None = None,
     appearance: AppearanceConfig | None = None,
     region: np.ndarray | None = None,
+    lam: float | None = None,
+    sigma: float | None = None,
 ) -> np.ndarray:
     """The prior of a CAM proposal: calibration, then (optionally) the appearance-aware prior.
 
@@ -120,6 +122,8 @@ def cam_prior(
         appearance: parameters of :func:`wiml.interactive.appearance.appearance_prior`; None = the CAM alone.
         region: (H, W) bool body / brain for the appearance models; None =
             :func:`wiml.interactive.postprocess.body_mask` of ``image``.
+        lam: graph-cut weight for GrabCut-style appearance iterations (``RefinementConfig.lam``).
+        sigma: graph-cut intensity scale for them (``RefinementConfig.sigma``).
 
     Returns:
         (H, W) float32 foreground probability in [0, 1].
@@ -139,7 +143,7 @@ def cam_prior(
     if appearance is not None:
         if region is None:
             region = body_mask(grey)
-        prior = appearance.prior(grey, prior, region)
+        prior = appearance.prior(grey, prior, region, lam, sigma)
     return prior
 
 
@@ -195,9 +199,9 @@ def check_box(box: tuple[int, int, int, int], shape: tuple[int, int]) -> tuple[i
 def box_prior(
     image: np.ndarray,
     box: tuple[int, int, int, int],
-    config: ProposalConfig | None = None,
-    lam: float = 5.0,
-    sigma: float = 0.1,
+    config: ProposalConfig | None,
+    lam: float,
+    sigma: float,
 ) -> np.ndarray:
     """The prior of a box proposal, GrabCut-style (Rother, Kolmogorov & Blake, SIGGRAPH 2004).
 

@@ -676,9 +676,8 @@ class RefinementSession:
 
         self._require_image()
         grey = self._image if self._image.ndim == 2 else self._image[0]
-        return cam_prior(
-            grey, cam, self.cam_threshold, self.config.appearance if self.cam_appearance else None
-        )
+        appearance = self.config.appearance if self.cam_appearance else None
+        return cam_prior(grey, cam, self.cam_threshold, appearance, lam=self.lam, sigma=self.sigma)
 
     def set_proposal(self, prior: np.ndarray | None, source: str | None = None) -> np.ndarray:
         """Start the current image again from a proposal: clicks are cleared, the initial mask is recomputed.
