@@ -109,8 +109,8 @@ def test_wia_sim_select_more_than_available(prepared, tmp_path):
     # make_prepared: the train patient p0 has 4 slices with a target
     with pytest.raises(ConfigError, match=r"select = 1000: only 4 slice\(s\) of split 'train' have a target"):
         run_wia_simulation(prepared, out, WiaSimConfig(split="train", select=1000))
-    with pytest.raises(ConfigError, match="select = 0: expected >= 1"):
-        run_wia_simulation(prepared, out, WiaSimConfig(split="train", select=0))
+    with pytest.raises(ConfigError, match="select = -1: expected >= 0"):  # 0 = no strong labels written
+        run_wia_simulation(prepared, out, WiaSimConfig(split="train", select=-1))
     assert not out.exists()
 
 

@@ -46,7 +46,7 @@ def test_box_around_a_bright_disk_gives_the_disk_without_a_click():
     mask = s.set_box(box)
     assert s.proposal_source == "box" and not s.clicks
     assert dice_score(mask, disk) >= 0.95
-    prior = box_prior(image, box, None, 10.0, 0.05)
+    prior = box_prior(image, box, lam=10.0, sigma=0.05)
     assert prior.dtype == np.float32 and not prior[:, :30].any()  # nothing outside the box
     # a jittered box (each side moved by up to 3 px) still gives the disk
     jittered = target_box(disk, jitter_px=3, rng=np.random.default_rng(1))

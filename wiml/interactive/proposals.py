@@ -199,7 +199,8 @@ def check_box(box: tuple[int, int, int, int], shape: tuple[int, int]) -> tuple[i
 def box_prior(
     image: np.ndarray,
     box: tuple[int, int, int, int],
-    config: ProposalConfig | None,
+    config: ProposalConfig | None = None,
+    *,
     lam: float,
     sigma: float,
 ) -> np.ndarray:

@@ -735,7 +735,7 @@ class RefinementSession:
         from wiml.interactive.proposals import box_prior
 
         self._require_image()
-        return self.set_proposal(box_prior(self._image, box, config, self.lam, self.sigma), "box")
+        return self.set_proposal(box_prior(self._image, box, config, lam=self.lam, sigma=self.sigma), "box")
 
     @property
     def prior(self) -> np.ndarray:
