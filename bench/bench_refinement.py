@@ -42,11 +42,15 @@ logger = logging.getLogger("bench_refinement")
 PATHS = {
     "original": dict(
         backend="geodistk",
+        lam=5.0,
+        sigma=0.1,
         likelihood_scale=1.0,
         spatial_scale=None,
         smoothing_px=0.0,
         roi_margin_px=None,
         mask_prior=0.0,
+        adaptive_scale=None,
+        open_radius_px=1,
     ),
     "geodistk": dict(backend="geodistk", roi_margin_px=None),
     "wiml": dict(),
