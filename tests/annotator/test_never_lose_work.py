@@ -365,3 +365,31 @@ def test_predict_tags_fills_the_strip_with_tag_probabilities(nifti_case, tmp_pat
     with torch.no_grad():
         expected = float(tag_probability(ctl.model(x).cls)[0])
     assert probs[3] == pytest.approx(expected, abs=1e-5)
+
+
+def test_improve_proposals_fine_tunes_in_the_background_and_segment_uses_it(
+    nifti_case, tmp_path, tiny_checkpoint, interior_point
+):
+    from wiml.experiments.bootstrap import BootstrapConfig
+
+    ctl = AnnotationController(result_dir=tmp_path / "out", cam_input_px=32, propagate=False)
+    ctl.open(nifti_case)
+    with pytest.raises(InputError, match="no weak checkpoint"):
+        ctl.improve_proposals()
+    ctl.load_checkpoint(tiny_checkpoint)
+    with pytest.raises(InputError, match="no strong label"):
+        ctl.improve_proposals()
+    ctl.set_slice(2)
+    ctl.add_click(*interior_point(ctl.ground_truth), foreground=True)
+    ctl.set_tag(0, index=4)
+    before = [p.detach().clone() for p in ctl.model.parameters()]
+    snap = ctl.improve_proposals(
+        BootstrapConfig(max_steps=3, max_seconds=20, batch_size=2, strong_per_batch=1)
+    )
+    assert "1 strong label(s)" in snap.message and "tag(s)" in snap.message  # returned at once
+    assert ctl._updater.wait(120) and ctl._updater.updates[-1].ok and ctl._updater.updates[-1].steps == 3
+    # the weak model itself is untouched; the improved copy proposes
+    assert all((a == b).all() for a, b in zip(before, ctl.model.parameters()))
+    ctl.set_slice(1)
+    snap = ctl.segment()
+    assert snap.proposal == "bootstrap" and "improved model (update 1)" in snap.message

@@ -43,7 +43,7 @@ from wiml.data.wia_result import (
 )
 from wiml.errors import CheckpointError, InputError
 from wiml.evaluation.metrics import dice_score, iou_score
-from wiml.interactive.proposals import box_prior, mask_to_prior
+from wiml.interactive.proposals import box_prior, mask_to_prior, probability_prior
 from wiml.interactive.session import Click, RefinementConfig
 
 logger = logging.getLogger(__name__)
@@ -240,9 +240,14 @@ class AnnotationController:
         self._trained_on: dict = {}
         self._cam_note: str | None = None
         self._percentiles: dict | None = None
+        self._updater = None  # wiml.experiments.bootstrap.BackgroundUpdater once proposals are improved
+        self._improved = None  # the newest model an update finished, or None
+        self._improvements = 0
 
     def close(self) -> None:
-        """Stop the refinement helper process, if there is one."""
+        """Stop the refinement helper process and a running "improve proposals" update, if any."""
+        if self._updater is not None:
+            self._updater.close()
         if self._server is not None:
             self._server.close()
             self._server = None
@@ -558,17 +563,32 @@ class AnnotationController:
         self._require_image()
         cam = self._cam() if self.model is not None else None
         session = self._session_factory()
-        session.set_image(self.analysis_image, cam=cam)
+        improved = self._improved_model()
+        if improved is not None:  # Improve Proposals trained a model on the labels so far: it proposes
+            from wiml.networks.inference import predict_slices
+
+            device = next(improved.parameters()).device
+            prob = predict_slices(
+                improved, self._net_input(self.slice_index)[None], device, 1, self.cam_input_px
+            )
+            prob = prob[0][0]
+            session.set_image(self.analysis_image, cam=cam, prior=probability_prior(prob), source="bootstrap")
+        else:
+            session.set_image(self.analysis_image, cam=cam)
         initial = np.asarray(session.initial_mask(), np.uint8)
         self._cam_note = None
         if cam is not None and (float(cam.max()) < EMPTY_CAM or not initial.any()):
             self._cam_note = f"its CAM was empty on slice {self.slice_index + 1} (max {float(cam.max()):.2f})"
         annotation = self.current
-        proposal = "cam" if cam is not None else "none"
+        proposal = "bootstrap" if improved is not None else "cam" if cam is not None else "none"
         annotation.apply("segment", annotation.started(session, cam, initial, self.ground_truth, proposal))
         annotation.log("segment", self._clock(), proposal=proposal)
         what = (
-            "CAM initial mask" if cam is not None else "no checkpoint: empty initial mask, click to segment"
+            f"proposal of the improved model (update {self._improvements})"
+            if improved is not None
+            else "CAM initial mask"
+            if cam is not None
+            else "no checkpoint: empty initial mask, click to segment"
         )
         return self._edited(f"segmented ({what}, {int(initial.sum())} px)")
 
@@ -603,6 +623,79 @@ class AnnotationController:
         annotation.apply("box", annotation.started(session, cam, initial, self.ground_truth, "box"))
         annotation.log("box", self._clock(), box=[r0, c0, r1, c1])
         return self._edited(f"box proposal ({int(initial.sum())} px)")
+
+    def _net_input(self, index: int) -> np.ndarray:
+        """(C, H, W) float32 network input of slice ``index`` (grey repeated to the model's channels)."""
+        x = np.asarray(self._network_image(index), np.float32)
+        x = x if x.ndim == 3 else x[None]
+        channels = int(self.model.config.in_channels)
+        return np.repeat(x[:1], channels, axis=0) if x.shape[0] != channels else x
+
+    def _improved_model(self):
+        """The model of the last finished Improve Proposals update, or None."""
+        if self._updater is not None:
+            model, version = self._updater.current()
+            if version >= 1 and model is not self._improved:
+                self._improved = model
+                self._improvements += 1
+        return self._improved
+
+    def improve_proposals(self, config=None) -> Snapshot:
+        """Improve the proposals: fine-tune the weak model in the background on the strong labels made so far
+        and the tags of the open image (:class:`wiml.experiments.bootstrap.BackgroundUpdater`, the MSL loss);
+        returns at once. When the update has finished, Segment proposes from the new model (proposal
+        ``bootstrap``, :func:`wiml.interactive.proposals.probability_prior`); a failed update keeps the
+        previous proposer.
+
+        Args:
+            config: :class:`wiml.experiments.bootstrap.BootstrapConfig` (default: its defaults, at most 60 s CPU).
+
+        Raises:
+            InputError: no image, no weak checkpoint, or no strong label yet.
+        """
+        import torch.nn.functional as F  # noqa: N812
+
+        from wiml.experiments.bootstrap import BackgroundUpdater, BootstrapConfig
+
+        self._require_image()
+        if self.model is None:
+            raise InputError(
+                "no weak checkpoint loaded (File > Load Checkpoint) to improve the proposals from"
+            )
+        size = self.cam_input_px
+
+        def at_size(x: np.ndarray, nearest: bool = False) -> np.ndarray:
+            import torch
+
+            if not size or x.shape[-2:] == (size, size):
+                return x
+            t = torch.from_numpy(np.ascontiguousarray(x, np.float32))[None]
+            t = t[None] if t.ndim == 3 else t
+            mode = "nearest" if nearest else "bilinear"
+            kwargs = {} if nearest else {"align_corners": False}
+            return F.interpolate(t, size=(size, size), mode=mode, **kwargs)[0].numpy()
+
+        strong = [
+            (
+                at_size(self._net_input(i)),
+                (at_size(a.mask[None].astype(np.float32), True)[0] > 0.5).astype(np.uint8),
+            )
+            for i, a in sorted(self._slices.items())
+            if a.mask is not None and (a.saved or a.dirty)
+        ]
+        if not strong:
+            raise InputError("no strong label yet: annotate a slice first, then Improve Proposals")
+        tagged = [(at_size(self._net_input(i)), int(t)) for i, t in sorted(self.tags().items())]
+        base = self._improved_model() or self.model
+        if self._updater is not None and self._updater.busy:
+            return self.snapshot("an improvement is still running; Segment uses the newest finished one")
+        self._updater = BackgroundUpdater(
+            base, tagged, config or BootstrapConfig(wait=False), device=next(self.model.parameters()).device
+        )
+        self._updater.submit(strong)
+        return self.snapshot(
+            f"improving proposals in the background: {len(strong)} strong label(s), {len(tagged)} tag(s)"
+        )
 
     def _resume_session(self, annotation: SliceAnnotation) -> None:
         """Give a slice whose mask came from a saved label or a recovery file a refinement session that

@@ -71,6 +71,7 @@ _SHORTCUTS = [
     ("W", "reset the window/level"),
     ("Ctrl+K", "Load Checkpoint"),
     ("Ctrl+R", "Load Reference (ground truth)"),
+    ("Ctrl+I", "Improve Proposals: fine-tune on the labels so far (background)"),
 ]
 
 #: the one-line workflow hint shown above the image.
@@ -360,6 +361,12 @@ class AnnotatorWindow(QMainWindow):
             "E",
             "press on the first slice of the target, then on the last: tags the whole volume",
         )
+        self.act_improve = a(
+            "&Improve Proposals",
+            self.improve_proposals,
+            "Ctrl+I",
+            "fine-tune the weak model in the background on the labels so far; Segment then proposes from it",
+        )
         self.act_predict_tags = a(
             "Predict Tags (weak model)",
             self.predict_tags,
@@ -439,6 +446,7 @@ class AnnotatorWindow(QMainWindow):
         edit_menu = menu.addMenu("&Annotate")
         for act in (
             self.act_segment,
+            self.act_improve,
             self.act_undo,
             self.act_redo,
             self.act_clear,
@@ -563,6 +571,10 @@ class AnnotatorWindow(QMainWindow):
     def mark_range(self) -> None:
         """First press: first slice of the target; second press: last slice (tags the whole volume)."""
         self._submit(self.controller.mark_range)
+
+    def improve_proposals(self) -> None:
+        """Start a background fine-tune on the labels so far (returns at once; Segment uses it once done)."""
+        self._submit(self.controller.improve_proposals)
 
     def predict_tags(self) -> None:
         """Tag probabilities of every slice from the weak model (drawn on the slice strip)."""
