@@ -74,17 +74,15 @@ def _cases(shared: Path, n_slices: int, checkpoints: dict[str, Path]):
 
 
 def main(argv: list[str] | None = None) -> int:
+    from wiml.cli.main import add_overrides_argument
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("shared", type=Path, help="the shared data folder (../shared/data)")
     parser.add_argument("--slices", type=int, default=6, help="target slices per volume (default 6)")
     parser.add_argument("--clicks", type=int, default=10, help="robot clicks per slice at most (default 10)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="refinement parameter (RefinementConfig), e.g. the earlier defaults: --set lam=5 --set sigma=0.1",
+    add_overrides_argument(
+        parser,
+        "refinement parameter (RefinementConfig), e.g. the earlier defaults: --set lam=5 --set sigma=0.1",
     )
     parser.add_argument(
         "--ct-checkpoint", type=Path, help="weak checkpoint: start the CT slices from its CAM"

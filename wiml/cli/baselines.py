@@ -12,7 +12,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from wiml.cli.main import make_main
+from wiml.cli.main import add_overrides_argument, make_main
 from wiml.layout import RunLayout
 
 
@@ -31,14 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--weak", type=Path, help="weak checkpoint (default RUN/weak/best.safetensors)")
     parser.add_argument("--data", type=Path, help="prepared folder (default RUN/data)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="MSL config override shared by all trained methods (repeatable)",
-    )
+    add_overrides_argument(parser, "MSL config override shared by all trained methods (repeatable)")
 
 
 def run(args: argparse.Namespace) -> int:

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from wiml.cli.main import make_main
+from wiml.cli.main import add_overrides_argument, make_main
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -21,13 +21,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--split", default=None, help="manifest split to evaluate (default: test)")
     parser.add_argument("--config", type=Path, default=None, help="YAML with CamConfig fields (optional)")
     parser.add_argument("--device", default="auto", help="auto | cpu | cuda")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override, e.g. --set refinement.lam=3 --set 'taus=[0.3,0.5]' --set overlays=false",
+    add_overrides_argument(
+        parser, "override, e.g. --set refinement.lam=3 --set 'taus=[0.3,0.5]' --set overlays=false"
     )
 
 

@@ -16,7 +16,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from wiml.cli.main import make_main
+from wiml.cli.main import add_overrides_argument, make_main
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,14 +30,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--summarize-only", action="store_true", help="only rewrite summary.md and the plots from results.csv"
     )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config override, e.g. --set steps=800 --set 'seeds=[0,1]' (repeatable)",
-    )
+    add_overrides_argument(parser, "config override, e.g. --set steps=800 --set 'seeds=[0,1]' (repeatable)")
 
 
 def run(args: argparse.Namespace) -> int:

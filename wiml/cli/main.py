@@ -56,6 +56,38 @@ def add_common_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="only warnings and errors in the log")
 
 
+def add_overrides_argument(parser: argparse.ArgumentParser, help: str) -> None:
+    """Add the repeatable ``--set KEY=VALUE`` option (config overrides, :func:`wiml.config.apply_overrides`);
+    the values land in ``args.overrides`` (a list of str, empty by default). ``help`` says what the keys
+    are, with an example."""
+    parser.add_argument(
+        "--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE", help=help
+    )
+
+
+def add_training_arguments(parser: argparse.ArgumentParser, set_help: str) -> None:
+    """Options the training commands share: ``--device``, ``--seed``, ``--epochs`` (each overrides
+    ``trainer.*`` when given, else None), ``--resume``, ``--overwrite`` (see
+    :func:`guarded_training_folder`) and ``--set`` (help line ``set_help``)."""
+    parser.add_argument("--device", default=None, help="auto | cpu | cuda (overrides trainer.device)")
+    parser.add_argument("--seed", type=int, default=None, help="seed (overrides trainer.seed)")
+    parser.add_argument("--epochs", type=int, default=None, help="epochs (overrides trainer.epochs)")
+    parser.add_argument("--resume", action="store_true", help="continue from OUT/state.pt")
+    parser.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="train anew into an OUT that holds a model (its best is kept as best.v1.safetensors, ...)",
+    )
+    add_overrides_argument(parser, set_help)
+
+
+def trainer_overrides(args: argparse.Namespace) -> list[str]:
+    """``trainer.device=...``, ``trainer.seed=...``, ``trainer.epochs=...`` overrides for the options of
+    :func:`add_training_arguments` that were given."""
+    pairs = (("trainer.device", args.device), ("trainer.seed", args.seed), ("trainer.epochs", args.epochs))
+    return [f"{key}={value}" for key, value in pairs if value is not None]
+
+
 def setup_logging(debug: bool = False, quiet: bool = False) -> None:
     level = logging.DEBUG if debug else logging.WARNING if quiet else logging.INFO
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s", force=True)

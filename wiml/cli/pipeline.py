@@ -13,19 +13,15 @@ import argparse
 import sys
 from pathlib import Path
 
-from wiml.cli.main import make_main
+from wiml.cli.main import add_overrides_argument, make_main
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, required=True, help="pipeline YAML (configs/demo.yaml, ...)")
     parser.add_argument("--out", type=Path, required=True, help="run folder")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a field of the pipeline config, e.g. --set k=3, --set weak.trainer.epochs=2 (repeatable)",
+    add_overrides_argument(
+        parser,
+        "override a field of the pipeline config, e.g. --set k=3, --set weak.trainer.epochs=2 (repeatable)",
     )
     parser.add_argument(
         "--force",

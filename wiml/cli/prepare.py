@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from wiml.cli.main import make_main
+from wiml.cli.main import add_overrides_argument, make_main
 from wiml.config import load_config
 from wiml.data.prepare import PrepareConfig, prepare
 
@@ -23,13 +23,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--config", type=Path, help="YAML file with PrepareConfig fields (e.g. configs/prepare_*.yaml)"
     )
     parser.add_argument("--section", help="read only this top-level section of the YAML (e.g. prepare)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a config field, e.g. --set size=128 --set split.seed=1 (repeatable)",
+    add_overrides_argument(
+        parser, "override a config field, e.g. --set size=128 --set split.seed=1 (repeatable)"
     )
     parser.add_argument("--force", action="store_true", help="prepare again even if the inputs are unchanged")
     parser.add_argument("--no-progress", action="store_true", help="hide the progress bar")

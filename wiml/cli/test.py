@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from wiml.cli.main import make_main
+from wiml.cli.main import add_overrides_argument, make_main
 from wiml.layout import DEMO_RUN, SAMPLE_TEST_DATA, RunLayout
 
 DEFAULT_DATA = SAMPLE_TEST_DATA
@@ -32,14 +32,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--checkpoint", type=Path, help=f"FPSNet .safetensors (default {DEFAULT_CHECKPOINT})")
     parser.add_argument("--out", type=Path, help=f"output folder (default {DEFAULT_OUT})")
     parser.add_argument("--config", type=Path, help="YAML with a `test:` section (TestConfig)")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override a TestConfig field, e.g. threshold=0.4 (repeatable)",
-    )
+    add_overrides_argument(parser, "override a TestConfig field, e.g. threshold=0.4 (repeatable)")
     parser.add_argument("--split", help="manifest split to test (default test)")
     parser.add_argument("--device", help="auto, cpu or cuda[:N]")
 

@@ -17,7 +17,7 @@ import os
 import sys
 from pathlib import Path
 
-from wiml.cli.main import guarded_training_folder, make_main
+from wiml.cli.main import add_training_arguments, guarded_training_folder, make_main, trainer_overrides
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,23 +61,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--mode", choices=("mixed", "strong_only", "full"), help="mixed (MSL) or a supervised baseline"
     )
-    parser.add_argument("--device", help="auto | cpu | cuda (trainer.device)")
-    parser.add_argument("--seed", type=int, help="seed (trainer.seed)")
-    parser.add_argument("--epochs", type=int, help="epochs (trainer.epochs)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/state.pt")
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="train anew into an OUT that holds a model (its best is kept as best.v1.safetensors, ...)",
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config override, e.g. --set loss.seg_weight=2 (repeatable)",
-    )
+    add_training_arguments(parser, "config override, e.g. --set loss.seg_weight=2 (repeatable)")
 
 
 def overrides_from_args(args: argparse.Namespace) -> list[str]:
@@ -91,12 +75,9 @@ def overrides_from_args(args: argparse.Namespace) -> list[str]:
         ("init", args.init),
         ("init_checkpoint", args.init_checkpoint),
         ("mode", args.mode),
-        ("trainer.device", args.device),
-        ("trainer.seed", args.seed),
-        ("trainer.epochs", args.epochs),
     )
     out = [f"{k}={Path(v).resolve() if isinstance(v, Path) else v}" for k, v in pairs if v is not None]
-    return out + list(args.overrides)
+    return out + trainer_overrides(args) + list(args.overrides)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -13,30 +13,14 @@ import os
 import sys
 from pathlib import Path
 
-from wiml.cli.main import guarded_training_folder, make_main
+from wiml.cli.main import add_training_arguments, guarded_training_folder, make_main, trainer_overrides
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--config", type=Path, default=None, help="YAML config (configs/weak_*.yaml)")
     parser.add_argument("--data", type=Path, required=True, help="prepared folder holding manifest.csv")
     parser.add_argument("--out", type=Path, required=True, help="output run folder")
-    parser.add_argument("--device", default=None, help="auto | cpu | cuda (overrides trainer.device)")
-    parser.add_argument("--seed", type=int, default=None, help="seed (overrides trainer.seed)")
-    parser.add_argument("--epochs", type=int, default=None, help="epochs (overrides trainer.epochs)")
-    parser.add_argument("--resume", action="store_true", help="continue from OUT/state.pt")
-    parser.add_argument(
-        "--overwrite",
-        action="store_true",
-        help="train anew into an OUT that holds a model (its best is kept as best.v1.safetensors, ...)",
-    )
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="config override, e.g. --set optim.lr=3e-4 (repeatable)",
-    )
+    add_training_arguments(parser, "config override, e.g. --set optim.lr=3e-4 (repeatable)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -45,15 +29,7 @@ def run(args: argparse.Namespace) -> int:
     from wiml.training.config import WeakConfig
     from wiml.training.weak import train_weak
 
-    overrides = list(args.overrides)
-    for key, value in (
-        ("trainer.device", args.device),
-        ("trainer.seed", args.seed),
-        ("trainer.epochs", args.epochs),
-    ):
-        if value is not None:
-            overrides.append(f"{key}={value}")
-    config = load_config(WeakConfig, args.config, overrides)
+    config = load_config(WeakConfig, args.config, list(args.overrides) + trainer_overrides(args))
     require_valid_data(args.data)
     with guarded_training_folder(args.out, "wiml train-weak", args.resume, args.overwrite):
         summary = train_weak(config, args.data, args.out, resume=args.resume)

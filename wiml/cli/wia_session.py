@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from wiml.cli.main import make_main
+from wiml.cli.main import add_overrides_argument, make_main
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -39,13 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--config", type=Path, default=None, help="YAML with WiaSessionConfig fields (optional)"
     )
     parser.add_argument("--device", default=None, help="device of the models: auto | cpu | cuda")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override, e.g. --set box_jitter_px=5 --set bootstrap.every=5 --set refinement.lam=5",
+    add_overrides_argument(
+        parser, "override, e.g. --set box_jitter_px=5 --set bootstrap.every=5 --set refinement.lam=5"
     )
 
 

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from wiml.cli.main import make_main
+from wiml.cli.main import add_overrides_argument, make_main
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -46,14 +46,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="YAML with a `wia:` section of WiaSimConfig fields (a pipeline YAML)",
     )
     parser.add_argument("--device", default=None, help="device of the weak model: auto | cpu | cuda")
-    parser.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="override, e.g. --set target_dice=0.85 --set refinement.backend=geodistk",
-    )
+    add_overrides_argument(parser, "override, e.g. --set target_dice=0.85 --set refinement.backend=geodistk")
 
 
 def run(args: argparse.Namespace) -> int:

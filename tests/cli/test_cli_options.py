@@ -1,0 +1,36 @@
+"""The option helpers the subcommands share (wiml.cli.main)."""
+
+from __future__ import annotations
+
+import argparse
+
+import pytest
+
+from wiml.cli.main import add_overrides_argument, add_training_arguments, trainer_overrides
+
+
+def test_overrides_argument_collects_repeated_set_in_order() -> None:
+    parser = argparse.ArgumentParser()
+    add_overrides_argument(parser, "override")
+    assert parser.parse_args([]).overrides == []
+    assert parser.parse_args(["--set", "a=1", "--set", "b.c=x"]).overrides == ["a=1", "b.c=x"]
+
+
+def test_trainer_overrides_only_for_given_options() -> None:
+    parser = argparse.ArgumentParser()
+    add_training_arguments(parser, "override")
+    args = parser.parse_args([])
+    assert trainer_overrides(args) == []
+    assert (args.resume, args.overwrite, args.overrides) == (False, False, [])
+    args = parser.parse_args(["--epochs", "3", "--device", "cpu", "--resume", "--set", "optim.lr=0.1"])
+    assert trainer_overrides(args) == ["trainer.device=cpu", "trainer.epochs=3"]
+    assert args.resume and args.overrides == ["optim.lr=0.1"]
+    args = parser.parse_args(["--seed", "0"])
+    assert trainer_overrides(args) == ["trainer.seed=0"]  # 0 is given, not absent
+
+
+def test_training_arguments_reject_a_non_integer_seed() -> None:
+    parser = argparse.ArgumentParser()
+    add_training_arguments(parser, "override")
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--seed", "one"])
