@@ -11,9 +11,9 @@ import pytest
 from wiml.cli.main import main as wiml_main
 from wiml.config import load_config, save_config
 from wiml.data.slices import load_slice, read_manifest, save_slice, write_manifest
-from wiml.errors import ConfigError, InputError
+from wiml.errors import ConfigError, InputError, OutputError
 from wiml.evaluation.metrics import dice_score, iou_score
-from wiml.utils import atomic_path, keep_previous_version
+from wiml.utils import atomic_path, keep_previous_version, pyplot, save_figure
 
 
 @dataclasses.dataclass
@@ -64,6 +64,29 @@ def test_atomic_path_keeps_old_file_on_error(tmp_path):
             raise RuntimeError("crash")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_save_figure_writes_png_at_dpi_and_closes(tmp_path):
+    from PIL import Image
+
+    plt = pyplot()
+    fig, ax = plt.subplots(figsize=(2, 1.5))
+    ax.plot([0, 1], [0, 1])
+    out = save_figure(fig, tmp_path / "sub" / "plot.png", dpi=50)
+    assert out == tmp_path / "sub" / "plot.png"
+    assert out.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert Image.open(out).size == (100, 75)  # figsize 2 x 1.5 in at 50 dpi
+    assert not plt.fignum_exists(fig.number)
+    assert [p.name for p in out.parent.iterdir()] == ["plot.png"]  # no temporary left
+
+
+def test_save_figure_closes_the_figure_when_the_write_fails(tmp_path):
+    plt = pyplot()
+    fig, _ = plt.subplots()
+    (tmp_path / "file").write_text("x")
+    with pytest.raises(OutputError, match="file"):
+        save_figure(fig, tmp_path / "file" / "plot.png")
+    assert not plt.fignum_exists(fig.number)
 
 
 def test_keep_previous_version(tmp_path):

@@ -1,4 +1,4 @@
-"""Small shared helpers: atomic writes, device resolution, seeding, file versioning."""
+"""Small shared helpers: atomic writes (files, figures), device resolution, seeding, file versioning."""
 
 from __future__ import annotations
 
@@ -130,6 +130,37 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically. Returns the path."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+    return Path(path)
+
+
+def pyplot():
+    """``matplotlib.pyplot`` on the non-interactive Agg backend (figures go to files, never to a screen)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def save_figure(fig, path: str | Path, dpi: float | str = "figure") -> Path:
+    """Lay out ``fig`` (``tight_layout``), write it to ``path`` atomically as PNG and close it (also when
+    the write fails). Returns the path.
+
+    Args:
+        fig: a ``matplotlib.figure.Figure``.
+        path: the PNG file.
+        dpi: dots per inch; ``"figure"`` keeps the figure's own.
+
+    Raises:
+        OutputError: ``path`` cannot be written (see :func:`atomic_path`).
+    """
+    try:
+        fig.tight_layout()
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=dpi, format="png")
+    finally:
+        pyplot().close(fig)
     return Path(path)
 
 

@@ -19,7 +19,7 @@ import numpy as np
 
 from wiml.evaluation.metrics import format_mean_std
 from wiml.layout import RunLayout, summary_json
-from wiml.utils import atomic_path, atomic_write_text, staged_output
+from wiml.utils import atomic_path, atomic_write_text, pyplot, save_figure, staged_output
 
 logger = logging.getLogger(__name__)
 
@@ -106,10 +106,7 @@ def plot_dice_vs_clicks(recording_dir: Path, path: Path) -> Path | None:
     curve = recordings_curve(recording_dir)
     if curve is None:
         return None
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     clicks, dice, n = curve
     fig, ax = plt.subplots(figsize=(5, 3.5))
@@ -117,11 +114,7 @@ def plot_dice_vs_clicks(recording_dir: Path, path: Path) -> Path | None:
     ax.axhline(0.9, color="grey", ls="--", lw=0.8)
     ax.set(xlabel="clicks", ylabel="mean Dice", title=f"robot WIA, {n} slices", ylim=(0, 1))
     ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def baselines_table(summary: dict) -> list[str]:

@@ -48,7 +48,7 @@ from wiml.errors import ConfigError, InputError
 from wiml.experiments.wia_sim import WiaSimConfig
 from wiml.layout import TrainingLayout
 from wiml.training.msl import MSLConfig
-from wiml.utils import atomic_path, atomic_write_text
+from wiml.utils import atomic_write_text, pyplot, save_figure
 
 logger = logging.getLogger(__name__)
 
@@ -694,10 +694,7 @@ def write_summary(rows: list[dict], out: Path, cost: CostConfig, val_every_steps
 def plot_learning_curves(out: Path, val_every_steps: int, path: Path) -> Path | None:
     """Val Dice against optimiser steps of every run under ``out/runs`` (one panel per method and K, one line
     per fold and seed; a dot marks the checkpoint that was tested). None when no run has a ``log.csv``."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     panels: dict[str, list[tuple[str, list[float], list[float]]]] = defaultdict(list)
     for log in sorted(Path(out).glob("runs/fold*/*/*/seed*/train/log.csv")):
@@ -728,20 +725,13 @@ def plot_learning_curves(out: Path, val_every_steps: int, path: Path) -> Path | 
         ax.grid(alpha=0.3)
     axes[0][0].set_ylabel("val Dice (per patient, 3-D)")
     axes[0][-1].legend(fontsize=6)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
-    return path
+    return save_figure(fig, path, dpi=100)
 
 
 def plot_curves(groups: list[dict], k_path: Path, cost_path: Path, title: str = "") -> tuple[Path, Path]:
     """Dice-vs-K (full supervision as a horizontal band) and Dice-vs-cost (log seconds) plots, error bars =
     std over folds and seeds."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     colours = {
         "wiml": "tab:red",
@@ -785,8 +775,5 @@ def plot_curves(groups: list[dict], k_path: Path, cost_path: Path, title: str = 
             ax.set_title(title, fontsize=9)
         ax.grid(alpha=0.3, which="both")
         ax.legend(fontsize=7, loc="lower right")
-        fig.tight_layout()
-        with atomic_path(path) as tmp:
-            fig.savefig(tmp, dpi=110, format="png")
-        plt.close(fig)
+        save_figure(fig, path, dpi=110)
     return k_path, cost_path

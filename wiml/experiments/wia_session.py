@@ -36,7 +36,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import json
 import logging
 import time
@@ -60,7 +59,7 @@ from wiml.interactive.proposals import (
 )
 from wiml.interactive.robot import MAX_CLICKS, simulate
 from wiml.interactive.session import RefinementConfig
-from wiml.utils import atomic_path, atomic_write_text
+from wiml.utils import atomic_path, atomic_write_text, pyplot, save_figure
 
 logger = logging.getLogger(__name__)
 
@@ -500,10 +499,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
 
 def plot_clicks_per_label(rows: list[dict], sources: list[str], path: Path, title: str = "") -> Path:
     """Clicks of each label over the session (x = label number), one line per source; PNG, atomic."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
     from matplotlib.ticker import MaxNLocator
 
     fig, ax = plt.subplots(figsize=(7, 4), dpi=100)
@@ -524,10 +520,4 @@ def plot_clicks_per_label(rows: list[dict], sources: list[str], path: Path, titl
     ax.grid(alpha=0.3)
     ax.legend(loc="upper right", title="source (total clicks)")
     ax.set_title(title or "robot annotation session: clicks per label")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buf.getvalue())
-    return path
+    return save_figure(fig, path)

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import io
 import json
 import logging
 from collections.abc import Callable
@@ -40,7 +39,7 @@ from wiml.interactive.robot import MAX_CLICKS, NOC_THRESHOLDS, RobotResult, simu
 from wiml.interactive.session import RefinementConfig
 from wiml.layout import CONFIG_YAML, summary_json
 from wiml.training.strong_labels import slice_name
-from wiml.utils import atomic_path, atomic_write_text
+from wiml.utils import atomic_path, atomic_write_text, pyplot, save_figure
 
 logger = logging.getLogger(__name__)
 
@@ -244,10 +243,7 @@ def summarize(rows: list[dict], max_clicks: int) -> dict:
 
 def plot_dice_vs_clicks(rows: list[dict], max_clicks: int, path: Path, title: str = "") -> Path:
     """Mean Dice against clicks (0 = initial mask), one line per mode, written atomically as PNG."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     fig, ax = plt.subplots(figsize=(6, 4), dpi=100)
     xs = np.arange(max_clicks + 1)
@@ -269,13 +265,7 @@ def plot_dice_vs_clicks(rows: list[dict], max_clicks: int, path: Path, title: st
     ax.grid(alpha=0.3)
     ax.legend(loc="lower right")
     ax.set_title(title or "robot user: Dice vs clicks")
-    fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    with atomic_path(path) as tmp:
-        tmp.write_bytes(buf.getvalue())
-    return path
+    return save_figure(fig, path)
 
 
 def wia_slices(data: str | Path, config: WiaSimConfig) -> list[SliceRecord]:

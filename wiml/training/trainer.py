@@ -47,7 +47,7 @@ from wiml.training.distributed import (
     init_distributed,
     wrap_model,
 )
-from wiml.utils import atomic_path, atomic_write_text, resolve_device, seed_everything
+from wiml.utils import atomic_write_text, pyplot, resolve_device, save_figure, seed_everything
 
 logger = logging.getLogger(__name__)
 
@@ -102,10 +102,7 @@ def write_log_csv(path: Path, history: list[dict]) -> None:
 
 def plot_curves(path: Path, history: list[dict]) -> None:
     """``curves.png``: losses (left) and validation metrics in [0, 1] (right) per epoch."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    plt = pyplot()
 
     epochs = [row["epoch"] for row in history]
     fig, (ax_l, ax_m) = plt.subplots(1, 2, figsize=(10, 4))
@@ -121,10 +118,7 @@ def plot_curves(path: Path, history: list[dict]) -> None:
         if ax.get_legend_handles_labels()[0]:
             ax.legend(fontsize=8)
         ax.grid(alpha=0.3)
-    fig.tight_layout()
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, dpi=100, format="png")
-    plt.close(fig)
+    save_figure(fig, path, dpi=100)
 
 
 class Trainer:
