@@ -22,7 +22,7 @@ from wiml.networks.checkpoint import load_model
 from wiml.training.config import WeakConfig
 from wiml.training.data import SliceDataset, WeightedEpochSampler, class_balanced_weights
 from wiml.training.losses import tag_loss
-from wiml.training.weak import tag_metrics, train_weak
+from wiml.training.weak import model_config_for_data, tag_metrics, train_weak
 
 TINY = [
     "model.base_width=4",
@@ -194,3 +194,13 @@ def test_ddp_two_cpu_processes(prepared, tmp_path):
     with (out / "log.csv").open() as fh:
         rows = list(csv.DictReader(fh))
     assert len(rows) == 1 and np.isfinite(float(rows[0]["train_loss"]))
+
+
+def test_model_config_for_data_fills_in_or_checks_the_channels(tmp_path):
+    where = tmp_path / "slice_0001.npz"
+    assert model_config_for_data(FPSNetConfig(in_channels=0), 3, where).in_channels == 3
+    same = FPSNetConfig(in_channels=2)
+    assert model_config_for_data(same, 2, where) is same
+    with pytest.raises(InputError, match="in_channels=1 but the prepared slices have 3") as info:
+        model_config_for_data(FPSNetConfig(in_channels=1), 3, where)
+    assert "slice_0001.npz" in str(info.value)

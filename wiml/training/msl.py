@@ -259,7 +259,7 @@ def with_person_tags(config: MSLConfig, records: list[SliceRecord], data_dir: Pa
 
 def _build_model(config: MSLConfig, records: list[SliceRecord], device) -> tuple[FPSNet, dict]:
     from wiml.networks.checkpoint import load_model
-    from wiml.training.weak import infer_in_channels
+    from wiml.training.weak import infer_in_channels, model_config_for_data
 
     channels = infer_in_channels(records)
     if config.init == "weak":
@@ -276,13 +276,7 @@ def _build_model(config: MSLConfig, records: list[SliceRecord], device) -> tuple
             )
         model.train()
         return model, {"init": str(config.init_checkpoint), "init_epoch": meta.get("epoch")}
-    cfg = config.model
-    if cfg.in_channels == 0:
-        cfg = dataclasses.replace(cfg, in_channels=channels)
-    elif cfg.in_channels != channels:
-        raise InputError(
-            f"model.in_channels={cfg.in_channels} but the slices have {channels} channel(s)", records[0].path
-        )
+    cfg = model_config_for_data(config.model, channels, records[0].path)
     return FPSNet(cfg).to(device), {"init": "scratch"}
 
 

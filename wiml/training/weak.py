@@ -20,7 +20,7 @@ from wiml.data.slices import read_manifest
 from wiml.data.transforms import make_augmentation
 from wiml.errors import InputError
 from wiml.layout import TrainingLayout
-from wiml.networks.fpsnet import FPSNet, tag_probability
+from wiml.networks.fpsnet import FPSNet, FPSNetConfig, tag_probability
 from wiml.training.config import WeakConfig
 from wiml.training.data import SliceDataset, WeightedEpochSampler, class_balanced_weights
 from wiml.training.distributed import cleanup
@@ -89,19 +89,27 @@ def infer_in_channels(records) -> int:
     return int(load_slice(records[0])[0].shape[0])
 
 
-def build_model(config: WeakConfig, records) -> FPSNet:
-    """FPSNet from the config; ``model.in_channels: 0`` is filled in from the data."""
-    model_cfg = config.model
-    channels = infer_in_channels(records)
+def model_config_for_data(model_cfg: FPSNetConfig, channels: int, where: Path) -> FPSNetConfig:
+    """``model_cfg`` with ``in_channels: 0`` filled in with the data's ``channels`` (C of the slices).
+
+    Raises:
+        InputError: ``model_cfg.in_channels`` is set and differs from ``channels``, naming the slice
+            ``where``.
+    """
     if model_cfg.in_channels == 0:
-        model_cfg = dataclasses.replace(model_cfg, in_channels=channels)
-    elif model_cfg.in_channels != channels:
+        return dataclasses.replace(model_cfg, in_channels=channels)
+    if model_cfg.in_channels != channels:
         raise InputError(
             f"model.in_channels={model_cfg.in_channels} but the prepared slices have {channels} "
             "channel(s); set model.in_channels=0 to take it from the data",
-            records[0].path,
+            where,
         )
-    return FPSNet(model_cfg)
+    return model_cfg
+
+
+def build_model(config: WeakConfig, records) -> FPSNet:
+    """FPSNet from the config; ``model.in_channels: 0`` is filled in from the data."""
+    return FPSNet(model_config_for_data(config.model, infer_in_channels(records), records[0].path))
 
 
 def train_weak(
