@@ -393,3 +393,19 @@ def test_improve_proposals_fine_tunes_in_the_background_and_segment_uses_it(
     ctl.set_slice(1)
     snap = ctl.segment()
     assert snap.proposal == "bootstrap" and "improved model (update 1)" in snap.message
+
+
+def test_a_change_that_left_no_mask_does_not_block_closing(nifti_case, tmp_path, interior_point):
+    ctl = AnnotationController(result_dir=tmp_path / "out")
+    ctl.open(nifti_case)
+    ctl.add_click(*interior_point(ctl.ground_truth), foreground=True)
+    ctl.save()
+    ctl.set_slice(3)  # a propagated proposal ...
+    ctl.undo()  # ... dropped: a change, but nothing to write
+    assert ctl.dirty and ctl.mask is None
+    ctl.set_slice(2)
+    snap = ctl.save(include_shown=False)  # the question before closing: no error, nothing written
+    assert not ctl.dirty and snap.saved == ()
+    ctl.set_slice(4)
+    with pytest.raises(InputError, match="nothing to save"):  # an explicit Save of nothing still says so
+        ctl.save()

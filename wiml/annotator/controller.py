@@ -979,7 +979,12 @@ class AnnotationController:
             indices.add(self.slice_index)
         indices = sorted(i for i in indices if self._slices[i].mask is not None)
         if not indices and not self._tags_dirty:
-            raise InputError("nothing to save yet: press Segment or click on the image first")
+            if include_shown:
+                raise InputError("nothing to save yet: press Segment or click on the image first")
+            for annotation in self._slices.values():  # changes that left no mask (an undone proposal)
+                annotation.dirty = False
+            RecoveryFile.for_image(self.resolved_result_dir(), image.name).remove()
+            return self.snapshot("nothing to save")
         root = self.resolved_result_dir()
         written: list[Path] = []
         try:
