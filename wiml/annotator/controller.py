@@ -686,7 +686,10 @@ class AnnotationController:
         if not strong:
             raise InputError("no strong label yet: annotate a slice first, then Improve Proposals")
         tagged = [(at_size(self._net_input(i)), int(t)) for i, t in sorted(self.tags().items())]
-        base = self._improved_model() or self.model
+        import copy
+
+        # a private copy, made here on the worker: the update thread never touches a model Grad-CAM may be using
+        base = copy.deepcopy(self._improved_model() or self.model)
         if self._updater is not None and self._updater.busy:
             return self.snapshot("an improvement is still running; Segment uses the newest finished one")
         self._updater = BackgroundUpdater(
