@@ -45,6 +45,7 @@ def test_config_yaml_and_overrides(tmp_path):
         ("optim:\n  lr: abc\n", "expected float"),
         ("bogus: 1\n", "unknown key"),
         ("optim: [\n", "not valid YAML"),
+        ("- 1\n- 2\n", "expected a YAML mapping at the top level"),
     ],
 )
 def test_config_errors_name_file(tmp_path, text, match):
@@ -53,6 +54,15 @@ def test_config_errors_name_file(tmp_path, text, match):
     with pytest.raises(ConfigError, match=match) as info:
         load_config(_Cfg, p)
     assert "bad.yaml" in str(info.value)
+
+
+def test_config_section_must_be_a_mapping_and_file_must_exist(tmp_path):
+    p = tmp_path / "bad.yaml"
+    p.write_text("train: 3\n")
+    with pytest.raises(ConfigError, match="bad.yaml: train: expected a YAML mapping"):
+        load_config(_Cfg, p, section="train")
+    with pytest.raises(ConfigError, match="missing.yaml: config file not found"):
+        load_config(_Cfg, tmp_path / "missing.yaml")
 
 
 def test_atomic_path_keeps_old_file_on_error(tmp_path):

@@ -215,6 +215,28 @@ def merge_mappings(base: dict, extra: dict) -> dict:
     return base
 
 
+def read_yaml_mapping(path: str | Path, what: str = "config file") -> dict:
+    """The mapping a YAML file holds at its top level (``{}`` for an empty file).
+
+    Args:
+        path: the YAML file.
+        what: what the file is, for the "not found" message.
+
+    Raises:
+        ConfigError: naming ``path``: it is missing, not valid YAML, or not a mapping at the top level.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise ConfigError(f"{what} not found", path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"not valid YAML ({exc.__class__.__name__}: {exc})", path) from exc
+    if not isinstance(data, dict):
+        raise ConfigError("expected a YAML mapping at the top level", path)
+    return data
+
+
 def load_config(
     cls: type[T],
     path: str | Path | None = None,
@@ -237,16 +259,11 @@ def load_config(
     data: dict = to_dict(cls())
     if path is not None:
         path = Path(path)
-        if not path.is_file():
-            raise ConfigError("config file not found", path)
-        try:
-            loaded = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"not valid YAML ({exc.__class__.__name__}: {exc})", path) from exc
+        loaded = read_yaml_mapping(path)
         if section is not None:
             loaded = loaded.get(section, {}) or {}
-        if not isinstance(loaded, dict):
-            raise ConfigError("expected a YAML mapping at the top level", path)
+            if not isinstance(loaded, dict):
+                raise ConfigError(f"{section}: expected a YAML mapping", path)
         merge_mappings(data, loaded)
     apply_overrides(data, overrides)
     try:

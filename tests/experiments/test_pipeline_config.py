@@ -88,6 +88,9 @@ def test_defaults_files_are_relative_to_the_yaml_and_checked(tmp_path):
     _yaml(tmp_path / "cfg", "trainer: {epochz: 7}\n", "bad.yaml")
     with pytest.raises(ConfigError, match="msl.trainer: unknown key"):
         load_pipeline_config(_yaml(tmp_path / "cfg", "defaults: {msl: bad.yaml}\n", "q.yaml"))
+    _yaml(tmp_path / "cfg", "- 1\n", "list.yaml")
+    with pytest.raises(ConfigError, match="defaults.msl: .*list.yaml: expected a YAML mapping"):
+        load_pipeline_config(_yaml(tmp_path / "cfg", "defaults: {msl: list.yaml}\n", "r.yaml"))
 
 
 def test_missing_raw_folder_fails_at_load(tmp_path):

@@ -30,9 +30,15 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import ClassVar
 
-import yaml
-
-from wiml.config import apply_overrides, check_ranges, from_dict, merge_mappings, save_config, to_dict
+from wiml.config import (
+    apply_overrides,
+    check_ranges,
+    from_dict,
+    merge_mappings,
+    read_yaml_mapping,
+    save_config,
+    to_dict,
+)
 from wiml.data.demo import DemoDataConfig
 from wiml.data.prepare import PrepareConfig
 from wiml.errors import ConfigError, InputError, WimlError
@@ -165,14 +171,7 @@ def load_pipeline_config(
     where = Path(path).resolve() if path is not None else None  # a command-line path: the user's cwd
     data: dict = {}
     if where is not None:
-        if not where.is_file():
-            raise ConfigError("pipeline config not found", where)
-        try:
-            data = yaml.safe_load(where.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"not valid YAML ({exc.__class__.__name__}: {exc})", where) from exc
-        if not isinstance(data, dict):
-            raise ConfigError("expected a YAML mapping at the top level", where)
+        data = read_yaml_mapping(where, "pipeline config")
     old = sorted(k for k in data if isinstance(k, str) and k.endswith("_args"))
     if old:
         raise ConfigError(
@@ -196,11 +195,9 @@ def load_pipeline_config(
             if not base_file.is_file():
                 raise ConfigError(f"defaults.{section}: {base_file} not found")
             try:
-                loaded = yaml.safe_load(base_file.read_text(encoding="utf-8")) or {}
-            except yaml.YAMLError as exc:
-                raise ConfigError(f"defaults.{section}: {base_file} is not valid YAML ({exc})") from exc
-            if not isinstance(loaded, dict):
-                raise ConfigError(f"defaults.{section}: {base_file} is not a YAML mapping")
+                loaded = read_yaml_mapping(base_file)
+            except ConfigError as exc:
+                raise ConfigError(f"defaults.{section}: {exc}") from exc
             merge_mappings(merged[section], loaded)
         merge_mappings(merged, data)
         merged["defaults"] = {}
