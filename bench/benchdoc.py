@@ -25,3 +25,9 @@ def write_section(path: Path, heading: str, body: str) -> None:
         end = next((i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines))
         lines[start:end] = section
     atomic_write_text(path, "\n".join(lines).rstrip("\n") + "\n")
+
+
+def shown_path(path: Path) -> str:
+    """A data path as a reader reruns it: ``.../shared/data/x`` -> ``../shared/data/x``."""
+    text = str(path)
+    return "../shared/data/" + text.split("/shared/data/", 1)[1] if "/shared/data/" in text else text

@@ -168,6 +168,8 @@ def _resized_case(image: Path, size: int, folder: Path) -> Path:
 
 def _side_by_side(args, drive) -> int:
     """The default mode at each size of ``args.sizes``, one table (and docs/benchmarks.md)."""
+    from benchdoc import shown_path, write_section
+
     sizes = [int(v) for v in args.sizes.split(",") if v.strip()]
     load_before = os.getloadavg()
     rows = []
@@ -182,7 +184,7 @@ def _side_by_side(args, drive) -> int:
     ms = lambda v: 1000.0 * np.asarray(v)  # noqa: E731
     lines = [
         f"Command: `QT_QPA_PLATFORM=offscreen OMP_NUM_THREADS=1 .venv/bin/python bench/gui_responsiveness.py "
-        f"{_shown(original)} --sizes {args.sizes} --clicks {args.clicks} --write-docs`"
+        f"{shown_path(original)} --sizes {args.sizes} --clicks {args.clicks} --write-docs`"
         + (f" (checkpoint {args.checkpoint})" if args.checkpoint else " (no checkpoint: clicks only)"),
         "",
         f"Load average (1 min) {load_before[0]:.2f} before, {load_after[0]:.2f} after, on "
@@ -205,8 +207,6 @@ def _side_by_side(args, drive) -> int:
     text = "\n".join(lines)
     print(text)
     if args.write_docs:
-        from benchdoc import write_section
-
         from wiml.layout import PROJECT_ROOT
 
         write_section(
@@ -215,12 +215,6 @@ def _side_by_side(args, drive) -> int:
             text,
         )
     return 0
-
-
-def _shown(path: Path) -> str:
-    """A data path as a reader reruns it: ``.../shared/data/x`` -> ``../shared/data/x``."""
-    text = str(path)
-    return "../shared/data/" + text.split("/shared/data/", 1)[1] if "/shared/data/" in text else text
 
 
 if __name__ == "__main__":

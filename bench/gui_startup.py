@@ -65,6 +65,9 @@ sys.exit(main(sys.argv[2:]))
 
 
 def main(argv: list[str] | None = None) -> int:
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from benchdoc import shown_path, write_section
+
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("image", type=Path)
     parser.add_argument("--checkpoint", type=Path, default=None)
@@ -98,7 +101,7 @@ def main(argv: list[str] | None = None) -> int:
         lines.append(f"| {what} | {np.median(values):.2f} s | {', '.join(f'{v:.2f}' for v in values)} |")
     text = "\n".join(
         [
-            f"Command: `OMP_NUM_THREADS=1 .venv/bin/python bench/gui_startup.py {_shown(args.image)} --repeats "
+            f"Command: `OMP_NUM_THREADS=1 .venv/bin/python bench/gui_startup.py {shown_path(args.image)} --repeats "
             f"{args.repeats}"
             + (f" --checkpoint {args.checkpoint}" if args.checkpoint else "")
             + " --write-docs`"
@@ -114,19 +117,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     print(text)
     if args.write_docs:
-        sys.path.insert(0, str(Path(__file__).resolve().parent))
-        from benchdoc import write_section
-
         write_section(
             PROJECT_ROOT / "docs" / "benchmarks.md", "Annotator start-up (bench/gui_startup.py)", text
         )
     return 0
-
-
-def _shown(path: Path) -> str:
-    """A data path as a reader reruns it: ``.../shared/data/x`` -> ``../shared/data/x``."""
-    text = str(path)
-    return "../shared/data/" + text.split("/shared/data/", 1)[1] if "/shared/data/" in text else text
 
 
 if __name__ == "__main__":
