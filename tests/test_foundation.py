@@ -13,7 +13,7 @@ from wiml.config import load_config, save_config
 from wiml.data.slices import load_slice, read_manifest, save_slice, write_manifest
 from wiml.errors import ConfigError, InputError, OutputError
 from wiml.evaluation.metrics import dice_score, iou_score
-from wiml.utils import atomic_path, keep_previous_version, pyplot, save_figure
+from wiml.utils import atomic_path, atomic_write_csv, keep_previous_version, pyplot, save_figure
 
 
 @dataclasses.dataclass
@@ -74,6 +74,18 @@ def test_atomic_path_keeps_old_file_on_error(tmp_path):
             raise RuntimeError("crash")
     assert target.read_text() == "old"
     assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_atomic_write_csv_columns_blanks_and_float_format(tmp_path):
+    rows = [{"name": "a", "dice": 0.123456789}, {"name": "b", "n": 3, "dice": None}]
+    out = atomic_write_csv(tmp_path / "t.csv", rows, float_format=".3g")
+    assert out.read_text(encoding="utf-8").splitlines() == ["name,dice,n", "a,0.123,", "b,,3"]
+    atomic_write_csv(tmp_path / "u.csv", rows[:1], ["dice", "name"])
+    assert (tmp_path / "u.csv").read_text(encoding="utf-8").splitlines() == ["dice,name", "0.123456789,a"]
+    assert atomic_write_csv(tmp_path / "e.csv", []).read_text(encoding="utf-8") == ""
+    with pytest.raises(ValueError, match="n"):
+        atomic_write_csv(tmp_path / "x.csv", rows, ["name", "dice"])
+    assert not (tmp_path / "x.csv").exists()
 
 
 def test_save_figure_writes_png_at_dpi_and_closes(tmp_path):

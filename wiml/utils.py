@@ -1,8 +1,9 @@
-"""Small shared helpers: atomic writes (files, figures), device resolution, seeding, file versioning."""
+"""Small shared helpers: atomic writes (files, CSV tables, figures), device resolution, seeding, file versioning."""
 
 from __future__ import annotations
 
 import contextlib
+import csv
 import logging
 import os
 import random
@@ -130,6 +131,40 @@ def atomic_write_bytes(path: str | Path, data: bytes) -> Path:
     """Write ``data`` to ``path`` atomically. Returns the path."""
     with atomic_path(path) as tmp:
         tmp.write_bytes(data)
+    return Path(path)
+
+
+def atomic_write_csv(
+    path: str | Path,
+    rows: list[dict],
+    columns: list[str] | None = None,
+    float_format: str | None = None,
+) -> Path:
+    """Write ``rows`` as a CSV table with a header line to ``path`` atomically. Returns the path.
+
+    Args:
+        path: the CSV file.
+        rows: one dict per row; a key a row lacks is written empty.
+        columns: the header; None = every key of ``rows`` in first-seen order (no rows: an empty file).
+        float_format: format spec of float cells (e.g. ``".6g"``); None = ``str``.
+
+    Raises:
+        ValueError: a row has a key that is not in ``columns``.
+        OutputError: ``path`` cannot be written (see :func:`atomic_path`).
+    """
+    if columns is None:
+        columns = list(dict.fromkeys(k for row in rows for k in row))
+    with atomic_path(path) as tmp:
+        with tmp.open("w", newline="", encoding="utf-8") as fh:
+            if columns:
+                writer = csv.DictWriter(fh, fieldnames=columns, restval="")
+                writer.writeheader()
+                for row in rows:
+                    if float_format is not None:
+                        row = {
+                            k: format(v, float_format) if isinstance(v, float) else v for k, v in row.items()
+                        }
+                    writer.writerow(row)
     return Path(path)
 
 

@@ -12,7 +12,6 @@ See :mod:`wiml.evaluation.metrics` for the empty-mask convention.
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
@@ -32,7 +31,7 @@ from wiml.evaluation.metrics import (
     volume_metrics,
 )
 from wiml.layout import CONFIG_YAML, SUMMARY_JSON, summary_json
-from wiml.utils import atomic_path, atomic_write_text, enlarge_nearest, staged_output
+from wiml.utils import atomic_path, atomic_write_csv, atomic_write_text, enlarge_nearest, staged_output
 
 logger = logging.getLogger(__name__)
 
@@ -223,13 +222,7 @@ def _pick_overlays(cases: list[Case], n: int) -> list[int]:
 
 
 def _write_csv(path: Path, rows: list[dict]) -> Path:
-    with atomic_path(path) as tmp:
-        with tmp.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=list(rows[0]) if rows else ["name"])
-            writer.writeheader()
-            for row in rows:
-                writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    return path
+    return atomic_write_csv(path, rows, list(rows[0]) if rows else ["name"], float_format=".6g")
 
 
 def _source_geometry(pid: str, info: dict, shown):

@@ -9,9 +9,7 @@ mask where the classifier says "absent" (tag probability < ``gate``), as a tool 
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 import json
 import logging
 from pathlib import Path
@@ -26,7 +24,7 @@ from wiml.evaluation.metrics import dice_score, iou_score
 from wiml.interactive.session import RefinementConfig
 from wiml.layout import CONFIG_YAML, summary_json
 from wiml.networks.fpsnet import tag_probability
-from wiml.utils import atomic_path, atomic_write_text, enlarge_nearest, staged_output
+from wiml.utils import atomic_path, atomic_write_csv, atomic_write_text, enlarge_nearest, staged_output
 
 logger = logging.getLogger(__name__)
 
@@ -112,16 +110,6 @@ def write_png_rgb(path: Path, rgb: np.ndarray) -> None:
 
     with atomic_path(path) as tmp:
         Image.fromarray(rgb, mode="RGB").save(tmp, format="PNG")
-
-
-def _csv_text(rows: list[dict]) -> str:
-    buf = io.StringIO()
-    if rows:
-        writer = csv.DictWriter(buf, fieldnames=list(rows[0]))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    return buf.getvalue()
 
 
 def _summarise(
@@ -228,8 +216,8 @@ def evaluate_cams(
     quality = [_summarise("cam", t, cam_masks[t], gts, tags_arr) for t in taus]
     quality.append(_summarise("initial_mask", None, initial, gts, tags_arr))
     quality.append(_summarise("initial_mask_gated", None, gated, gts, tags_arr))
-    atomic_write_text(out_dir / "cam_slices.csv", _csv_text(per_slice))
-    atomic_write_text(out_dir / "cam_quality.csv", _csv_text(quality))
+    atomic_write_csv(out_dir / "cam_slices.csv", per_slice, list(per_slice[0]) if per_slice else [], ".6g")
+    atomic_write_csv(out_dir / "cam_quality.csv", quality, list(quality[0]) if quality else [], ".6g")
     cls = tag_metrics(np.array(probs), tags_arr)
     cam_rows = [q for q in quality if q["method"] == "cam" and np.isfinite(q["dice_mean"])]
     best_cam = max(cam_rows, key=lambda q: q["dice_mean"]) if cam_rows else None

@@ -34,7 +34,6 @@ Outputs (``out/``)::
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
@@ -59,7 +58,7 @@ from wiml.interactive.proposals import (
 )
 from wiml.interactive.robot import MAX_CLICKS, simulate
 from wiml.interactive.session import RefinementConfig
-from wiml.utils import atomic_path, atomic_write_text, pyplot, save_figure
+from wiml.utils import atomic_write_csv, atomic_write_text, pyplot, save_figure
 
 logger = logging.getLogger(__name__)
 
@@ -339,7 +338,7 @@ def run_wia_session(
     summary["config"] = to_dict(config)
     summary["data"] = str(data)
     summary["checkpoint"] = str(checkpoint) if checkpoint else None
-    _write_csv(out / "labels.csv", rows)
+    atomic_write_csv(out / "labels.csv", rows)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     plot_clicks_per_label(rows, config.sources, out / "clicks_per_label.png", f"{data.name}, {config.split}")
     logger.info("wia-session: %d labels x %d sources -> %s", len(tasks), len(config.sources), out)
@@ -486,15 +485,6 @@ def summarize_session(rows: list[dict], sources: list[str]) -> dict:
         for source in sources:
             out[source]["clicks_vs_none"] = round(out[source]["total_clicks"] / base, 4)
     return out
-
-
-def _write_csv(path: Path, rows: list[dict]) -> None:
-    fields = list(dict.fromkeys(k for r in rows for k in r))
-    with atomic_path(path) as tmp:
-        with tmp.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=fields, restval="")
-            writer.writeheader()
-            writer.writerows(rows)
 
 
 def plot_clicks_per_label(rows: list[dict], sources: list[str], path: Path, title: str = "") -> Path:

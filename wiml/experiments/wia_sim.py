@@ -21,7 +21,6 @@ Outputs (docs/architecture.md, "Run folder" and "WIA results")::
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
 import logging
@@ -39,7 +38,7 @@ from wiml.interactive.robot import MAX_CLICKS, NOC_THRESHOLDS, RobotResult, simu
 from wiml.interactive.session import RefinementConfig
 from wiml.layout import CONFIG_YAML, summary_json
 from wiml.training.strong_labels import slice_name
-from wiml.utils import atomic_path, atomic_write_text, pyplot, save_figure
+from wiml.utils import atomic_write_csv, atomic_write_text, pyplot, save_figure
 
 logger = logging.getLogger(__name__)
 
@@ -355,12 +354,7 @@ def run_wia_simulation(
             rows.append(_row(name, record, mode, result, config.max_clicks, areas[-1]))
             if mode == main_mode:
                 main_results.append(result)
-    fields = list(rows[0].keys())
-    with atomic_path(out / "slices.csv") as tmp:
-        with tmp.open("w", newline="", encoding="utf-8") as fh:
-            writer = csv.DictWriter(fh, fieldnames=fields)
-            writer.writeheader()
-            writer.writerows(rows)
+    atomic_write_csv(out / "slices.csv", rows, list(rows[0]))
     summary = summarize(rows, config.max_clicks)
     chosen = select_slices(records, areas, config.select)
     for i in chosen:

@@ -22,8 +22,6 @@ the same batches as an uninterrupted one.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
 import time
@@ -47,7 +45,13 @@ from wiml.training.distributed import (
     init_distributed,
     wrap_model,
 )
-from wiml.utils import atomic_write_text, pyplot, resolve_device, save_figure, seed_everything
+from wiml.utils import (
+    atomic_write_csv,
+    pyplot,
+    resolve_device,
+    save_figure,
+    seed_everything,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -89,15 +93,7 @@ def cosine_factor(epoch: int, epochs: int, warmup_epochs: int = 0, min_ratio: fl
 
 def write_log_csv(path: Path, history: list[dict]) -> None:
     """One row per epoch; columns are the union of all keys (in first-seen order)."""
-    columns: list[str] = []
-    for row in history:
-        columns += [k for k in row if k not in columns]
-    buf = io.StringIO()
-    writer = csv.DictWriter(buf, fieldnames=columns)
-    writer.writeheader()
-    for row in history:
-        writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
-    atomic_write_text(path, buf.getvalue())
+    atomic_write_csv(path, history, float_format=".6g")
 
 
 def plot_curves(path: Path, history: list[dict]) -> None:
