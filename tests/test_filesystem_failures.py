@@ -25,6 +25,22 @@ TINY = ["--set", "model.base_width=4", "--set", "model.depth=3", "--set", "train
         "--set", "trainer.progress=false"]  # fmt: skip
 
 
+def _train_weak_argv(prepared: pathlib.Path, out: pathlib.Path) -> list[str]:
+    """``wiml train-weak`` on ``prepared`` into ``out``: one tiny epoch on the CPU."""
+    return [
+        "train-weak",
+        "--data",
+        str(prepared),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--epochs",
+        "1",
+        *TINY,
+    ]
+
+
 def _os_error(code: int, filename=None) -> OSError:
     return OSError(code, os.strerror(code), filename) if filename else OSError(code, os.strerror(code))
 
@@ -110,19 +126,7 @@ def _one_line(capsys) -> str:
 def test_train_weak_full_disk_one_line(prepared, tmp_path, monkeypatch, capsys):
     out = tmp_path / "weak"
     _fail_writes(monkeypatch, errno.ENOSPC)
-    argv = [
-        "train-weak",
-        "--data",
-        str(prepared),
-        "--out",
-        str(out),
-        "--device",
-        "cpu",
-        "--epochs",
-        "1",
-        *TINY,
-    ]
-    assert wiml_main.main(argv) == 2
+    assert wiml_main.main(_train_weak_argv(prepared, out)) == 2
     line = _one_line(capsys)
     assert line.startswith("wiml train-weak: error: ") and "No space left on device [ENOSPC]" in line
     assert str(out) in line and "enforce fail" not in line
@@ -132,19 +136,7 @@ def test_train_weak_full_disk_at_the_checkpoint(prepared, tmp_path, monkeypatch,
     """The disk fills up when the weights are written (torch's own writer would say "enforce fail")."""
     out = tmp_path / "weak"
     _fail_writes(monkeypatch, errno.ENOSPC, text=False)
-    argv = [
-        "train-weak",
-        "--data",
-        str(prepared),
-        "--out",
-        str(out),
-        "--device",
-        "cpu",
-        "--epochs",
-        "1",
-        *TINY,
-    ]
-    assert wiml_main.main(argv) == 2
+    assert wiml_main.main(_train_weak_argv(prepared, out)) == 2
     line = _one_line(capsys)
     assert "No space left on device [ENOSPC]" in line and "enforce fail" not in line
     assert f"{out}/" in line and (".safetensors" in line or "state.pt" in line)
@@ -156,19 +148,7 @@ def test_train_weak_read_only_one_line(prepared, tmp_path, monkeypatch, capsys):
 
     monkeypatch.setattr(tempfile, "mkstemp", read_only)
     out = tmp_path / "weak"
-    argv = [
-        "train-weak",
-        "--data",
-        str(prepared),
-        "--out",
-        str(out),
-        "--device",
-        "cpu",
-        "--epochs",
-        "1",
-        *TINY,
-    ]
-    assert wiml_main.main(argv) == 2
+    assert wiml_main.main(_train_weak_argv(prepared, out)) == 2
     line = _one_line(capsys)
     assert str(out) in line and "Read-only file system [EROFS]" in line
 
@@ -176,9 +156,7 @@ def test_train_weak_read_only_one_line(prepared, tmp_path, monkeypatch, capsys):
 def test_train_weak_out_under_a_file(prepared, tmp_path, capsys):
     blocker = tmp_path / "file"
     blocker.write_text("x")
-    argv = ["train-weak", "--data", str(prepared), "--out", str(blocker / "weak"), "--device", "cpu", "--epochs", "1",
-            *TINY]  # fmt: skip
-    assert wiml_main.main(argv) == 2
+    assert wiml_main.main(_train_weak_argv(prepared, blocker / "weak")) == 2
     assert str(blocker) in _one_line(capsys)
 
 
