@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 import pytest
 
-from wiml.cli.main import add_overrides_argument, add_training_arguments, trainer_overrides
+from wiml.cli.main import add_overrides_argument, add_training_arguments, given_overrides, trainer_overrides
 
 
 def test_overrides_argument_collects_repeated_set_in_order() -> None:
@@ -34,3 +35,9 @@ def test_training_arguments_reject_a_non_integer_seed() -> None:
     add_training_arguments(parser, "override")
     with pytest.raises(SystemExit):
         parser.parse_args(["--seed", "one"])
+
+
+def test_given_overrides_skip_absent_options_and_make_paths_absolute(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    flags = {"k": 0, "split": None, "wia_dir": Path("runs/wia"), "mode": "mixed"}
+    assert given_overrides(flags) == ["k=0", f"wia_dir={tmp_path.resolve() / 'runs' / 'wia'}", "mode=mixed"]

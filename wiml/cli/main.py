@@ -81,11 +81,23 @@ def add_training_arguments(parser: argparse.ArgumentParser, set_help: str) -> No
     add_overrides_argument(parser, set_help)
 
 
+def given_overrides(flags: dict[str, object]) -> list[str]:
+    """``KEY=VALUE`` config overrides for the command-line options that were given (not None), in the order
+    of ``flags`` (config key -> option value); a path is made absolute (against the user's working
+    directory)."""
+    return [
+        f"{key}={Path(value).resolve() if isinstance(value, Path) else value}"
+        for key, value in flags.items()
+        if value is not None
+    ]
+
+
 def trainer_overrides(args: argparse.Namespace) -> list[str]:
     """``trainer.device=...``, ``trainer.seed=...``, ``trainer.epochs=...`` overrides for the options of
     :func:`add_training_arguments` that were given."""
-    pairs = (("trainer.device", args.device), ("trainer.seed", args.seed), ("trainer.epochs", args.epochs))
-    return [f"{key}={value}" for key, value in pairs if value is not None]
+    return given_overrides(
+        {"trainer.device": args.device, "trainer.seed": args.seed, "trainer.epochs": args.epochs}
+    )
 
 
 def setup_logging(debug: bool = False, quiet: bool = False) -> None:

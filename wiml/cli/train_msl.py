@@ -17,7 +17,13 @@ import os
 import sys
 from pathlib import Path
 
-from wiml.cli.main import add_training_arguments, guarded_training_folder, make_main, trainer_overrides
+from wiml.cli.main import (
+    add_training_arguments,
+    given_overrides,
+    guarded_training_folder,
+    make_main,
+    trainer_overrides,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -66,18 +72,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def overrides_from_args(args: argparse.Namespace) -> list[str]:
     """``--k 5`` etc. -> ``strong.k=5`` overrides (before the explicit ``--set`` ones)."""
-    pairs = (
-        ("strong.source", args.strong_from),
-        ("strong.wia_dir", args.wia_dir),
-        ("strong.annotations_dir", args.annotations),
-        ("strong.k", args.k),
-        ("strong.select", args.select),
-        ("init", args.init),
-        ("init_checkpoint", args.init_checkpoint),
-        ("mode", args.mode),
-    )
-    out = [f"{k}={Path(v).resolve() if isinstance(v, Path) else v}" for k, v in pairs if v is not None]
-    return out + trainer_overrides(args) + list(args.overrides)
+    flags = {
+        "strong.source": args.strong_from,
+        "strong.wia_dir": args.wia_dir,
+        "strong.annotations_dir": args.annotations,
+        "strong.k": args.k,
+        "strong.select": args.select,
+        "init": args.init,
+        "init_checkpoint": args.init_checkpoint,
+        "mode": args.mode,
+    }
+    return given_overrides(flags) + trainer_overrides(args) + list(args.overrides)
 
 
 def run(args: argparse.Namespace) -> int:
