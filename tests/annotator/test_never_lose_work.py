@@ -291,7 +291,7 @@ def test_checkpoint_of_another_image_kind_and_empty_cam_are_warned(
     monkeypatch.setattr(
         controller_module, "compute_cam", lambda *a, **k: np.zeros(ctl.image.shape, np.float32)
     )
-    assert "CAM was empty on slice 1" in ctl.segment().warning
+    assert "CAM was empty on slice 0" in ctl.segment().warning
     cam = (ctl.ground_truth > 0).astype(np.float32)
     monkeypatch.setattr(controller_module, "compute_cam", lambda *a, **k: cam)
     assert ctl.segment().warning is None

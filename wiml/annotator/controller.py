@@ -345,7 +345,7 @@ class AnnotationController:
         self.current.show(self._clock())
         recovery = RecoveryFile.for_image(self.resolved_result_dir(), image.name)
         self._recovery_found = recovery.path if recovery.matches(image) else None
-        where = f"slice {index + 1}/{image.depth}, " if image.depth > 1 else ""
+        where = f"slice {index} of 0-{image.depth - 1}, " if image.depth > 1 else ""
         gt = "reference found" if image.ground_truth is not None else "no reference"
         extra = f", {loaded} saved slice(s) loaded" if loaded else ""
         if self._recovery_found is not None:
@@ -416,7 +416,7 @@ class AnnotationController:
                 message = self._propagate()
         clicks = len(self.current.clicks)
         return self.snapshot(
-            f"slice {index + 1}/{image.depth}"
+            f"slice {index}"
             + (f" ({clicks} click(s) so far)" if clicks else "")
             + (f"; {message}" if message else "")
         )
@@ -440,7 +440,7 @@ class AnnotationController:
             )
             annotation.dirty = False  # a proposal is not work until the user touches it
             annotation.log("propagate", self._clock(), from_slice=self.slice_index + step)
-            return f"proposal propagated from slice {self.slice_index + step + 1} ({int(initial.sum())} px)"
+            return f"propagated from slice {self.slice_index + step}"
         return ""
 
     @property
@@ -578,7 +578,7 @@ class AnnotationController:
         initial = np.asarray(session.initial_mask(), np.uint8)
         self._cam_note = None
         if cam is not None and (float(cam.max()) < EMPTY_CAM or not initial.any()):
-            self._cam_note = f"its CAM was empty on slice {self.slice_index + 1} (max {float(cam.max()):.2f})"
+            self._cam_note = f"its CAM was empty on slice {self.slice_index} (max {float(cam.max()):.2f})"
         annotation = self.current
         proposal = "bootstrap" if improved is not None else "cam" if cam is not None else "none"
         annotation.apply("segment", annotation.started(session, cam, initial, self.ground_truth, proposal))
@@ -867,7 +867,7 @@ class AnnotationController:
         annotation.tag, annotation.tag_source = tag, "gui"
         self._tags_dirty = True
         word = {1: "present", 0: "absent", None: "unset"}[tag]
-        return self._edited(f"slice {index + 1}: target {word}")
+        return self._edited(f"slice {index}: target {word}")
 
     def mark_range(self) -> Snapshot:
         """Two presses set the tags of a whole volume: the first marks the first slice of the target, the

@@ -813,7 +813,7 @@ class AnnotatorWindow(QMainWindow):
                 self.preset_box.addItem("Window presets")
                 self.preset_box.addItems(list(self._presets))
                 self.setWindowTitle(f"WIML annotator - {snap.image_path.name}")
-            self.slice_label.setText(f"slice {snap.slice_index + 1}/{snap.depth} ")
+            self.slice_label.setText(f"slice {snap.slice_index} of 0-{snap.depth - 1} ")
             if new_image or previous.slice_index != snap.slice_index:
                 self._render_image()
             self.canvas.set_overlays(snap.mask, snap.ground_truth, snap.cam, snap.clicks)
@@ -860,7 +860,7 @@ class AnnotatorWindow(QMainWindow):
             self.canvas.set_image(window_to_uint8(self.snapshot.raw, self._level, self._width))
 
     def _on_slice_slider(self, value: int) -> None:
-        self.slice_label.setText(f"slice {value + 1}/{self.snapshot.depth} ")
+        self.slice_label.setText(f"slice {value} of 0-{self.snapshot.depth - 1} ")
         self._slice_timer.start()
 
     def _on_hover(self, row: int, col: int) -> None:
