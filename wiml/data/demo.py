@@ -9,9 +9,13 @@ background, 1 liver, 2 lesion), written as ``volume-N.nii`` / ``segmentation-N.n
 * subcutaneous and visceral fat (about -100 HU); soft tissue and muscle (40-55 HU);
 * the spine (vertebral body, cortical rim, spinal canal), aorta and inferior vena cava (contrast-enhanced);
 * kidneys (enhancing cortex) in the lower slices, lung bases (about -850 HU) in the upper slices;
-* a liver (about 60 HU) on the patient's right whose outline is a smooth radial function of angle and slice,
+* a liver (90-110 HU: portal-venous phase) on the patient's right whose outline is a smooth radial function
+  of angle and slice,
   growing from nothing at its inferior tip to its widest and back to nothing at the dome, so slices above and
   below it hold no liver (both image-tag classes);
+* a thin fat plane (3-6 mm) between the liver and the body wall on its lateral side only; medially and
+  posteriorly the liver touches soft tissue and muscle (45-55 HU) and the inferior vena cava (150 HU), so the
+  clicks-only WIA robot needs a few clicks per slice, as on real liver CT (docs/results.md);
 * 0-3 spherical hypodense lesions (15-35 HU darker), inside the liver (label 2);
 * a little blur (partial volume) and Gaussian noise.
 
@@ -147,7 +151,9 @@ def make_phantom(
     body_a, body_b = rng.uniform(135, 160), rng.uniform(95, 115)
     body_cy = rng.uniform(0, 12)
     fat_mm = rng.uniform(8, 22)
-    liver_hu = rng.uniform(55, 70)
+    liver_hu = rng.uniform(90, 110)
+    fat_plane_mm = rng.uniform(3.0, 6.0)
+    fat_plane_dir, fat_plane_cut = np.pi + rng.uniform(-0.6, 0.6), rng.uniform(-0.5, 0.0)
     z_extent = nz * sz
     liver_z0 = z_extent * rng.uniform(0.15, 0.28)  # inferior tip
     liver_z1 = z_extent * rng.uniform(0.80, 0.92)  # dome
@@ -188,7 +194,7 @@ def make_phantom(
         sl[_ellipse(x, y, 0, spine_cy + 24, 7, 7)] = 15.0
         sl[_ellipse(x, y, 0, spine_cy + 37, 5, 8)] = 500.0
         sl[_ellipse(x, y, 14, spine_cy - 27, 11, 11)] = 180.0  # aorta
-        sl[_ellipse(x, y, -20, spine_cy - 24, 12, 9)] = 120.0  # IVC
+        sl[_ellipse(x, y, -20, spine_cy - 24, 12, 9)] = 150.0  # IVC
         # kidneys (lower slices)
         t_k = _smooth_profile(np.array([z / kidney_z1]), 0.5)[0]
         if t_k > 0.15:
@@ -231,13 +237,18 @@ def make_phantom(
             region &= _ellipse(x, y, 0, body_cy, a - fat_mm - 10, b - fat_mm * 0.8 - 10)
             region &= ~_ellipse(x, y, -20, spine_cy - 24, 14, 11)
             liver[k] = region
+            # a thin fat plane separates the liver from the body wall on its lateral side; medially and
+            # posteriorly it touches soft tissue and muscle of nearly its own density
+            rim = (ndimage.distance_transform_edt(~region) * sx <= fat_plane_mm) & ~region
+            rim &= ((sl == 45.0) | (sl == 55.0)) & (np.cos(theta - fat_plane_dir) > fat_plane_cut)
+            sl[rim] = -80.0
             sl[region] = liver_hu
     # hepatic vessels: a few bright tubes running along z inside the liver
     for _ in range(3):
         vx, vy = liver_cx + rng.uniform(-25, 25), liver_cy + rng.uniform(-25, 25)
         tube = _ellipse(x, y, vx, vy, 3.5, 3.5)
         for k in range(nz):
-            volume[k][tube & liver[k]] = liver_hu + 70
+            volume[k][tube & liver[k]] = liver_hu + 35
     # lesions: spheres centred inside the liver
     lesions = np.zeros_like(liver)
     n_lesions = int(rng.integers(0, 4))
