@@ -160,9 +160,10 @@ def test_k_larger_than_the_slices_available_is_refused_before_training(tmp_path,
 def _demo_config(project_root, run, *overrides):
     from wiml.experiments.pipeline import load_pipeline_config
 
-    # the fake prepared data hold their target slices in the test split
+    # the fake prepared data hold their target slices in the test split; the fake steps make no baselines
+    steps = "steps=[" + ",".join(ALL) + "]"
     return load_pipeline_config(
-        project_root / "configs" / "demo.yaml", ["wia.split=test", *overrides], run=run
+        project_root / "configs" / "demo.yaml", ["wia.split=test", steps, *overrides], run=run
     )
 
 
