@@ -14,10 +14,10 @@ demo: setup
 	$(PY) -m wiml.cli.main pipeline --config configs/demo.yaml --out $(RUN)
 
 test: setup
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q tests
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -rs tests
 
 test-fast: setup
-	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -m "not slow" tests
+	QT_QPA_PLATFORM=offscreen $(PY) -m pytest -q -rs -m "not slow" tests
 
 lint: setup
 	$(VENV)/bin/ruff check .
