@@ -138,6 +138,17 @@ def test_report_and_summary_tolerate_missing_parts(tmp_path):
     assert str(run) in terminal_summary(run)
 
 
+def test_report_names_its_own_step_as_this_report(tmp_path):
+    run = tmp_path / "run"
+    run.mkdir()
+    steps = {"train-weak": {"status": "done", "seconds": 3.0}, "report": {"status": "running"}}
+    (run / "pipeline.json").write_text(json.dumps({"steps": steps}), encoding="utf-8")
+    text = write_report(run).read_text(encoding="utf-8")
+    assert "| train-weak | done | 3" in text
+    assert "| report | this report |" in text
+    assert "running" not in text
+
+
 @pytest.mark.parametrize(("k", "ok"), [(6, True), (7, False), (1000, False)])
 def test_k_larger_than_the_slices_available_is_refused_before_training(tmp_path, k, ok):
     from wiml.errors import ConfigError

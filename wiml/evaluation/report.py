@@ -156,7 +156,10 @@ def _write_report(run: Path, layout: RunLayout, out: Path) -> None:
     if pipe:
         md += ["## Steps and wall time", "", "| step | status | wall time s |", "|---|---|---|"]
         for name, st in pipe.get("steps", {}).items():
-            md.append(f"| {name} | {st.get('status')} | {_fmt(st.get('seconds'))} |")
+            status = st.get("status")
+            if name == "report" and status == "running":
+                status = "this report"
+            md.append(f"| {name} | {status} | {_fmt(st.get('seconds'))} |")
         md += ["", f"Total of this invocation: {_fmt(pipe.get('total_s'))} s.", ""]
 
     prep = _load(layout.prepare_record)

@@ -169,7 +169,7 @@ def evaluate_cams(
     initial, gated, gts, tags, probs = [], [], [], [], []
     n_overlays = 0
     bs = max(1, config.batch_size)
-    for start in tqdm(range(0, len(records), bs), desc="cam", leave=False):
+    for start in tqdm(range(0, len(records), bs), desc="cam", leave=False, disable=None):
         chunk = records[start : start + bs]
         loaded = [load_slice(r) for r in chunk]
         images = torch.from_numpy(np.stack([im for im, _ in loaded])).to(device)
