@@ -34,8 +34,8 @@ import numpy as np
 from scipy import ndimage
 from tqdm import tqdm
 
+from wiml.config import check_ranges
 from wiml.data.io import write_slice, write_volume
-from wiml.errors import InputError
 
 logger = logging.getLogger(__name__)
 
@@ -97,13 +97,9 @@ class DemoDataConfig:
         """Returns self.
 
         Raises:
-            InputError: fewer than 1 patient, a size under 32 px or fewer than 8 slices.
+            ConfigError: a setting outside :attr:`RANGES` (one line each).
         """
-        if self.patients < 1 or self.size < 32 or self.slices < 8:
-            raise InputError(
-                f"make-demo: expected patients >= 1, size >= 32 and slices >= 8, got {self.patients}, "
-                f"{self.size} and {self.slices}"
-            )
+        check_ranges(self, "make_demo")
         return self
 
     def phantom(self) -> PhantomConfig:

@@ -27,6 +27,7 @@ from typing import ClassVar
 import numpy as np
 from scipy import ndimage
 
+from wiml.config import check_ranges
 from wiml.errors import InputError
 from wiml.interactive.appearance import AppearanceConfig, appearance_posterior
 from wiml.interactive.postprocess import body_mask
@@ -80,17 +81,7 @@ class ProposalConfig:
             raise InputError(
                 f"need 0 <= mask_outside < 0.5 < mask_inside <= 1, got {self.mask_outside}, {self.mask_inside}"
             )
-        if self.softness_px <= 0 or not 0.0 <= self.cam_weight <= 1.0:
-            raise InputError(
-                f"need softness_px > 0 and cam_weight in [0, 1], got {self.softness_px}, {self.cam_weight}"
-            )
-        if self.box_ring_px < 1 or self.box_iterations < 0 or not 0.0 < self.box_floor < 1.0:
-            raise InputError(
-                f"need box_ring_px >= 1, box_iterations >= 0, 0 < box_floor < 1; got {self.box_ring_px}, "
-                f"{self.box_iterations}, {self.box_floor}"
-            )
-        if not 0.0 <= self.probability_floor < 0.5:
-            raise InputError(f"probability_floor must be in [0, 0.5), got {self.probability_floor}")
+        check_ranges(self, "proposal")
         return self
 
 
