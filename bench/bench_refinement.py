@@ -172,10 +172,12 @@ def report(
 ) -> str:
     import FastGeodis
     import torch
+    from benchdoc import shown_path
 
     lines = [
         f"Latest run: {datetime.datetime.now(datetime.timezone.utc):%Y-%m-%d %H:%M} UTC, "
-        f"`{' '.join([Path(sys.argv[0]).name] + sys.argv[1:])}`, {wall_s:.0f} s wall.",
+        f"`.venv/bin/python bench/{' '.join([Path(sys.argv[0]).name] + [shown_path(a) for a in sys.argv[1:]])}`, "
+        f"{wall_s:.0f} s wall.",
         f"Machine: {_cpu_name()}, {os.cpu_count()} cores visible, load average "
         f"{load_before[0]:.1f} before / {load_after[0]:.1f} after (the machine is shared: medians, not means); "
         f"torch {torch.__version__} ({torch.get_num_threads()} thread), FastGeodis {FastGeodis.__version__}.",

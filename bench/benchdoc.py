@@ -29,5 +29,7 @@ def write_section(path: Path, heading: str, body: str) -> None:
 
 def shown_path(path: Path) -> str:
     """A data path as a reader reruns it: ``.../shared/data/x`` -> ``../shared/data/x``."""
-    text = str(path)
+    text = str(path).rstrip("/")
+    if text.endswith("/shared/data"):
+        return "../shared/data"
     return "../shared/data/" + text.split("/shared/data/", 1)[1] if "/shared/data/" in text else text
