@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import csv
+import json
 
 import pytest
 
+from tests.conftest import write_tiny_prepared
 from wiml.cli import curve as curve_cli
 from wiml.config import load_config
 from wiml.data.slices import read_manifest
@@ -167,11 +169,21 @@ def test_tiny_sweep_appends_skips_and_refuses_other_settings(tiny_prepared, tmp_
     config = load_config(
         CurveConfig, None, TINY + ["run_folds=[0]", "k_values=[2]", "methods=[wiml,strong_only,full]"]
     )
-    rows = run_curve(config, tiny_prepared, out)
+    external = write_tiny_prepared(tmp_path / "ext", size=48, slices=6, patients=(("x0", "test"),), seed=5)
+    rows = run_curve(config, tiny_prepared, out, external=external)
     assert [(r["method"], r["k"]) for r in rows] == [("wiml", "2"), ("strong_only", "2"), ("full", "all")]
     for r in rows:
         assert r["test_patients"] == "p0" and r["val_patients"] == "p1"
         assert 0.0 <= float(r["test_dice"]) <= 1.0 and int(r["steps_done"]) <= 2
+        # every run is also tested on the external set (another size: the network runs at native size)
+        assert r["ext_dataset"] == "ext" and 0.0 <= float(r["ext_test_dice"]) <= 1.0
+        assert 0.0 <= float(r["ext_test_dice_ungated"]) <= 1.0
+        folder = out / "runs" / "fold0" / ("all" if r["k"] == "all" else "k2") / r["method"] / "seed0"
+        summary = json.loads((folder / "test_external" / "summary.json").read_text())
+        assert summary["per_patient"]["dice"]["mean"] == pytest.approx(float(r["ext_test_dice"]), abs=1e-5)
+        assert (folder / "test_external_ungated").is_dir() == (r["gate_with_tag"] == "True")
+    assert "external test Dice" in (out / "summary.md").read_text()
+    assert (out / "dice_vs_k_external.png").is_file()
     wiml = rows[0]
     assert int(wiml["n_strong"]) == 2 and 1 <= int(wiml["strong_clicks"]) <= 6
     assert float(wiml["cost_s"]) == pytest.approx(
@@ -207,8 +219,25 @@ def test_tiny_sweep_appends_skips_and_refuses_other_settings(tiny_prepared, tmp_
     assert "--data" in capsys.readouterr().err
 
 
-def test_curve_config_file_loads(project_root):
-    config = load_config(CurveConfig, project_root / "configs" / "curve_brats.yaml", []).validate()
+def test_a_row_with_a_new_column_keeps_an_older_header(tmp_path, caplog):
+    from wiml.experiments.curve import _append_row
+
+    path = tmp_path / "results.csv"
+    old = [c for c in CSV_COLUMNS if not c.startswith("ext_")]
+    path.write_text(",".join(old) + "\n")
+    row = {c: "1" for c in CSV_COLUMNS}
+    row["finished_utc"] = "now"
+    _append_row(path, row)
+    with path.open(newline="") as fh:
+        lines = list(csv.reader(fh))
+    assert lines[0] == old and len(lines[1]) == len(old)
+    assert "ext_test_dice" in caplog.text
+    assert read_results(path)[0]["finished_utc"] == "now"
+
+
+@pytest.mark.parametrize("name", ["curve_brats.yaml", "curve_liver.yaml"])
+def test_curve_config_file_loads(project_root, name):
+    config = load_config(CurveConfig, project_root / "configs" / name, []).validate()
     assert config.folds == 5 and config.k_values == [5, 20] and "full" in config.methods
     assert config.msl.trainer.threads == 1 and config.cost.seconds_per_manual_label == 108.0
 

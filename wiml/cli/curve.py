@@ -5,6 +5,8 @@ Example::
     wiml curve --config configs/curve_brats.yaml --data runs/real/brats2015_data --out runs/real/curve_brats
     wiml curve --config configs/curve_brats.yaml --data ... --out ... --set "k_values=[5,10,20]"   # add K values
     wiml curve --summarize-only --out runs/real/curve_brats                       # table + plots from the CSV
+    wiml curve --config configs/curve_liver.yaml --data runs/real/liver_slices_data \
+        --external-test runs/real/ircadb_data --out runs/real/curve_liver         # + an external test set
 
 Each finished (fold, K, method, seed) is appended to ``OUT/results.csv`` and skipped when the command is run
 again; stop it at any point and start it again with the same arguments.
@@ -26,6 +28,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--out", type=Path, required=True, help="output folder (results.csv, summary.md, plots)"
     )
     parser.add_argument("--name", help="dataset name in the CSV (default: the data folder's name)")
+    parser.add_argument(
+        "--external-test",
+        type=Path,
+        help="prepared folder every run is also tested on (e.g. runs/real/ircadb_data for the liver sweep)",
+    )
     parser.add_argument("--device", help="auto | cpu | cuda (device)")
     parser.add_argument(
         "--summarize-only", action="store_true", help="only rewrite summary.md and the plots from results.csv"
@@ -57,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
         if args.data is None:
             raise InputError("--data (the prepared folder) is required unless --summarize-only")
         config = load_config(CurveConfig, args.config, overrides)
-        rows = run_curve(config, args.data, args.out, args.name)
+        rows = run_curve(config, args.data, args.out, args.name, args.external_test)
     print("\n".join(summary_table(aggregate(rows))))
     print(f"-> {args.out / 'summary.md'}, {args.out / 'dice_vs_k.png'}, {args.out / 'dice_vs_cost.png'}")
     return 0

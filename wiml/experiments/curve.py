@@ -17,6 +17,9 @@ network), run as one resumable sweep over (fold, K, method, seed):
 * **methods** (:data:`METHODS`), all from scratch with the same optimiser-step budget, validated every
   ``val_every_steps`` steps on the val patients (per-patient 3-D Dice) and stopped after ``patience``
   validations without improvement; the best validation checkpoint is tested.
+* **external test** (optional, ``external``): a second prepared folder (e.g. the 3D-IRCADb liver volume for a
+  sweep on liver_ct_slices) on which every run's best checkpoint is also tested (``ext_*`` columns); it never
+  takes part in training, validation or the choice of settings.
 * **output**: one row per finished run appended to ``OUT/results.csv`` (a run whose key is there is skipped,
   so the sweep can be stopped and restarted at any point; an interrupted training resumes from its
   ``state.pt``), ``OUT/summary.md`` (mean ± std over folds and seeds), ``OUT/dice_vs_k.png`` and
@@ -90,6 +93,10 @@ CSV_COLUMNS = (
     "gate_with_tag",
     "train_s",
     "finished_utc",
+    "ext_dataset",
+    "ext_test_dice",
+    "ext_test_hd95_mm",
+    "ext_test_dice_ungated",
 )
 
 
@@ -278,8 +285,17 @@ def read_results(path: Path) -> list[dict]:
 
 def _append_row(path: Path, row: dict) -> None:
     new = not path.is_file() or path.stat().st_size == 0
+    fields = list(CSV_COLUMNS)
+    if (
+        not new
+    ):  # a results.csv written before a column was added keeps its header (the new column is dropped)
+        with path.open(newline="", encoding="utf-8") as fh:
+            fields = next(csv.reader(fh), fields)
+        dropped = [k for k, v in row.items() if k not in fields and v not in ("", None)]
+        if dropped:
+            logger.warning("%s has no column for %s (an older results.csv); not recorded", path, dropped)
     with path.open("a", newline="", encoding="utf-8") as fh:
-        writer = csv.DictWriter(fh, fieldnames=list(CSV_COLUMNS))
+        writer = csv.DictWriter(fh, fieldnames=fields, extrasaction="ignore")
         if new:
             writer.writeheader()
         writer.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in row.items()})
@@ -368,8 +384,11 @@ def run_one(
     folder: Path,
     strong: tuple[dict, list, dict] | None,
     data: Path,
+    external: tuple[str, list[SliceRecord], dict] | None = None,
 ) -> dict:
-    """Train and test one (fold, K, method, seed) and return its ``results.csv`` row."""
+    """Train and test one (fold, K, method, seed) and return its ``results.csv`` row.
+
+    ``external`` = (name, records, arrays) of an external test set, tested as well (``ext_*`` columns)."""
     from wiml.evaluation.evaluate import Case, TestConfig, evaluate, trained_with_tags
     from wiml.networks.checkpoint import load_model
     from wiml.training.msl import train_msl
@@ -400,27 +419,44 @@ def run_one(
     model, meta = load_model(TrainingLayout(train_dir).best, device)
     model.eval()
     gate = trained_with_tags(meta)
-    cases = [
-        Case(
-            f"{r.patient_id}_{r.slice_index:04d}",
-            r.patient_id,
-            r.slice_index,
-            arrays[r.path][0],
-            (arrays[r.path][1] > 0).astype(np.uint8),
-            r.spacing_mm,
+
+    def test_on(recs: list[SliceRecord], arrs: dict, out: Path, gate: bool = gate) -> dict:
+        cases = [
+            Case(
+                f"{r.patient_id}_{r.slice_index:04d}",
+                r.patient_id,
+                r.slice_index,
+                arrs[r.path][0],
+                (arrs[r.path][1] > 0).astype(np.uint8),
+                r.spacing_mm,
+            )
+            for r in recs
+        ]
+        result = evaluate(
+            model,
+            cases,
+            out,
+            TestConfig(overlays=0, write_nifti=False, gate_with_tag=gate),
+            device,
+            kind="prepared",
+            extra={"method": method, "fold": fold.index, "k": k, "seed": seed},
         )
-        for r in test
-    ]
-    result = evaluate(
-        model,
-        cases,
-        folder / "test",
-        TestConfig(overlays=0, write_nifti=False, gate_with_tag=gate),
-        device,
-        kind="prepared",
-        extra={"method": method, "fold": fold.index, "k": k, "seed": seed},
-    )
-    pp = result["per_patient"]
+        return result["per_patient"]
+
+    pp = test_on(test, arrays, folder / "test")
+    ext: dict = {"ext_dataset": "", "ext_test_dice": "", "ext_test_hd95_mm": "", "ext_test_dice_ungated": ""}
+    if external is not None:
+        ext_name, ext_records, ext_arrays = external
+        epp = test_on(ext_records, ext_arrays, folder / "test_external")
+        # a tag head trained on crops or another scanner may be miscalibrated on the external slices: the
+        # segmentation output alone is recorded too (the same number for the methods without a tag gate)
+        upp = test_on(ext_records, ext_arrays, folder / "test_external_ungated", False) if gate else epp
+        ext = {
+            "ext_dataset": ext_name,
+            "ext_test_dice": float(epp["dice"]["mean"]),
+            "ext_test_hd95_mm": float(epp["hd95_mm"]["mean"]) if epp["hd95_mm"].get("n") else float("nan"),
+            "ext_test_dice_ungated": float(upp["dice"]["mean"]),
+        }
     steps_per_epoch = config.val_every_steps
     return {
         "dataset": dataset,
@@ -446,6 +482,7 @@ def run_one(
         "gate_with_tag": gate,
         "train_s": train_s,
         "finished_utc": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        **ext,
     }
 
 
@@ -473,7 +510,13 @@ def plan_runs(config: CurveConfig) -> list[tuple[int, int | None, str, int]]:
     return out
 
 
-def run_curve(config: CurveConfig, data: Path, out: Path, dataset: str | None = None) -> list[dict]:
+def run_curve(
+    config: CurveConfig,
+    data: Path,
+    out: Path,
+    dataset: str | None = None,
+    external: Path | None = None,
+) -> list[dict]:
     """Run (or resume) the sweep and write the table and plots.
 
     Args:
@@ -481,6 +524,8 @@ def run_curve(config: CurveConfig, data: Path, out: Path, dataset: str | None = 
         data: prepared folder (``manifest.csv``); its own split column is ignored (the folds replace it).
         out: output folder (``results.csv``, ``curve_config.yaml``, ``summary.md``, plots, ``runs/``, ``wia/``).
         dataset: name in the CSV (default: the data folder's name).
+        external: a prepared folder every run is also tested on (every slice with a mask, whatever its
+            split), e.g. the IRCADb volume for a liver sweep; None = none.
 
     Returns:
         every row of ``results.csv`` (earlier runs included).
@@ -511,6 +556,14 @@ def run_curve(config: CurveConfig, data: Path, out: Path, dataset: str | None = 
     folds = make_folds([r.patient_id for r in records], config.folds)
     logger.info("curve: loading %d slices into memory", len(records))
     arrays = load_slices(records)
+    ext = None
+    if external is not None:
+        external = Path(external)
+        ext_records = [r for r in read_manifest(external) if r.has_mask]
+        if not ext_records:
+            raise InputError("no slice with a ground-truth mask", external / "manifest.csv")
+        ext = (external.name, ext_records, load_slices(ext_records))
+        logger.info("curve: external test set %s (%d slices)", external, len(ext_records))
     csv_path = out / "results.csv"
     done = {run_key(r["fold"], r["k"], r["method"], r["seed"]) for r in read_results(csv_path)}
     plan = plan_runs(config)
@@ -531,7 +584,7 @@ def run_curve(config: CurveConfig, data: Path, out: Path, dataset: str | None = 
             strong = strong_cache[(f, k)]
         kname = "all" if k is None else f"k{k}"
         folder = out / "runs" / f"fold{f}" / kname / method / f"seed{seed}"
-        row = run_one(config, dataset, fold, split, arrays, k, method, seed, folder, strong, data)
+        row = run_one(config, dataset, fold, split, arrays, k, method, seed, folder, strong, data, ext)
         _append_row(csv_path, row)
         logger.info(
             "curve: fold %d %s %s seed %d: test Dice %.4f (best val %.4f at step %d, %.0f s)",
@@ -561,7 +614,8 @@ def aggregate(rows: list[dict]) -> list[dict]:
 
     Returns:
         one dict per (method, K): method, k, n, dice_mean, dice_std, hd95_mean, cost_mean_s, clicks_mean,
-        label_dice_mean, folds, seeds; sorted by method then K.
+        label_dice_mean, folds, seeds, best_step_mean, and the external test's ext_dice_mean / ext_dice_std /
+        ext_ungated_mean / ext_ungated_std (nan without one); sorted by method then K.
     """
     groups: dict[tuple[str, str], list[dict]] = defaultdict(list)
     for r in rows:
@@ -576,6 +630,12 @@ def aggregate(rows: list[dict]) -> list[dict]:
         hd = np.array([_float(r["test_hd95_mm"]) for r in rs])
         clicks = np.array([_float(r["strong_clicks"]) for r in rs])
         ldice = np.array([_float(r["strong_label_dice"]) for r in rs])
+        ext = {}
+        for col, name in (("ext_test_dice", "ext_dice"), ("ext_test_dice_ungated", "ext_ungated")):
+            v = np.array([_float(r.get(col)) for r in rs])
+            v = v[np.isfinite(v)]
+            ext[f"{name}_mean"] = float(v.mean()) if v.size else float("nan")
+            ext[f"{name}_std"] = float(v.std()) if v.size else float("nan")
         out.append(
             {
                 "method": method,
@@ -590,18 +650,26 @@ def aggregate(rows: list[dict]) -> list[dict]:
                 "folds": sorted({int(r["fold"]) for r in rs}),
                 "seeds": sorted({int(r["seed"]) for r in rs}),
                 "best_step_mean": float(np.mean([_float(r["best_step"]) for r in rs])),
+                **ext,
             }
         )
     return out
 
 
 def summary_table(groups: list[dict]) -> list[str]:
-    """Markdown table lines of :func:`aggregate`'s output."""
+    """Markdown table lines of :func:`aggregate`'s output (with external-test columns when any run has one)."""
+    with_ext = any(math.isfinite(g.get("ext_dice_mean", math.nan)) for g in groups)
+    ext_head = " external test Dice | external, segmentation alone |" if with_ext else ""
     lines = [
         "| method | K | runs (folds x seeds) | test Dice mean ± std | HD95 mm | robot clicks (all K labels) | "
-        "strong-label Dice | cost s | best step (mean) |",
-        "|---|---|---|---|---|---|---|---|---|",
+        "strong-label Dice | cost s | best step (mean) |" + ext_head,
+        "|---|---|---|---|---|---|---|---|---|" + ("---|---|" if with_ext else ""),
     ]
+
+    def pm(g: dict, name: str) -> str:
+        m = g.get(f"{name}_mean", math.nan)
+        return "" if not math.isfinite(m) else f"{m:.3f} ± {g[f'{name}_std']:.3f}"
+
     for g in groups:
         clicks = "" if not math.isfinite(g["clicks_mean"]) else f"{g['clicks_mean']:.1f}"
         ld = "" if not math.isfinite(g["label_dice_mean"]) else f"{g['label_dice_mean']:.3f}"
@@ -609,18 +677,23 @@ def summary_table(groups: list[dict]) -> list[str]:
             f"| {g['method']} | {g['k']} | {g['n']} ({len(g['folds'])} x {len(g['seeds'])}) | "
             f"{g['dice_mean']:.3f} ± {g['dice_std']:.3f} | {g['hd95_mean']:.1f} | {clicks} | {ld} | "
             f"{g['cost_mean_s']:.0f} | {g['best_step_mean']:.0f} |"
+            + (f" {pm(g, 'ext_dice')} | {pm(g, 'ext_ungated')} |" if with_ext else "")
         )
     return lines
 
 
-def paired_comparisons(rows: list[dict]) -> list[dict]:
+def paired_comparisons(rows: list[dict], column: str = "test_dice") -> list[dict]:
     """Per-fold paired comparisons (same fold and seed): WIML - strong-only and WIML - Mlynarski-style at each
     K, and WIML / full.
+
+    Args:
+        rows: ``results.csv`` rows.
+        column: the Dice column compared (``test_dice``, ``ext_test_dice`` or ``ext_test_dice_ungated``).
 
     Returns:
         dicts with ``k``, ``comparison``, ``n`` (pairs), ``mean``, ``std`` (population), ``values`` (by fold).
     """
-    dice = {(r["fold"], r["seed"], str(r["k"]), r["method"]): _float(r["test_dice"]) for r in rows}
+    dice = {(r["fold"], r["seed"], str(r["k"]), r["method"]): _float(r.get(column)) for r in rows}
     ks = sorted({str(r["k"]) for r in rows if str(r["k"]) != "all"}, key=float)
     out = []
     for k in ks:
@@ -667,25 +740,41 @@ def write_summary(rows: list[dict], out: Path, cost: CostConfig, val_every_steps
         *summary_table(groups),
         "",
     ]
-    paired = paired_comparisons(rows)
-    if paired:
-        md += [
-            "Paired by fold and seed:",
-            "",
-            "| K | comparison | pairs | mean ± std | per fold |",
-            "|---|---|---|---|---|",
-            *(
-                f"| {p['k']} | {p['comparison']} | {p['n']} | {p['mean']:+.3f} ± {p['std']:.3f} | "
-                f"{', '.join(f'{v:.3f}' for v in p['values'])} |"
-                for p in paired
-            ),
-            "",
-        ]
+    paired_by: dict[str, list[dict]] = {}
+    for column, title in (
+        ("test_dice", "test patients of the fold"),
+        ("ext_test_dice", "external test set"),
+        ("ext_test_dice_ungated", "external test set, segmentation alone (no tag gate)"),
+    ):
+        paired = paired_comparisons(rows, column)
+        paired_by[column] = paired
+        if paired:
+            md += [
+                f"Paired by fold and seed, {title} (`{column}`):",
+                "",
+                "| K | comparison | pairs | mean ± std | per fold |",
+                "|---|---|---|---|---|",
+                *(
+                    f"| {p['k']} | {p['comparison']} | {p['n']} | {p['mean']:+.3f} ± {p['std']:.3f} | "
+                    f"{', '.join(f'{v:.3f}' for v in p['values'])} |"
+                    for p in paired
+                ),
+                "",
+            ]
     atomic_write_text(out / "summary.md", "\n".join(md))
-    summary = {"groups": groups, "paired": paired, "cost": to_dict(cost)}
+    summary = {"groups": groups, "paired": paired_by["test_dice"], "paired_by_column": paired_by}
+    summary["cost"] = to_dict(cost)
     atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     if groups:
         plot_curves(groups, out / "dice_vs_k.png", out / "dice_vs_cost.png")
+        if any(math.isfinite(g["ext_dice_mean"]) for g in groups):
+            for key, stem, what in (
+                ("ext_dice", "external", "external test set"),
+                ("ext_ungated", "external_ungated", "external test set, segmentation alone"),
+            ):
+                plot_curves(
+                    groups, out / f"dice_vs_k_{stem}.png", out / f"dice_vs_cost_{stem}.png", what, key
+                )
     if val_every_steps:
         plot_learning_curves(out, val_every_steps, out / "learning_curves.png")
     return summary
@@ -728,9 +817,11 @@ def plot_learning_curves(out: Path, val_every_steps: int, path: Path) -> Path | 
     return save_figure(fig, path, dpi=100)
 
 
-def plot_curves(groups: list[dict], k_path: Path, cost_path: Path, title: str = "") -> tuple[Path, Path]:
+def plot_curves(
+    groups: list[dict], k_path: Path, cost_path: Path, title: str = "", key: str = "dice"
+) -> tuple[Path, Path]:
     """Dice-vs-K (full supervision as a horizontal band) and Dice-vs-cost (log seconds) plots, error bars =
-    std over folds and seeds."""
+    std over folds and seeds; ``key`` = the :func:`aggregate` Dice (``dice``, ``ext_dice``, ``ext_ungated``)."""
     plt = pyplot()
 
     colours = {
@@ -756,12 +847,13 @@ def plot_curves(groups: list[dict], k_path: Path, cost_path: Path, title: str = 
             c = colours.get(method, None)
             if method == "full" and xkey == "k":
                 g = gs[0]
-                ax.axhline(g["dice_mean"], color=c, label=f"{labels[method]} ({g['n']} runs)")
-                ax.axhspan(g["dice_mean"] - g["dice_std"], g["dice_mean"] + g["dice_std"], color=c, alpha=0.1)
+                m, sd = g[f"{key}_mean"], g[f"{key}_std"]
+                ax.axhline(m, color=c, label=f"{labels[method]} ({g['n']} runs)")
+                ax.axhspan(m - sd, m + sd, color=c, alpha=0.1)
                 continue
             xs = [float(g["k"]) if xkey == "k" else g["cost_mean_s"] for g in gs]
-            ys = [g["dice_mean"] for g in gs]
-            es = [g["dice_std"] for g in gs]
+            ys = [g[f"{key}_mean"] for g in gs]
+            es = [g[f"{key}_std"] for g in gs]
             ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, color=c, label=labels.get(method, method))
             if xkey == "cost":
                 for x, y, g in zip(xs, ys, gs):
