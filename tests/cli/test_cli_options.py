@@ -7,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from wiml.cli.main import add_overrides_argument, add_training_arguments, given_overrides, trainer_overrides
+from wiml.cli.main import (
+    add_overrides_argument,
+    add_training_arguments,
+    combine_overrides,
+    given_overrides,
+    trainer_overrides,
+)
 
 
 def test_overrides_argument_collects_repeated_set_in_order() -> None:
@@ -41,3 +47,37 @@ def test_given_overrides_skip_absent_options_and_make_paths_absolute(tmp_path, m
     monkeypatch.chdir(tmp_path)
     flags = {"k": 0, "split": None, "wia_dir": Path("runs/wia"), "mode": "mixed"}
     assert given_overrides(flags) == ["k=0", f"wia_dir={tmp_path.resolve() / 'runs' / 'wia'}", "mode=mixed"]
+
+
+def test_a_named_option_and_set_may_not_disagree() -> None:
+    from wiml.errors import ConfigError
+
+    assert combine_overrides(["strong.k=5"], ["optim.lr=0.1", "strong.k=5"]) == [
+        "strong.k=5",
+        "optim.lr=0.1",
+        "strong.k=5",
+    ]
+    with pytest.raises(ConfigError, match=r"strong\.k is given twice: '5' .* '10'"):
+        combine_overrides(["strong.k=5"], ["strong.k = 10"])
+
+
+@pytest.mark.parametrize(
+    ("command", "argv"),
+    [
+        ("train_msl", ["--data", "d", "--out", "o", "--k", "5", "--set", "strong.k=10"]),
+        ("train_weak", ["--data", "d", "--out", "o", "--device", "cpu", "--set", "trainer.device=cuda"]),
+        (
+            "wia_sim",
+            ["--data", "d", "--out", "o", "--checkpoint", "none", "--split", "val", "--set", "split=test"],
+        ),
+        ("curve", ["--data", "d", "--out", "o", "--device", "cpu", "--set", "device=cuda"]),
+    ],
+)
+def test_every_command_refuses_a_contradiction(command, argv, capsys, tmp_path, monkeypatch) -> None:
+    import importlib
+
+    monkeypatch.chdir(tmp_path)
+    main = importlib.import_module(f"wiml.cli.{command}").main
+    assert main(argv) == 2
+    err = capsys.readouterr().err
+    assert "given twice" in err and len(err.strip().splitlines()) == 1

@@ -11,7 +11,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from wiml.cli.main import add_overrides_argument, make_main
+from wiml.cli.main import add_overrides_argument, combine_overrides, given_overrides, make_main
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -30,7 +30,7 @@ def run(args: argparse.Namespace) -> int:
     from wiml.config import load_config
     from wiml.experiments.cam_quality import CamConfig, run_cam
 
-    overrides = list(args.overrides) + ([f"split={args.split}"] if args.split else [])
+    overrides = combine_overrides(given_overrides({"split": args.split}), args.overrides)
     config = load_config(CamConfig, args.config, overrides, section="cam" if args.config else None)
     s = run_cam(args.checkpoint, args.data, args.out, config, args.device)
     c = s["classification"]

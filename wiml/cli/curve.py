@@ -18,7 +18,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from wiml.cli.main import add_overrides_argument, make_main
+from wiml.cli.main import add_overrides_argument, combine_overrides, given_overrides, make_main
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -52,7 +52,7 @@ def run(args: argparse.Namespace) -> int:
         write_summary,
     )
 
-    overrides = list(args.overrides) + ([f"device={args.device}"] if args.device else [])
+    overrides = combine_overrides(given_overrides({"device": args.device}), args.overrides)
     if args.summarize_only:
         config_path = args.config or (args.out / "curve_config.yaml")
         config = load_config(CurveConfig, config_path if config_path.is_file() else None, overrides)

@@ -92,6 +92,33 @@ def given_overrides(flags: dict[str, object]) -> list[str]:
     ]
 
 
+def combine_overrides(named: list[str], sets: list[str]) -> list[str]:
+    """The one rule for named options (``--k 5``, ``--device cpu``) against ``--set KEY=VALUE``: both are
+    applied, and a key that both set to different values is an error (neither silently wins).
+
+    Args:
+        named: ``KEY=VALUE`` overrides from named options (:func:`given_overrides`).
+        sets: the ``--set`` overrides, in the order given.
+
+    Returns:
+        ``named + sets``.
+
+    Raises:
+        ConfigError: a key set by a named option and by ``--set`` to different values.
+    """
+    from wiml.errors import ConfigError
+
+    by_named = {o.partition("=")[0].strip(): o.partition("=")[2].strip() for o in named}
+    for o in sets:
+        key, _, value = o.partition("=")
+        key, value = key.strip(), value.strip()
+        if key in by_named and by_named[key] != value:
+            raise ConfigError(
+                f"{key} is given twice: {by_named[key]!r} by its named option and {value!r} by --set; give it once"
+            )
+    return list(named) + list(sets)
+
+
 def trainer_overrides(args: argparse.Namespace) -> list[str]:
     """``trainer.device=...``, ``trainer.seed=...``, ``trainer.epochs=...`` overrides for the options of
     :func:`add_training_arguments` that were given."""

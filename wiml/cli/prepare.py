@@ -11,7 +11,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from wiml.cli.main import add_overrides_argument, make_main
+from wiml.cli.main import add_overrides_argument, combine_overrides, make_main
 from wiml.config import load_config
 from wiml.data.prepare import PrepareConfig, prepare
 
@@ -31,9 +31,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    overrides = list(args.overrides)
-    if args.input is not None:
-        overrides.append(f"input={args.input}")
+    overrides = combine_overrides([f"input={args.input}"] if args.input is not None else [], args.overrides)
     cfg = load_config(PrepareConfig, args.config, overrides, section=args.section)
     if (
         args.config is not None

@@ -9,7 +9,7 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from wiml.cli.main import add_overrides_argument, make_main
+from wiml.cli.main import add_overrides_argument, combine_overrides, given_overrides, make_main
 from wiml.layout import DEMO_RUN, SAMPLE_TEST_DATA, RunLayout
 
 DEFAULT_DATA = SAMPLE_TEST_DATA
@@ -56,11 +56,9 @@ def run(args: argparse.Namespace) -> int:
     from wiml.evaluation.evaluate import TestConfig, evaluate_checkpoint
     from wiml.evaluation.metrics import format_mean_std
 
-    overrides = list(args.overrides)
-    if args.split:
-        overrides.append(f"split={args.split}")
-    if args.device:
-        overrides.append(f"device={args.device}")
+    overrides = combine_overrides(
+        given_overrides({"split": args.split or None, "device": args.device or None}), args.overrides
+    )
     config = load_config(TestConfig, args.config, overrides, section="test" if args.config else None)
     data, ckpt, out = resolve_paths(args)
     summary, cases = evaluate_checkpoint(config, data, ckpt, out)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from wiml.cli.main import (
     add_training_arguments,
+    combine_overrides,
     given_overrides,
     guarded_training_folder,
     make_main,
@@ -71,7 +72,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def overrides_from_args(args: argparse.Namespace) -> list[str]:
-    """``--k 5`` etc. -> ``strong.k=5`` overrides (before the explicit ``--set`` ones)."""
+    """``--k 5`` etc. -> ``strong.k=5`` overrides, with the ``--set`` ones (:func:`combine_overrides`)."""
     flags = {
         "strong.source": args.strong_from,
         "strong.wia_dir": args.wia_dir,
@@ -82,7 +83,7 @@ def overrides_from_args(args: argparse.Namespace) -> list[str]:
         "init_checkpoint": args.init_checkpoint,
         "mode": args.mode,
     }
-    return given_overrides(flags) + trainer_overrides(args) + list(args.overrides)
+    return combine_overrides(given_overrides(flags) + trainer_overrides(args), args.overrides)
 
 
 def run(args: argparse.Namespace) -> int:

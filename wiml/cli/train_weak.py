@@ -13,7 +13,13 @@ import os
 import sys
 from pathlib import Path
 
-from wiml.cli.main import add_training_arguments, guarded_training_folder, make_main, trainer_overrides
+from wiml.cli.main import (
+    add_training_arguments,
+    combine_overrides,
+    guarded_training_folder,
+    make_main,
+    trainer_overrides,
+)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -29,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from wiml.training.config import WeakConfig
     from wiml.training.weak import train_weak
 
-    config = load_config(WeakConfig, args.config, list(args.overrides) + trainer_overrides(args))
+    config = load_config(WeakConfig, args.config, combine_overrides(trainer_overrides(args), args.overrides))
     require_valid_data(args.data)
     with guarded_training_folder(args.out, "wiml train-weak", args.resume, args.overwrite):
         summary = train_weak(config, args.data, args.out, resume=args.resume)

@@ -14,7 +14,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from wiml.cli.main import add_overrides_argument, given_overrides, make_main
+from wiml.cli.main import add_overrides_argument, combine_overrides, given_overrides, make_main
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -49,10 +49,10 @@ def run(args: argparse.Namespace) -> int:
     from wiml.experiments.wia_session import WiaSessionConfig, run_wia_session
 
     flags = {"split": args.split, "n_labels": args.n_labels, "order": args.order, "device": args.device}
-    overrides = given_overrides(flags)
+    named = given_overrides(flags)
     if args.sources:
-        overrides.append(f"sources=[{','.join(s.strip() for s in args.sources.split(','))}]")
-    overrides += list(args.overrides)
+        named.append(f"sources=[{','.join(s.strip() for s in args.sources.split(','))}]")
+    overrides = combine_overrides(named, args.overrides)
     config = load_config(
         WiaSessionConfig, args.config, overrides, section="wia_session" if args.config else None
     )

@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from wiml.cli.main import add_overrides_argument, given_overrides, make_main
+from wiml.cli.main import add_overrides_argument, combine_overrides, given_overrides, make_main
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -61,7 +61,7 @@ def run(args: argparse.Namespace) -> int:
         "max_slices": args.max_slices,
         "device": args.device,
     }
-    overrides = given_overrides(flags) + list(args.overrides)
+    overrides = combine_overrides(given_overrides(flags), args.overrides)
     config = load_config(WiaSimConfig, args.config, overrides, section="wia" if args.config else None)
     cam_source = None
     if str(args.checkpoint).lower() != "none":
