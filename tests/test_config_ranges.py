@@ -4,6 +4,7 @@ exit status 2, nothing written."""
 from __future__ import annotations
 
 import dataclasses
+import re
 
 import pytest
 
@@ -100,7 +101,10 @@ def test_wiml_test_refuses_threshold_2(prepared, tmp_path, capsys):
     argv = ["test", "--data", str(prepared), "--checkpoint", str(tmp_path / "none.safetensors"), "--out", str(out),
             "--set", "threshold=2"]  # fmt: skip
     assert wiml_main.main(argv) == 2
-    assert capsys.readouterr().err.strip() == "wiml test: error: threshold = 2.0: expected (0, 1)"
+    assert (
+        capsys.readouterr().err.strip()
+        == "wiml test: error: --set threshold=2: threshold = 2.0: expected (0, 1)"
+    )
     assert not out.exists()
 
 
@@ -124,3 +128,28 @@ def test_pipeline_refuses_a_bad_setting_in_any_section_before_the_first_step(tmp
     for part in ("prepare.size = 4: expected >= 8", "msl.trainer.epochs = 0: expected >= 1", "k"):
         assert part in err[0]
     assert not (out / "raw").exists()  # nothing was made
+
+
+def test_a_mistake_is_blamed_on_the_file_or_on_the_set_that_made_it(tmp_path):
+    from wiml.training.msl import MSLConfig
+
+    good = tmp_path / "good.yaml"
+    good.write_text("optim:\n  lr: 0.01\n")
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("optim:\n  lr: -1\n")
+    with pytest.raises(ConfigError, match=r"^--set optim\.lr=abc: config\.optim\.lr: expected float"):
+        load_config(MSLConfig, good, ["trainer.epochs=2", "optim.lr=abc"])
+    with pytest.raises(ConfigError, match=r"^--set optim\.lx=1: config\.optim: unknown key"):
+        load_config(MSLConfig, good, ["trainer.epochs=2", "optim.lx=1"])
+    with pytest.raises(ConfigError, match=r"^--set trainer\.epochs=0: trainer\.epochs = 0"):
+        load_config(MSLConfig, good, ["trainer.epochs=0"])
+    with pytest.raises(ConfigError, match=rf"^{re.escape(str(bad))}: optim\.lr = -1\.0"):
+        load_config(MSLConfig, bad, ["optim.lr=-2"])  # the file's own mistake names the file
+    assert load_config(MSLConfig, bad, ["optim.lr=0.5"]).optim.lr == 0.5  # an override may mend the file
+
+
+def test_a_pipeline_set_mistake_names_the_set(project_root):
+    from wiml.experiments.pipeline import load_pipeline_config
+
+    with pytest.raises(ConfigError, match=r"^--set weak\.trainer\.epochs=0: weak\.trainer\.epochs = 0"):
+        load_pipeline_config(project_root / "configs" / "demo.yaml", ["weak.trainer.epochs=0"])

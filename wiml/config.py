@@ -16,6 +16,7 @@ Example:
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import types
 import typing
@@ -193,6 +194,24 @@ def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
     return data
 
 
+def overrides_error(exc: ConfigError, overrides: list[str] | None) -> ConfigError:
+    """The error of a config that was valid before its ``--set`` overrides, blamed on those overrides (not on
+    the YAML file): ``--set optim.lr=abc: config.optim.lr: expected float, got 'abc'``.
+
+    The overrides whose key (or last key part, for an unknown key) the message names are quoted; when none is
+    recognisable, all of them are.
+    """
+    msg = str(exc)
+    items = list(overrides or [])
+
+    def named(item: str) -> bool:
+        key = item.partition("=")[0].strip()
+        return bool(key) and (key in msg or repr(key.split(".")[-1]) in msg)
+
+    blamed = [o for o in items if named(o)] or items
+    return ConfigError(f"--set {', '.join(blamed)}: {msg}")
+
+
 def with_overrides(obj: T, overrides: list[str] | None) -> T:
     """A copy of config dataclass ``obj`` with ``key.sub=value`` overrides applied and checked (as in
     :func:`load_config`).
@@ -254,7 +273,8 @@ def load_config(
 
     Raises:
         ConfigError: the file is missing, not YAML, not a mapping, or has unknown keys / wrong types; a
-            setting out of its range (``RANGES`` of its class; every such setting is listed).
+            setting out of its range (``RANGES`` of its class; every such setting is listed). A mistake of the
+            file names the file; one that only the overrides make names the ``--set`` values instead.
     """
     data: dict = to_dict(cls())
     if path is not None:
@@ -265,14 +285,19 @@ def load_config(
             if not isinstance(loaded, dict):
                 raise ConfigError(f"{section}: expected a YAML mapping", path)
         merge_mappings(data, loaded)
-    apply_overrides(data, overrides)
+    file_only = copy.deepcopy(data)
     try:
-        config = from_dict(cls, data)
+        config = from_dict(cls, apply_overrides(data, overrides))
+        check_ranges(config)
     except ConfigError as exc:
-        if path is not None:
-            raise ConfigError(str(exc), path) from exc
-        raise
-    check_ranges(config)
+        if not overrides:
+            raise (ConfigError(str(exc), path) if path is not None else exc) from exc
+        try:  # blame the file when it is wrong on its own, else the overrides
+            check_ranges(from_dict(cls, file_only))
+        except ConfigError as file_exc:
+            if path is not None:
+                raise ConfigError(str(file_exc), path) from exc
+        raise overrides_error(exc, overrides) from exc
     return config
 
 

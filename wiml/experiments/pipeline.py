@@ -20,6 +20,7 @@ after it. An interrupted training step resumes from its ``state.pt``. Timings an
 
 from __future__ import annotations
 
+import copy
 import dataclasses
 import hashlib
 import json
@@ -35,6 +36,7 @@ from wiml.config import (
     check_ranges,
     from_dict,
     merge_mappings,
+    overrides_error,
     read_yaml_mapping,
     save_config,
     to_dict,
@@ -179,41 +181,51 @@ def load_pipeline_config(
             f"({', '.join(SECTIONS)}; see configs/demo.yaml and the README)",
             where,
         )
+    file_only = copy.deepcopy(data)
     try:
-        apply_overrides(data, overrides)
-        base = where.parent if where is not None else None  # without a YAML: absolute paths only
-        merged = to_dict(PipelineConfig())
-        defaults = data.get("defaults") or {}
-        if not isinstance(defaults, dict):
-            raise ConfigError(f"defaults: expected a mapping section -> YAML file, got {defaults!r}")
-        for section, file in defaults.items():
-            if section not in SECTIONS:
-                raise ConfigError(f"defaults: unknown section {section!r}; expected some of {list(SECTIONS)}")
-            base_file = expand_path(file, base)
-            if not base_file.is_absolute():
-                raise ConfigError(f"defaults.{section}: {file!r} must be absolute without a pipeline YAML")
-            if not base_file.is_file():
-                raise ConfigError(f"defaults.{section}: {base_file} not found")
-            try:
-                loaded = read_yaml_mapping(base_file)
-            except ConfigError as exc:
-                raise ConfigError(f"defaults.{section}: {exc}") from exc
-            merge_mappings(merged[section], loaded)
-        merge_mappings(merged, data)
-        merged["defaults"] = {}
-        config = from_dict(PipelineConfig, merged)
-        if config.raw:
-            raw = expand_path(config.raw, base)
-            if not raw.is_absolute():
-                raise ConfigError(f"raw: {config.raw!r} must be absolute without a pipeline YAML")
-            config.raw = str(raw)
-        _derive(config, data, run)
-        check_ranges(config)  # every section's RANGES, one line listing what is out of range
-        _validate(config)
+        return _assemble(apply_overrides(data, overrides), where, run)
     except ConfigError as exc:
-        if where is None:
-            raise
-        raise ConfigError(str(exc), where) from exc
+        if not overrides:
+            raise (ConfigError(str(exc), where) if where is not None else exc) from exc
+        try:  # blame the file when it is wrong on its own, else the overrides
+            _assemble(file_only, where, run)
+        except ConfigError as file_exc:
+            if where is not None:
+                raise ConfigError(str(file_exc), where) from exc
+        raise overrides_error(exc, overrides) from exc
+
+
+def _assemble(data: dict, where: Path | None, run: str | Path | None) -> PipelineConfig:
+    """The pipeline config from the YAML mapping ``data`` (overrides applied), its folder ``where`` and run."""
+    base = where.parent if where is not None else None  # without a YAML: absolute paths only
+    merged = to_dict(PipelineConfig())
+    defaults = data.get("defaults") or {}
+    if not isinstance(defaults, dict):
+        raise ConfigError(f"defaults: expected a mapping section -> YAML file, got {defaults!r}")
+    for section, file in defaults.items():
+        if section not in SECTIONS:
+            raise ConfigError(f"defaults: unknown section {section!r}; expected some of {list(SECTIONS)}")
+        base_file = expand_path(file, base)
+        if not base_file.is_absolute():
+            raise ConfigError(f"defaults.{section}: {file!r} must be absolute without a pipeline YAML")
+        if not base_file.is_file():
+            raise ConfigError(f"defaults.{section}: {base_file} not found")
+        try:
+            loaded = read_yaml_mapping(base_file)
+        except ConfigError as exc:
+            raise ConfigError(f"defaults.{section}: {exc}") from exc
+        merge_mappings(merged[section], loaded)
+    merge_mappings(merged, data)
+    merged["defaults"] = {}
+    config = from_dict(PipelineConfig, merged)
+    if config.raw:
+        raw = expand_path(config.raw, base)
+        if not raw.is_absolute():
+            raise ConfigError(f"raw: {config.raw!r} must be absolute without a pipeline YAML")
+        config.raw = str(raw)
+    _derive(config, data, run)
+    check_ranges(config)  # every section's RANGES, one line listing what is out of range
+    _validate(config)
     return config
 
 
