@@ -171,10 +171,15 @@ def test_multichannel_image_uses_both_channels():
 
 
 def test_refinement_config_rejects_bad_values_and_unknown_overrides():
-    with pytest.raises(InputError, match="adaptive_scale"):
+    with pytest.raises(InputError, match=r"adaptive_scale = 0\.0: expected > 0"):
         RefinementConfig(adaptive_scale=0.0).validate()
-    with pytest.raises(InputError, match="open/close"):
+    with pytest.raises(InputError, match=r"open_radius_px = -1: expected >= 0"):
         RefinementConfig(open_radius_px=-1).validate()
+    with pytest.raises(InputError, match=r"lam = -1\.0: expected >= 0; mask_prior = 2\.0: expected \[0, 1\]"):
+        RefinementConfig(lam=-1.0, mask_prior=2.0).validate()  # every bad value in one line
+    with pytest.raises(InputError, match="empty_prior"):
+        RefinementConfig(empty_prior=0.45, roi_threshold=0.4).validate()  # the cross-field rule
+    assert RefinementConfig(roi_margin_px=None, cam_threshold=None, adaptive_scale=None).validate()
     with pytest.raises(InputError, match="unknown refinement parameter"):
         RefinementSession(lamda=3)
     assert RefinementSession(mask_prior=0.3).config.mask_prior == 0.3

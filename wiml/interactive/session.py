@@ -34,6 +34,7 @@ from typing import ClassVar
 import numpy as np
 from scipy import ndimage
 
+from wiml.config import check_ranges
 from wiml.errors import InputError
 from wiml.interactive.appearance import AppearanceConfig
 from wiml.interactive.geodesic import BACKENDS, click_likelihood, geodesic_distance
@@ -546,27 +547,7 @@ class RefinementConfig:
         """
         if self.backend not in BACKENDS:
             raise InputError(f"unknown geodesic backend {self.backend!r}; expected one of {BACKENDS}")
-        if self.lam < 0 or self.sigma <= 0 or self.click_radius_px < 0 or self.likelihood_scale <= 0:
-            raise InputError(
-                f"need lam >= 0, sigma > 0, click_radius_px >= 0, likelihood_scale > 0; got lam={self.lam}, "
-                f"sigma={self.sigma}, click_radius_px={self.click_radius_px}, "
-                f"likelihood_scale={self.likelihood_scale}"
-            )
-        if self.roi_margin_px is not None and self.roi_margin_px < 0:
-            raise InputError(f"roi_margin_px must be >= 0 or None, got {self.roi_margin_px}")
-        if self.cam_threshold is not None and not 0.0 < self.cam_threshold < 1.0:
-            raise InputError(f"cam_threshold must be in (0, 1) or None, got {self.cam_threshold}")
-        if not 0.0 <= self.mask_prior <= 1.0:
-            raise InputError(f"mask_prior must be in [0, 1], got {self.mask_prior}")
-        if self.adaptive_scale is not None and (self.adaptive_scale <= 0 or self.min_scale_px <= 0):
-            raise InputError(
-                f"adaptive_scale and min_scale_px must be > 0, got {self.adaptive_scale} and "
-                f"{self.min_scale_px}"
-            )
-        if self.open_radius_px < 0 or self.close_radius_px < 0:
-            raise InputError(
-                f"open/close radii must be >= 0, got {self.open_radius_px}, {self.close_radius_px}"
-            )
+        check_ranges(self)  # RANGES above (None = off, where a setting may be None)
         if not 0.0 <= self.empty_prior < min(0.5, self.roi_threshold):
             raise InputError(f"empty_prior must be in [0, min(0.5, roi_threshold)), got {self.empty_prior}")
         return self
