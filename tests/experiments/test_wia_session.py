@@ -123,6 +123,11 @@ def test_config_is_checked_before_any_work(volume, tmp_path):
         run_wia_session(volume, tmp_path / "x", WiaSessionConfig(sources=["none", "cam"]))
     with pytest.raises(InputError, match="order"):
         run_wia_session(volume, tmp_path / "x", WiaSessionConfig(sources=["none"], order="random"))
+    # out-of-range values of the session and of its sections, all in one line
+    bad = WiaSessionConfig(sources=["none"], n_labels=0, box_jitter_px=-1.0)
+    bad.bootstrap.lr = 0.0
+    with pytest.raises(InputError, match=r"n_labels = 0: .*box_jitter_px = -1\.0: .*bootstrap\.lr = 0\.0"):
+        run_wia_session(volume, tmp_path / "x", bad)
     assert not (tmp_path / "x").exists()
     rc = wia_session.main(
         ["--data", str(volume), "--checkpoint", "none", "--out", str(tmp_path / "y"), "--sources", "none,cam"]

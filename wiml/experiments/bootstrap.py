@@ -24,6 +24,7 @@ from typing import ClassVar
 import numpy as np
 import torch
 
+from wiml.config import check_ranges
 from wiml.errors import InputError
 
 logger = logging.getLogger(__name__)
@@ -81,15 +82,11 @@ class BootstrapConfig:
         Raises:
             InputError: a setting is out of range.
         """
-        if self.every < 1 or self.max_steps < 1 or self.batch_size < 1 or self.min_labels < 1:
-            raise InputError("bootstrap: every, max_steps, batch_size and min_labels must be >= 1")
-        if not 0 < self.strong_per_batch <= self.batch_size:
+        check_ranges(self, "bootstrap")  # RANGES above, every bad value in one line
+        if self.strong_per_batch > self.batch_size:
             raise InputError(
-                f"bootstrap: need 0 < strong_per_batch <= batch_size, got {self.strong_per_batch}, "
-                f"{self.batch_size}"
+                f"bootstrap: need strong_per_batch <= batch_size, got {self.strong_per_batch}, {self.batch_size}"
             )
-        if self.max_seconds <= 0 or self.lr <= 0 or self.threads < 1 or self.tag_slices < 0:
-            raise InputError("bootstrap: max_seconds, lr must be > 0, threads >= 1, tag_slices >= 0")
         return self
 
 

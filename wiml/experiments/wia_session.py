@@ -44,7 +44,7 @@ from typing import ClassVar
 
 import numpy as np
 
-from wiml.config import save_config, to_dict
+from wiml.config import check_ranges, save_config, to_dict
 from wiml.data.slices import SliceRecord, load_slice, read_manifest
 from wiml.errors import InputError
 from wiml.experiments.bootstrap import BootstrapConfig
@@ -166,8 +166,7 @@ class WiaSessionConfig:
             raise InputError(f"propagate_fallback must be box, cam or none, got {self.propagate_fallback!r}")
         if self.propagate_fallback == "cam" and not has_model:
             raise InputError("propagate_fallback 'cam' needs a weak checkpoint")
-        if self.n_labels < 1 or self.max_clicks < 1 or self.box_jitter_px < 0:
-            raise InputError("need n_labels >= 1, max_clicks >= 1 and box_jitter_px >= 0")
+        check_ranges(self)  # RANGES of this class and of its sections, every bad value in one line
         self.refinement.validate()
         self.proposals.validate()
         self.bootstrap.validate()
