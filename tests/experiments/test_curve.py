@@ -112,6 +112,11 @@ def test_paired_comparisons_by_fold():
     )
     assert got["WIML / full"]["values"] == [round(0.8 / 0.9, 4), 1.0]
     assert "WIML - Mlynarski-style" not in got
+    rows += [row(0, 5, "wiml_neg_half_strong", 0.75), row(0, 5, "mlynarski", 0.85)]
+    got = {p["comparison"]: p for p in paired_comparisons(rows)}
+    assert got["WIML+neg half-strong - strong-only"]["values"] == [0.05]
+    assert got["WIML+neg half-strong / full"]["values"] == [round(0.75 / 0.9, 4)]
+    assert got["WIML - Mlynarski-style"]["values"] == [-0.05]
 
 
 def test_read_results_drops_a_cut_line(tmp_path):
@@ -255,5 +260,9 @@ def test_method_settings_reach_the_msl_config():
     )
     assert (mly.mode, mly.model.head) == ("mixed", "separate")
     assert neg.loss.negative_weight == 1.0 and full.mode == "full"
+    assert wiml.strong_per_batch == config.msl.strong_per_batch == 2
+    half, neg_half = (_msl_config(config, m, 3) for m in ("wiml_half_strong", "wiml_neg_half_strong"))
+    assert half.strong_per_batch == neg_half.strong_per_batch == config.msl.trainer.batch_size // 2
+    assert (half.loss.negative_weight, neg_half.loss.negative_weight, half.mode) == (0.0, 1.0, "mixed")
     t = wiml.trainer
     assert (t.epochs, t.samples_per_epoch, t.val_every, t.patience, t.seed) == (4, 30 * t.batch_size, 1, 2, 3)

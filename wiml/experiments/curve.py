@@ -55,7 +55,7 @@ from wiml.utils import atomic_write_text, pyplot, save_figure
 
 logger = logging.getLogger(__name__)
 
-METHODS = ("wiml", "strong_only", "mlynarski", "full", "wiml_neg")
+METHODS = ("wiml", "strong_only", "mlynarski", "full", "wiml_neg", "wiml_half_strong", "wiml_neg_half_strong")
 
 #: what each method changes in the shared MSL config (every method starts from scratch)
 METHOD_SETTINGS: dict[str, dict] = {
@@ -67,6 +67,10 @@ METHOD_SETTINGS: dict[str, dict] = {
     "full": {"mode": "full", "head": "fps"},  # every training slice's ground-truth mask
     # variant: a tag of 0 also supervises the segmentation of that slice as empty (loss.negative_weight 1)
     "wiml_neg": {"mode": "mixed", "head": "fps", "negative_weight": 1.0},
+    # variants: half of every batch strong slices (instead of msl.strong_per_batch), so that under the same step
+    # budget each strong label is seen twice as often (the exposure strong-only has is 4x at 2 of 8)
+    "wiml_half_strong": {"mode": "mixed", "head": "fps", "half_strong": True},
+    "wiml_neg_half_strong": {"mode": "mixed", "head": "fps", "negative_weight": 1.0, "half_strong": True},
 }
 
 CSV_COLUMNS = (
@@ -369,7 +373,16 @@ def _msl_config(config: CurveConfig, method: str, seed: int) -> MSLConfig:
     )
     model = dataclasses.replace(base.model, head=s["head"])
     loss = dataclasses.replace(base.loss, negative_weight=s.get("negative_weight", base.loss.negative_weight))
-    return dataclasses.replace(base, trainer=trainer, model=model, loss=loss, mode=s["mode"], init="scratch")
+    strong_per_batch = max(1, batch // 2) if s.get("half_strong") else base.strong_per_batch
+    return dataclasses.replace(
+        base,
+        trainer=trainer,
+        model=model,
+        loss=loss,
+        mode=s["mode"],
+        init="scratch",
+        strong_per_batch=strong_per_batch,
+    )
 
 
 def run_one(
@@ -682,30 +695,44 @@ def summary_table(groups: list[dict]) -> list[str]:
     return lines
 
 
+#: short names of the methods in the paired comparisons
+SHORT_NAMES = {
+    "wiml": "WIML",
+    "strong_only": "strong-only",
+    "mlynarski": "Mlynarski-style",
+    "full": "full",
+    "wiml_neg": "WIML+neg",
+    "wiml_half_strong": "WIML half-strong",
+    "wiml_neg_half_strong": "WIML+neg half-strong",
+}
+
+
 def paired_comparisons(rows: list[dict], column: str = "test_dice") -> list[dict]:
-    """Per-fold paired comparisons (same fold and seed): WIML - strong-only and WIML - Mlynarski-style at each
-    K, and WIML / full.
+    """Per-fold paired comparisons (same fold and seed) at each K: every mixed method (WIML and its variants)
+    - strong-only and / full, and WIML - Mlynarski-style.
 
     Args:
         rows: ``results.csv`` rows.
         column: the Dice column compared (``test_dice``, ``ext_test_dice`` or ``ext_test_dice_ungated``).
 
     Returns:
-        dicts with ``k``, ``comparison``, ``n`` (pairs), ``mean``, ``std`` (population), ``values`` (by fold).
+        dicts with ``k``, ``comparison`` (e.g. ``WIML - strong-only``, ``WIML / full``), ``n`` (pairs), ``mean``,
+        ``std`` (population), ``values`` (by fold and seed).
     """
     dice = {(r["fold"], r["seed"], str(r["k"]), r["method"]): _float(r.get(column)) for r in rows}
     ks = sorted({str(r["k"]) for r in rows if str(r["k"]) != "all"}, key=float)
+    present = {r["method"] for r in rows}
+    mixed = [
+        m for m in METHODS if m in present and METHOD_SETTINGS[m]["mode"] == "mixed" and m != "mlynarski"
+    ]
+    pairs = [(m, "strong_only", False) for m in mixed] + [("wiml", "mlynarski", False)]
+    pairs += [(m, "full", True) for m in mixed]
     out = []
     for k in ks:
-        for other, name, ratio in (
-            ("strong_only", "WIML - strong-only", False),
-            ("mlynarski", "WIML - Mlynarski-style", False),
-            ("full", "WIML / full", True),
-            ("wiml_neg", "WIML - WIML+neg", False),
-        ):
+        for method, other, ratio in pairs:
             vals = []
             for (f, seed, kk, m), v in sorted(dice.items()):
-                if kk != k or m != "wiml":
+                if kk != k or m != method:
                     continue
                 ref = dice.get((f, seed, "all" if other == "full" else k, other))
                 if ref is not None and math.isfinite(ref) and math.isfinite(v) and (ref > 0 or not ratio):
@@ -714,7 +741,7 @@ def paired_comparisons(rows: list[dict], column: str = "test_dice") -> list[dict
                 out.append(
                     {
                         "k": k,
-                        "comparison": name,
+                        "comparison": f"{SHORT_NAMES[method]} {'/' if ratio else '-'} {SHORT_NAMES[other]}",
                         "n": len(vals),
                         "mean": float(np.mean(vals)),
                         "std": float(np.std(vals)),
@@ -830,6 +857,8 @@ def plot_curves(
         "mlynarski": "tab:green",
         "full": "black",
         "wiml_neg": "tab:orange",
+        "wiml_half_strong": "tab:purple",
+        "wiml_neg_half_strong": "tab:brown",
     }
     labels = {
         "wiml": "WIML (tags + K WIA labels)",
@@ -837,6 +866,8 @@ def plot_curves(
         "mlynarski": "Mlynarski-style (tags + K, separate branch)",
         "full": "full supervision",
         "wiml_neg": "WIML + empty masks on tag-0 slices",
+        "wiml_half_strong": "WIML, half of each batch strong",
+        "wiml_neg_half_strong": "WIML + empty masks, half strong",
     }
     by_method: dict[str, list[dict]] = defaultdict(list)
     for g in groups:
