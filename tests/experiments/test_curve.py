@@ -222,6 +222,19 @@ def test_tiny_sweep_appends_skips_and_refuses_other_settings(tiny_prepared, tmp_
     assert "| wiml | 2 |" in capsys.readouterr().out
     assert curve_cli.main(["--out", str(out)]) == 2  # --data missing: one-line error
     assert "--data" in capsys.readouterr().err
+    # the val-patient diagnosis of K = 2 (and full supervision): one row per method, val patient p1
+    assert curve_cli.main(["--out", str(out), "--data", str(tiny_prepared), "--diagnose-val", "2"]) == 0
+    assert "| wiml | 2 | 1 |" in capsys.readouterr().out
+    with (out / "val_diag_k2.csv").open(newline="") as fh:
+        diag = {r["method"]: r for r in csv.DictReader(fh)}
+    assert sorted(diag) == ["full", "mlynarski", "strong_only", "wiml"]
+    for r in diag.values():
+        assert r["val_patients"] == "p1" and r["n_tag0"] == "2"  # p1's first and last slices hold no disk
+        assert 0.0 <= float(r["dice_gated"]) <= 1.0 and 0.0 <= float(r["recall"]) <= 1.0
+        assert (r["tag_accuracy"] == "") == (r["method"] in ("strong_only", "full"))
+        if r["method"] in ("strong_only", "full"):
+            assert r["dice_gated"] == r["dice_ungated"]
+    assert curve_cli.main(["--out", str(out), "--data", str(tiny_prepared), "--diagnose-val", "five"]) == 2
 
 
 def test_a_row_with_a_new_column_keeps_an_older_header(tmp_path, caplog):

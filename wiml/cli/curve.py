@@ -37,6 +37,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--summarize-only", action="store_true", help="only rewrite summary.md and the plots from results.csv"
     )
+    parser.add_argument(
+        "--diagnose-val",
+        metavar="K",
+        help="re-run the finished runs of this K (and full supervision) on each fold's val patients: "
+        "gated / ungated Dice, false positives on target-free slices, tag accuracy -> OUT/val_diag_k<K>.csv",
+    )
     add_overrides_argument(parser, "config override, e.g. --set steps=800 --set 'seeds=[0,1]' (repeatable)")
 
 
@@ -46,6 +52,8 @@ def run(args: argparse.Namespace) -> int:
     from wiml.experiments.curve import (
         CurveConfig,
         aggregate,
+        diagnose_val,
+        diagnosis_table,
         read_results,
         run_curve,
         summary_table,
@@ -53,6 +61,17 @@ def run(args: argparse.Namespace) -> int:
     )
 
     overrides = combine_overrides(given_overrides({"device": args.device}), args.overrides)
+    if args.diagnose_val is not None:
+        if args.data is None:
+            raise InputError("--data (the prepared folder the sweep ran on) is required with --diagnose-val")
+        try:
+            k = int(args.diagnose_val)
+        except ValueError as exc:
+            raise InputError(f"--diagnose-val: expected a K (an integer), got {args.diagnose_val!r}") from exc
+        rows = diagnose_val(args.out, args.data, k, device=args.device or "cpu")
+        print("\n".join(diagnosis_table(rows)))
+        print(f"-> {args.out / f'val_diag_k{k}.csv'}")
+        return 0
     if args.summarize_only:
         config_path = args.config or (args.out / "curve_config.yaml")
         config = load_config(CurveConfig, config_path if config_path.is_file() else None, overrides)

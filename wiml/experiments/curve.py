@@ -615,6 +615,111 @@ def run_curve(
     return rows
 
 
+def diagnose_val(
+    out: Path, data: Path, k: int, methods: list[str] | None = None, seed: int = 0, device: str = "cpu"
+) -> list[dict]:
+    """Why a method scores what it scores, measured on each fold's **validation** patients only: the best
+    checkpoint of every finished (fold, K, method, seed) run under ``out/runs`` re-run on the val slices.
+
+    Per run: ``dice_gated`` / ``dice_ungated`` (pooled over the val slices: tag-gated as the mixed methods are
+    tested, and the segmentation output alone), ``fp_px_on_tag0`` (foreground pixels predicted on the slices
+    without the target, ungated), ``tag0_slices_with_fp`` of ``n_tag0``, ``tag_accuracy`` (tag probability
+    >= 0.5 against the slice's ground truth; empty for a model trained without tags) and ``recall``.
+    Written to ``out/val_diag_k<K>.csv``.
+
+    Args:
+        out: the sweep folder (``curve_config.yaml``, ``runs/``).
+        data: the prepared folder the sweep ran on.
+        k: the K whose runs are diagnosed (full supervision is added as the reference).
+        methods: methods to include (default: every method with a finished run at that K, and ``full``).
+        seed: training seed of the runs.
+        device: where to run the models.
+
+    Returns:
+        the CSV rows.
+
+    Raises:
+        InputError: no finished run to diagnose.
+    """
+    from wiml.config import load_config
+    from wiml.networks.checkpoint import load_model
+    from wiml.networks.inference import predict_slices
+
+    out, data = Path(out), Path(data)
+    config = load_config(CurveConfig, out / "curve_config.yaml")
+    records = [r for r in read_manifest(data) if r.has_mask]
+    folds = make_folds([r.patient_id for r in records], config.folds)
+    arrays = load_slices(records)
+    names = methods or sorted({p.parent.parent.name for p in out.glob(f"runs/fold*/k{k}/*/seed{seed}/train")})
+    names = list(names) + (["full"] if "full" not in names else [])
+    rows = []
+    for fold in folds:
+        val = fold_records(records, fold)["val"]
+        x = np.stack([arrays[r.path][0] for r in val])
+        gt = np.stack([arrays[r.path][1] > 0 for r in val])
+        has = gt.reshape(len(val), -1).any(1)
+        for method in names:
+            kname = "all" if method == "full" else f"k{k}"
+            ckpt = TrainingLayout(
+                out / "runs" / f"fold{fold.index}" / kname / method / f"seed{seed}" / "train"
+            )
+            if not ckpt.best.is_file():
+                continue
+            model, meta = load_model(ckpt.best, device)
+            model.eval()
+            prob, tag_prob, _ = predict_slices(model, x, device, config.msl.trainer.batch_size)
+            pred = prob >= 0.5
+            with_tags = METHOD_SETTINGS.get(method, {}).get("mode") == "mixed"
+            gated = pred & (tag_prob >= 0.5)[:, None, None] if with_tags else pred
+            rows.append(
+                {
+                    "fold": fold.index,
+                    "val_patients": " ".join(fold.val),
+                    "method": method,
+                    "k": "all" if method == "full" else k,
+                    "dice_gated": _dice(gated, gt),
+                    "dice_ungated": _dice(pred, gt),
+                    "fp_px_on_tag0": int(pred[~has].sum()),
+                    "tag0_slices_with_fp": int(pred[~has].reshape(int((~has).sum()), -1).any(1).sum()),
+                    "n_tag0": int((~has).sum()),
+                    "tag_accuracy": float(((tag_prob >= 0.5) == has).mean()) if with_tags else "",
+                    "recall": float((pred & gt).sum() / max(int(gt.sum()), 1)),
+                }
+            )
+    if not rows:
+        raise InputError(f"no finished run with K = {k} and seed {seed} to diagnose", out / "runs")
+    path = out / f"val_diag_k{k}.csv"
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({c: (f"{v:.6g}" if isinstance(v, float) else v) for c, v in r.items()} for r in rows)
+    return rows
+
+
+def diagnosis_table(rows: list[dict]) -> list[str]:
+    """Markdown lines: :func:`diagnose_val` rows averaged over folds per method."""
+    by: dict[str, list[dict]] = defaultdict(list)
+    for r in rows:
+        by[r["method"]].append(r)
+    lines = [
+        "| method | K | folds | val Dice, tag-gated | val Dice, segmentation alone | FP px on tag-0 slices | "
+        "tag-0 slices with FP | tag accuracy | recall |",
+        "|---|---|---|---|---|---|---|---|---|",
+    ]
+    for method, rs in by.items():
+        acc = [_float(r["tag_accuracy"]) for r in rs]
+        acc_s = f"{np.nanmean(acc):.2f}" if np.isfinite(acc).any() else "-"
+        lines.append(
+            f"| {method} | {rs[0]['k']} | {len(rs)} | {np.mean([_float(r['dice_gated']) for r in rs]):.3f} | "
+            f"{np.mean([_float(r['dice_ungated']) for r in rs]):.3f} | "
+            f"{np.mean([_float(r['fp_px_on_tag0']) for r in rs]):,.0f} | "
+            f"{np.mean([_float(r['tag0_slices_with_fp']) for r in rs]):.0f} of "
+            f"{np.mean([_float(r['n_tag0']) for r in rs]):.0f} | {acc_s} | "
+            f"{np.mean([_float(r['recall']) for r in rs]):.3f} |"
+        )
+    return lines
+
+
 def _float(v) -> float:
     try:
         return float(v)
