@@ -394,7 +394,9 @@ def _evaluate(model, cases, out, final_out, config, device, data, kind, extra, p
         tag_probs = np.array([float(p.any()) for p in pred_masks], np.float32)
         by_shape = {}
     for idxs in by_shape.values():
-        for start in tqdm(range(0, len(idxs), 64), desc="test", leave=False, disable=True if len(idxs) <= 64 else None):
+        for start in tqdm(
+            range(0, len(idxs), 64), desc="test", leave=False, disable=True if len(idxs) <= 64 else None
+        ):
             chunk = idxs[start : start + 64]
             prob, tags, sec = predict_slices(
                 model, np.stack([cases[i].image for i in chunk]), device, config.batch_size, size

@@ -979,7 +979,8 @@ def plot_curves(
         by_method[g["method"]].append(g)
     for path, xkey in ((k_path, "k"), (cost_path, "cost")):
         fig, ax = plt.subplots(figsize=(6.4, 4.4))
-        for method, gs in by_method.items():
+        n_lines = sum(m != "full" for m in by_method)
+        for i, (method, gs) in enumerate(by_method.items()):
             c = colours.get(method, None)
             if method == "full" and xkey == "k":
                 g = gs[0]
@@ -987,7 +988,8 @@ def plot_curves(
                 ax.axhline(m, color=c, label=f"{labels[method]} ({g['n']} runs)")
                 ax.axhspan(m - sd, m + sd, color=c, alpha=0.1)
                 continue
-            xs = [float(g["k"]) if xkey == "k" else g["cost_mean_s"] for g in gs]
+            dodge = 1.0 + 0.025 * (i - (n_lines - 1) / 2) if xkey == "k" else 1.0  # error bars side by side
+            xs = [float(g["k"]) * dodge if xkey == "k" else g["cost_mean_s"] for g in gs]
             ys = [g[f"{key}_mean"] for g in gs]
             es = [g[f"{key}_std"] for g in gs]
             ax.errorbar(xs, ys, yerr=es, marker="o", capsize=3, color=c, label=labels.get(method, method))
@@ -997,6 +999,10 @@ def plot_curves(
                         f"K={g['k']}", (x, y), textcoords="offset points", xytext=(4, -10), fontsize=7
                     )
         ax.set_xscale("log")
+        if xkey == "k":  # the K values themselves as ticks, not powers of ten
+            ks = sorted({float(g["k"]) for g in groups if g["k"] != "all"})
+            ax.set_xticks(ks, [f"{k:g}" for k in ks])
+            ax.set_xticks([], minor=True)
         ax.set_xlabel("strong labels K" if xkey == "k" else "annotation cost, s (log)")
         ax.set_ylabel("test Dice (per patient, 3-D)")
         if title:
