@@ -779,7 +779,7 @@ def summary_table(groups: list[dict]) -> list[str]:
     with_ext = any(math.isfinite(g.get("ext_dice_mean", math.nan)) for g in groups)
     ext_head = " external test Dice | external, segmentation alone |" if with_ext else ""
     lines = [
-        "| method | K | runs (folds x seeds) | test Dice mean ± std | HD95 mm | robot clicks (all K labels) | "
+        "| method | K | runs (folds, seeds) | test Dice mean ± std | HD95 mm | robot clicks (all K labels) | "
         "strong-label Dice | cost s | best step (mean) |" + ext_head,
         "|---|---|---|---|---|---|---|---|---|" + ("---|---|" if with_ext else ""),
     ]
@@ -792,7 +792,7 @@ def summary_table(groups: list[dict]) -> list[str]:
         clicks = "" if not math.isfinite(g["clicks_mean"]) else f"{g['clicks_mean']:.1f}"
         ld = "" if not math.isfinite(g["label_dice_mean"]) else f"{g['label_dice_mean']:.3f}"
         lines.append(
-            f"| {g['method']} | {g['k']} | {g['n']} ({len(g['folds'])} x {len(g['seeds'])}) | "
+            f"| {g['method']} | {g['k']} | {g['n']} ({len(g['folds'])}, {len(g['seeds'])}) | "
             f"{g['dice_mean']:.3f} ± {g['dice_std']:.3f} | {g['hd95_mean']:.1f} | {clicks} | {ld} | "
             f"{g['cost_mean_s']:.0f} | {g['best_step_mean']:.0f} |"
             + (f" {pm(g, 'ext_dice')} | {pm(g, 'ext_ungated')} |" if with_ext else "")
@@ -884,7 +884,7 @@ def write_summary(rows: list[dict], out: Path, cost: CostConfig, val_every_steps
             md += [
                 f"Paired by fold and seed, {title} (`{column}`):",
                 "",
-                "| K | comparison | pairs | mean ± std | per fold |",
+                "| K | comparison | pairs | mean ± std | per (fold, seed) |",
                 "|---|---|---|---|---|",
                 *(
                     f"| {p['k']} | {p['comparison']} | {p['n']} | {p['mean']:+.3f} ± {p['std']:.3f} | "
