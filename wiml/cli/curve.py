@@ -85,7 +85,8 @@ def run(args: argparse.Namespace) -> int:
         config = load_config(CurveConfig, args.config, overrides)
         rows = run_curve(config, args.data, args.out, args.name, args.external_test)
     print("\n".join(summary_table(aggregate(rows))))
-    print(f"-> {args.out / 'summary.md'}, {args.out / 'dice_vs_k.png'}, {args.out / 'dice_vs_cost.png'}")
+    written = [args.out / "summary.md", args.out / "summary.json", *sorted(args.out.glob("*.png"))]
+    print("-> " + ", ".join(str(p) for p in written if p.is_file()))
     return 0
 
 
