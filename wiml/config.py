@@ -20,6 +20,7 @@ import copy
 import dataclasses
 import types
 import typing
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -173,6 +174,12 @@ def to_dict(obj: Any) -> Any:
     return obj
 
 
+def split_override(item: str) -> tuple[str, str]:
+    """``" optim.lr = 0.1"`` -> ``("optim.lr", "0.1")``: an override's key and raw value, stripped."""
+    key, _, raw = item.partition("=")
+    return key.strip(), raw.strip()
+
+
 def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
     """Apply ``key.sub=value`` overrides (values parsed as YAML) to a nested dict, in place.
 
@@ -182,10 +189,10 @@ def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
     for item in overrides or []:
         if "=" not in item:
             raise ConfigError(f"override {item!r}: expected key=value (e.g. optim.lr=0.001)")
-        key, raw = item.split("=", 1)
+        key, raw = split_override(item)[0], item.partition("=")[2]
         value = yaml.safe_load(raw) if raw != "" else ""
         node = data
-        parts = key.strip().split(".")
+        parts = key.split(".")
         for part in parts[:-1]:
             node = node.setdefault(part, {})
             if not isinstance(node, dict):
@@ -194,22 +201,46 @@ def apply_overrides(data: dict, overrides: list[str] | None) -> dict:
     return data
 
 
-def overrides_error(exc: ConfigError, overrides: list[str] | None) -> ConfigError:
-    """The error of a config that was valid before its ``--set`` overrides, blamed on those overrides (not on
-    the YAML file): ``--set optim.lr=abc: config.optim.lr: expected float, got 'abc'``.
-
-    The overrides whose key (or last key part, for an unknown key) the message names are quoted; when none is
-    recognisable, all of them are.
-    """
+def _overrides_error(exc: ConfigError, overrides: list[str]) -> ConfigError:
+    """``exc`` blamed on the ``--set`` overrides whose key (or last key part, for an unknown key) its message
+    names, or on all of them when none is recognisable."""
     msg = str(exc)
-    items = list(overrides or [])
 
     def named(item: str) -> bool:
-        key = item.partition("=")[0].strip()
+        key = split_override(item)[0]
         return bool(key) and (key in msg or repr(key.split(".")[-1]) in msg)
 
-    blamed = [o for o in items if named(o)] or items
+    blamed = [o for o in overrides if named(o)] or list(overrides)
     return ConfigError(f"--set {', '.join(blamed)}: {msg}")
+
+
+def build_with_overrides(
+    build: Callable[[dict], T], data: dict, overrides: list[str] | None, path: str | Path | None
+) -> T:
+    """``build(data + overrides)``, with an error blamed where it comes from: on the file ``path`` when ``data``
+    alone is wrong, else on the ``--set`` overrides (``--set optim.lr=abc: config.optim.lr: expected float``).
+    An override may mend a wrong file value.
+
+    Args:
+        build: makes (and checks) the config from a mapping; raises :class:`ConfigError`.
+        data: the mapping from the defaults and the file (not modified).
+        overrides: ``key=value`` overrides.
+        path: the file behind ``data`` (None = none).
+
+    Raises:
+        ConfigError: from ``build``, naming the file or the overrides.
+    """
+    try:
+        return build(apply_overrides(copy.deepcopy(data), overrides))
+    except ConfigError as exc:
+        if not overrides:
+            raise (ConfigError(str(exc), path) if path is not None else exc) from exc
+        try:
+            build(copy.deepcopy(data))
+        except ConfigError as file_exc:
+            if path is not None:
+                raise ConfigError(str(file_exc), path) from exc
+        raise _overrides_error(exc, overrides) from exc
 
 
 def with_overrides(obj: T, overrides: list[str] | None) -> T:
@@ -285,20 +316,13 @@ def load_config(
             if not isinstance(loaded, dict):
                 raise ConfigError(f"{section}: expected a YAML mapping", path)
         merge_mappings(data, loaded)
-    file_only = copy.deepcopy(data)
-    try:
-        config = from_dict(cls, apply_overrides(data, overrides))
+
+    def build(mapping: dict) -> T:
+        config = from_dict(cls, mapping)
         check_ranges(config)
-    except ConfigError as exc:
-        if not overrides:
-            raise (ConfigError(str(exc), path) if path is not None else exc) from exc
-        try:  # blame the file when it is wrong on its own, else the overrides
-            check_ranges(from_dict(cls, file_only))
-        except ConfigError as file_exc:
-            if path is not None:
-                raise ConfigError(str(file_exc), path) from exc
-        raise overrides_error(exc, overrides) from exc
-    return config
+        return config
+
+    return build_with_overrides(build, data, overrides, path)
 
 
 def save_config(obj: Any, path: str | Path) -> Path:

@@ -106,12 +106,12 @@ def combine_overrides(named: list[str], sets: list[str]) -> list[str]:
     Raises:
         ConfigError: a key set by a named option and by ``--set`` to different values.
     """
+    from wiml.config import split_override
     from wiml.errors import ConfigError
 
-    by_named = {o.partition("=")[0].strip(): o.partition("=")[2].strip() for o in named}
+    by_named = dict(split_override(o) for o in named)
     for o in sets:
-        key, _, value = o.partition("=")
-        key, value = key.strip(), value.strip()
+        key, value = split_override(o)
         if key in by_named and by_named[key] != value:
             raise ConfigError(
                 f"{key} is given twice: {by_named[key]!r} by its named option and {value!r} by --set; give it once"

@@ -20,7 +20,6 @@ after it. An interrupted training step resumes from its ``state.pt``. Timings an
 
 from __future__ import annotations
 
-import copy
 import dataclasses
 import hashlib
 import json
@@ -32,11 +31,10 @@ from pathlib import Path
 from typing import ClassVar
 
 from wiml.config import (
-    apply_overrides,
+    build_with_overrides,
     check_ranges,
     from_dict,
     merge_mappings,
-    overrides_error,
     read_yaml_mapping,
     save_config,
     to_dict,
@@ -181,18 +179,7 @@ def load_pipeline_config(
             f"({', '.join(SECTIONS)}; see configs/demo.yaml and the README)",
             where,
         )
-    file_only = copy.deepcopy(data)
-    try:
-        return _assemble(apply_overrides(data, overrides), where, run)
-    except ConfigError as exc:
-        if not overrides:
-            raise (ConfigError(str(exc), where) if where is not None else exc) from exc
-        try:  # blame the file when it is wrong on its own, else the overrides
-            _assemble(file_only, where, run)
-        except ConfigError as file_exc:
-            if where is not None:
-                raise ConfigError(str(file_exc), where) from exc
-        raise overrides_error(exc, overrides) from exc
+    return build_with_overrides(lambda mapping: _assemble(mapping, where, run), data, overrides, where)
 
 
 def _assemble(data: dict, where: Path | None, run: str | Path | None) -> PipelineConfig:
