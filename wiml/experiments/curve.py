@@ -55,8 +55,6 @@ from wiml.utils import atomic_write_text, pyplot, save_figure
 
 logger = logging.getLogger(__name__)
 
-METHODS = ("wiml", "strong_only", "mlynarski", "full", "wiml_neg", "wiml_half_strong", "wiml_neg_half_strong")
-
 #: what each method changes in the shared MSL config (every method starts from scratch)
 METHOD_SETTINGS: dict[str, dict] = {
     "wiml": {"mode": "mixed", "head": "fps"},  # FPSNet: tags + K strong labels, full parameter sharing
@@ -72,6 +70,8 @@ METHOD_SETTINGS: dict[str, dict] = {
     "wiml_half_strong": {"mode": "mixed", "head": "fps", "half_strong": True},
     "wiml_neg_half_strong": {"mode": "mixed", "head": "fps", "negative_weight": 1.0, "half_strong": True},
 }
+
+METHODS = tuple(METHOD_SETTINGS)
 
 CSV_COLUMNS = (
     "dataset",
